@@ -1,0 +1,24 @@
+"""armworld: simulation-first embodied learning with a Franka Panda.
+
+Importing ``armworld`` registers the Gymnasium envs::
+
+    import gymnasium as gym
+    import armworld
+    env = gym.make("armworld/FrankaPush-v0", obs_mode="pixels_state", image_size=64)
+"""
+
+import gymnasium
+
+__version__ = "0.1.0"
+
+ENV_IDS = {
+    "armworld/FrankaReach-v0": ("armworld.envs.tasks:FrankaReachEnv", 30),
+    "armworld/FrankaPush-v0": ("armworld.envs.tasks:FrankaPushEnv", 60),
+    "armworld/FrankaPickPlace-v0": ("armworld.envs.tasks:FrankaPickPlaceEnv", 60),
+}
+
+for _env_id, (_entry_point, _steps) in ENV_IDS.items():
+    if _env_id not in gymnasium.registry:
+        gymnasium.register(id=_env_id, entry_point=_entry_point, max_episode_steps=_steps)
+
+__all__ = ["ENV_IDS", "__version__"]

@@ -1,0 +1,1 @@
+"""Robot drivers: one module per kind of arm, loaded by URL scheme."""

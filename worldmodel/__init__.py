@@ -1,0 +1,1 @@
+"""armworld.worldmodel: V-JEPA 2 encoder, JEPA pretraining, action-conditioned predictor, checkpoints."""
