@@ -1,0 +1,453 @@
+"""The armworld trajectory file: robomimic's HDF5 layout plus what armworld adds.
+
+N is the number of actions in an episode. Arrays indexed by observation have N + 1
+rows (the last row is the observation after the final action, so a successful
+episode keeps its goal frame); arrays indexed by transition have N rows::
+
+    /                        attrs: armworld_format_version
+    data/                    attrs: total (committed episodes), env_args (JSON)
+      demo_<i>/              attrs: num_samples (N), seed (reset and policy seed), policy (str)
+        obs/<key>            [N+1, ...] the env's observation keys:
+                             rgb_<camera> uint8 [N+1, H, W, 3], proprio float32 [N+1, 7],
+                             observation (the flat privileged state), achieved_goal, desired_goal
+        states               float64 [N+1, S] flattened MuJoCo state at each observation
+        actions              float32 [N, A] env actions in [-1, 1], as executed
+        rewards              float32 [N]
+        dones                uint8 [N] terminated or truncated (robomimic's field)
+        terminated, truncated, success   bool [N]
+    mask/train, mask/valid   demo names (every ``VALID_EVERY``-th episode is validation)
+
+Crash safety: an episode is written whole, under a temporary name, then renamed to
+``demo_<i>``, listed in its mask, counted in ``data.attrs["total"]`` and flushed.
+Readers see only ``demo_0 .. demo_<total-1>``. The writer keeps HDF5 from writing
+metadata before that flush (metadata cache evictions off) and from reusing freed
+space (file-space strategy "none"), so a process killed between flushes leaves the
+file as of the last flush. HDF5 has no journal: a kill during the flush itself (a
+few milliseconds per episode) can still damage the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import h5py
+import numpy as np
+
+FORMAT_VERSION = 1
+VERSION_ATTR = "armworld_format_version"
+VALID_EVERY = 10  # episode i is in mask/valid when i % VALID_EVERY == VALID_EVERY - 1
+IMAGE_COMPRESSION = "lzf"  # chosen by measurement: see datasets/README.md
+IMAGE_COMPRESSION_OPTS: int | None = None
+TRANSITION_KEYS = ("actions", "rewards", "dones", "terminated", "truncated", "success")
+_PENDING = "pending"
+
+
+class DatasetError(Exception):
+    """A trajectory file that cannot be used; the message names the file, the demo and the problem."""
+
+
+@dataclass
+class Episode:
+    """One episode in memory (N actions).
+
+    obs: key -> [N+1, ...] (images uint8 [N+1, H, W, 3]); states: float64 [N+1, S];
+    actions: float32 [N, A]; rewards: float32 [N]; terminated, truncated, success: bool [N];
+    seed: the reset seed (also used to seed the policy); policy: what produced it.
+    """
+
+    obs: dict[str, np.ndarray]
+    states: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    success: np.ndarray
+    seed: int
+    policy: str
+
+    @property
+    def num_samples(self) -> int:
+        """N, the number of actions."""
+        return len(self.actions)
+
+
+def demo_name(index: int) -> str:
+    """``demo_<index>``, robomimic's name for the index-th episode."""
+    return f"demo_{index}"
+
+
+def split_of(index: int) -> Literal["train", "valid"]:
+    """The deterministic split of the index-th episode (stable as episodes are appended)."""
+    return "valid" if index % VALID_EVERY == VALID_EVERY - 1 else "train"
+
+
+def open_h5(path: str | os.PathLike, mode: str = "r", **kwargs: Any) -> h5py.File:
+    """``h5py.File(path, mode)`` with the failure named in plain words (``DatasetError``)."""
+    path = str(path)
+    if mode in ("r", "r+") and not os.path.exists(path):
+        raise DatasetError(f"{path}: no such file")
+    try:
+        return h5py.File(path, mode, **kwargs)
+    except (OSError, ValueError) as error:
+        text = str(error)
+        if "signature" in text or "truncated" in text or "superblock" in text:
+            reason = "is not a readable HDF5 file (truncated, corrupted or another format)"
+        elif "unable to lock" in text or "already open" in text:
+            reason = "is open for writing by another process (a collection still running?)"
+        else:
+            reason = f"cannot be opened ({text})"
+        raise DatasetError(f"{path}: {reason}") from None
+
+
+def _check_version(path: str, file: h5py.File) -> None:
+    version = file.attrs.get(VERSION_ATTR)
+    if version is None or "data" not in file:
+        raise DatasetError(
+            f"{path}: not an armworld trajectory file (no '{VERSION_ATTR}' attribute or no 'data' group)"
+        )
+    if int(version) != FORMAT_VERSION:
+        age = "newer" if int(version) > FORMAT_VERSION else "older"
+        raise DatasetError(
+            f"{path}: written in armworld dataset format {int(version)}, {age} than the format "
+            f"{FORMAT_VERSION} this armworld reads; use the armworld release that wrote it"
+        )
+
+
+class TrajectoryFile:
+    """Read-only access to the committed episodes of a trajectory file.
+
+    Use as a context manager or call ``close()``. Every failure raises ``DatasetError``
+    naming the file, the demo and the key.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = str(path)
+        self._file = open_h5(self.path, "r")
+        try:
+            _check_version(self.path, self._file)
+            data = self._file["data"]
+            self.total = int(data.attrs.get("total", 0))
+            self.env_args: dict[str, Any] = json.loads(data.attrs.get("env_args", "{}"))
+        except DatasetError:
+            self._file.close()
+            raise
+        except (OSError, KeyError, ValueError) as error:
+            self._file.close()
+            raise DatasetError(f"{self.path}: unreadable header ({error})") from None
+        self.demos = [demo_name(i) for i in range(self.total)]
+
+    def __enter__(self) -> TrajectoryFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the underlying HDF5 file."""
+        self._file.close()
+
+    def split(self, name: Literal["train", "valid"] | None) -> list[str]:
+        """Committed demo names in ``mask/<name>`` (all demos for ``None``), in episode order."""
+        if name is None:
+            return list(self.demos)
+        try:
+            listed = {n.decode() if isinstance(n, bytes) else str(n) for n in self._file[f"mask/{name}"][()]}
+        except KeyError:
+            raise DatasetError(f"{self.path}: no split 'mask/{name}'") from None
+        return [demo for demo in self.demos if demo in listed]
+
+    def group(self, demo: str) -> h5py.Group:
+        """The HDF5 group of a committed demo."""
+        if demo not in self.demos:
+            raise DatasetError(f"{self.path}: {demo}: no such committed demo (the file holds {self.total})")
+        try:
+            return self._file[f"data/{demo}"]
+        except (KeyError, OSError) as error:
+            raise DatasetError(f"{self.path}: {demo}: missing or unreadable ({error})") from None
+
+    def attrs(self, demo: str) -> dict[str, Any]:
+        """The demo's attributes (num_samples, seed, policy)."""
+        return {key: _plain(value) for key, value in self.group(demo).attrs.items()}
+
+    def num_samples(self, demo: str) -> int:
+        """N, the number of actions of a demo."""
+        try:
+            return int(self.group(demo).attrs["num_samples"])
+        except KeyError:
+            raise DatasetError(f"{self.path}: {demo}: no 'num_samples' attribute") from None
+
+    def has(self, demo: str, key: str) -> bool:
+        """Whether the demo holds ``key`` (e.g. ``"actions"``, ``"obs/rgb_front"``)."""
+        return key in self.group(demo)
+
+    def keys(self, demo: str, group: str = "obs") -> list[str]:
+        """The dataset names in a demo's subgroup (by default its observation keys)."""
+        try:
+            return list(self.group(demo)[group].keys())
+        except KeyError:
+            raise DatasetError(f"{self.path}: {demo}: missing '{group}'") from None
+
+    def dataset(self, demo: str, key: str) -> h5py.Dataset:
+        """The HDF5 dataset ``data/<demo>/<key>`` (for shape and dtype without reading)."""
+        try:
+            return self.group(demo)[key]
+        except KeyError:
+            raise DatasetError(f"{self.path}: {demo}: missing '{key}'") from None
+
+    def read(self, demo: str, key: str, index: slice | np.ndarray = slice(None)) -> np.ndarray:
+        """Rows ``index`` of ``data/<demo>/<key>`` as a numpy array."""
+        dataset = self.dataset(demo, key)
+        try:
+            return dataset[index]
+        except (OSError, ValueError, IndexError) as error:
+            raise DatasetError(f"{self.path}: {demo}: cannot read '{key}' rows {index} ({error})") from None
+
+    def episode(self, demo: str) -> Episode:
+        """The whole demo as an ``Episode``."""
+        attrs = self.attrs(demo)
+        arrays = {key: self.read(demo, key) for key in ("states", *TRANSITION_KEYS) if key != "dones"}
+        return Episode(
+            obs={key: self.read(demo, f"obs/{key}") for key in self.keys(demo)},
+            seed=int(attrs.get("seed", -1)),
+            policy=str(attrs.get("policy", "")),
+            **arrays,
+        )
+
+    def __iter__(self) -> Iterator[Episode]:
+        return (self.episode(demo) for demo in self.demos)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _same_env(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    keys = ("env_name", "env_kwargs", "max_episode_steps")
+    return json.dumps([a.get(k) for k in keys], sort_keys=True) == json.dumps([b.get(k) for k in keys], sort_keys=True)
+
+
+class TrajectoryWriter:
+    """Appends episodes to a trajectory file, one committed and flushed episode at a time.
+
+    ``exist`` says what to do with an existing file: ``"error"`` refuses, ``"resume"``
+    appends (its ``env_args`` must name the same env, kwargs and step budget),
+    ``"overwrite"`` replaces it.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        env_args: dict[str, Any],
+        exist: Literal["error", "resume", "overwrite"] = "error",
+    ):
+        self.path = str(path)
+        if os.path.exists(self.path) and exist == "error":
+            raise DatasetError(f"{self.path}: exists; pass resume to append to it or overwrite to replace it")
+        if os.path.exists(self.path) and exist == "resume":
+            self._file = open_h5(self.path, "r+")
+            self._open_existing(env_args)
+        else:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._file = open_h5(self.path, "w", fs_strategy="none")
+            self._create(env_args)
+        config = self._file.id.get_mdc_config()
+        config.evictions_enabled = False
+        config.incr_mode = config.flash_incr_mode = config.decr_mode = 0  # required with evictions off
+        self._file.id.set_mdc_config(config)
+
+    def _create(self, env_args: dict[str, Any]) -> None:
+        self._file.attrs[VERSION_ATTR] = FORMAT_VERSION
+        data = self._file.create_group("data")
+        data.attrs["env_args"] = json.dumps(env_args)
+        for split in ("train", "valid"):
+            self._file.create_dataset(
+                f"mask/{split}", shape=(0,), maxshape=(None,), chunks=(256,), dtype=h5py.string_dtype("ascii")
+            )
+        data.attrs["total"] = 0
+        self._file.flush()
+        self.total = 0
+
+    def _open_existing(self, env_args: dict[str, Any]) -> None:
+        try:
+            _check_version(self.path, self._file)
+            data = self._file["data"]
+            stored = json.loads(data.attrs["env_args"])
+            self.total = int(data.attrs["total"])
+        except DatasetError:
+            self._file.close()
+            raise
+        except (KeyError, ValueError) as error:
+            self._file.close()
+            raise DatasetError(f"{self.path}: cannot resume, unreadable header ({error})") from None
+        if not _same_env(stored, env_args):
+            self._file.close()
+            raise DatasetError(
+                f"{self.path}: cannot resume, the file was collected with a different env: "
+                f"{json.dumps(stored, sort_keys=True)} vs {json.dumps(env_args, sort_keys=True)}"
+            )
+        committed = {demo_name(i) for i in range(self.total)}
+        for name in [n for n in data if n not in committed]:  # leftovers of a killed collection
+            del data[name]
+        for split in ("train", "valid"):
+            mask = self._file[f"mask/{split}"]
+            mask.resize((sum(1 for i in range(self.total) if split_of(i) == split),))
+        self._file.flush()
+
+    def __enter__(self) -> TrajectoryWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        if self._file.id.valid:
+            self._file.close()
+
+    def append(self, episode: Episode) -> str:
+        """Write, commit and flush one episode; returns its demo name."""
+        _check_episode(self.path, episode)
+        data = self._file["data"]
+        if _PENDING in data:
+            del data[_PENDING]
+        group = data.create_group(_PENDING)
+        for key, array in episode.obs.items():
+            if array.dtype == np.uint8 and array.ndim == 4:
+                group.create_dataset(
+                    f"obs/{key}",
+                    data=array,
+                    chunks=(1, *array.shape[1:]),
+                    compression=IMAGE_COMPRESSION,
+                    compression_opts=IMAGE_COMPRESSION_OPTS,
+                )
+            else:
+                group.create_dataset(f"obs/{key}", data=array)
+        group.create_dataset("states", data=np.asarray(episode.states, dtype=np.float64))
+        group.create_dataset("actions", data=np.asarray(episode.actions, dtype=np.float32))
+        group.create_dataset("rewards", data=np.asarray(episode.rewards, dtype=np.float32))
+        group.create_dataset("dones", data=(episode.terminated | episode.truncated).astype(np.uint8))
+        for key in ("terminated", "truncated", "success"):
+            group.create_dataset(key, data=np.asarray(getattr(episode, key), dtype=bool))
+        group.attrs["num_samples"] = episode.num_samples
+        group.attrs["seed"] = episode.seed
+        group.attrs["policy"] = episode.policy
+        name = demo_name(self.total)
+        data.move(_PENDING, name)
+        mask = self._file[f"mask/{split_of(self.total)}"]
+        mask.resize((len(mask) + 1,))
+        mask[-1] = name
+        data.attrs["total"] = self.total + 1
+        self._file.flush()
+        self.total += 1
+        return name
+
+
+def _check_episode(path: str, episode: Episode) -> None:
+    n = episode.num_samples
+    rows = {f"obs/{k}": (len(v), n + 1) for k, v in episode.obs.items()}
+    rows["states"] = (len(episode.states), n + 1)
+    for key in ("rewards", "terminated", "truncated", "success"):
+        rows[key] = (len(getattr(episode, key)), n)
+    wrong = [f"{key} has {got} rows, expected {want}" for key, (got, want) in rows.items() if got != want]
+    if wrong:
+        raise DatasetError(f"{path}: refusing to write an inconsistent episode: {'; '.join(wrong)}")
+
+
+def validate(path: str | os.PathLike) -> list[str]:
+    """Every problem found in a trajectory file (empty when it is sound).
+
+    Checks the header, the structure of each committed demo, row counts, dtypes and
+    shapes (consistent across demos), finiteness of float arrays, actions in [-1, 1],
+    ``dones`` = terminated or truncated, and that the masks partition the demos.
+    Each problem reads ``<file>: <demo>/<key>: <what is wrong>``.
+    """
+    try:
+        file = TrajectoryFile(path)
+    except DatasetError as error:
+        return [str(error)]
+    with file:
+        problems = _validate_header(file)
+        reference: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+        for demo in file.demos:
+            try:
+                problems += [f"{file.path}: {demo}/{p}" for p in _validate_demo(file, demo, reference)]
+            except DatasetError as error:
+                problems.append(str(error))
+        return problems
+
+
+def _validate_header(file: TrajectoryFile) -> list[str]:
+    problems = [
+        f"{file.path}: env_args lacks '{key}'" for key in ("env_name", "env_kwargs") if key not in file.env_args
+    ]
+    splits: dict[str, set[str]] = {}
+    for split in ("train", "valid"):
+        try:
+            splits[split] = set(file.split(split))
+        except DatasetError as error:
+            problems.append(str(error))
+    if len(splits) == 2:
+        if splits["train"] & splits["valid"]:
+            problems.append(f"{file.path}: mask: demos in both train and valid: {sorted(splits['train'] & splits['valid'])}")
+        missing = set(file.demos) - splits["train"] - splits["valid"]
+        if missing:
+            problems.append(f"{file.path}: mask: demos in no split: {sorted(missing)}")
+    return problems
+
+
+_DTYPES = {
+    "states": np.float64,
+    "actions": np.float32,
+    "rewards": np.float32,
+    "dones": np.uint8,
+    "terminated": np.bool_,
+    "truncated": np.bool_,
+    "success": np.bool_,
+}
+
+
+def _validate_demo(
+    file: TrajectoryFile, demo: str, reference: dict[str, tuple[tuple[int, ...], np.dtype]]
+) -> list[str]:
+    """Problems of one demo; ``reference`` holds the per-row shape and dtype of the first demo seen."""
+    group = file.group(demo)
+    problems = [f"missing attribute '{a}'" for a in ("num_samples", "seed", "policy") if a not in group.attrs]
+    missing = [key for key in ("obs", "states", *TRANSITION_KEYS) if key not in group]
+    problems += [f"{key}: missing" for key in missing]
+    if problems:
+        return problems
+    n = int(group.attrs["num_samples"])
+    keys = {f"obs/{key}": n + 1 for key in file.keys(demo)} | {"states": n + 1} | dict.fromkeys(TRANSITION_KEYS, n)
+    problems += [f"{key}: missing (other demos have it)" for key in reference if key not in keys]
+    for key, rows in keys.items():
+        dataset = group[key]
+        if dataset.shape[:1] != (rows,):
+            problems.append(f"{key}: {dataset.shape[0] if dataset.shape else 0} rows, expected {rows} (num_samples {n})")
+        expected = _DTYPES.get(key)
+        if key.startswith("obs/rgb_") and (dataset.dtype != np.uint8 or dataset.ndim != 4 or dataset.shape[-1] != 3):
+            problems.append(f"{key}: {dataset.dtype} {dataset.shape}, expected uint8 [N+1, H, W, 3]")
+        elif expected is not None and dataset.dtype != expected:
+            problems.append(f"{key}: dtype {dataset.dtype}, expected {np.dtype(expected)}")
+        per_row = (dataset.shape[1:], dataset.dtype)
+        if reference.setdefault(key, per_row) != per_row:
+            problems.append(f"{key}: rows of {per_row[0]} {per_row[1]}, other demos have {reference[key][0]} {reference[key][1]}")
+        if dataset.dtype.kind == "f":
+            values = file.read(demo, key)
+            if not np.isfinite(values).all():
+                problems.append(f"{key}: {int((~np.isfinite(values)).sum())} non-finite values")
+            elif key == "actions" and values.size and np.abs(values).max() > 1.0:
+                problems.append(f"actions: values outside [-1, 1] (max |a| = {np.abs(values).max():.3g})")
+    if not problems:
+        done = file.read(demo, "terminated") | file.read(demo, "truncated")
+        if not np.array_equal(file.read(demo, "dones").astype(bool), done):
+            problems.append("dones: differs from terminated or truncated")
+    return problems

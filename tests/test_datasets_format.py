@@ -1,0 +1,195 @@
+"""The HDF5 trajectory format: round trip, commits, resume, bad input and the validator."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import h5py
+import numpy as np
+import pytest
+from datasets_helpers import ENV_ARGS, synthetic_episode
+
+from armworld.datasets.hdf5 import (
+    FORMAT_VERSION,
+    VERSION_ATTR,
+    DatasetError,
+    TrajectoryFile,
+    TrajectoryWriter,
+    validate,
+)
+
+
+def write(path, episodes, exist="error"):
+    with TrajectoryWriter(path, ENV_ARGS, exist=exist) as writer:
+        for episode in episodes:
+            writer.append(episode)
+
+
+def test_round_trip_every_field(tmp_path):
+    path = tmp_path / "d.h5"
+    episodes = [synthetic_episode(n, seed) for seed, n in enumerate([3, 5, 4])]
+    write(path, episodes)
+    with TrajectoryFile(path) as file:
+        assert file.demos == ["demo_0", "demo_1", "demo_2"]
+        assert file.env_args == ENV_ARGS
+        for demo, original in zip(file.demos, episodes):
+            read = file.episode(demo)
+            for field in dataclasses.fields(original):
+                a, b = getattr(original, field.name), getattr(read, field.name)
+                if field.name == "obs":
+                    assert a.keys() == b.keys()
+                    for key in a:
+                        assert a[key].dtype == b[key].dtype
+                        np.testing.assert_array_equal(a[key], b[key])
+                else:
+                    np.testing.assert_array_equal(a, b)
+            assert file.num_samples(demo) == original.num_samples
+            np.testing.assert_array_equal(file.read(demo, "dones"), original.truncated.astype(np.uint8))
+        # the robomimic view: total, env_args JSON, image chunks of one frame
+        with h5py.File(path, "r") as raw:
+            assert raw["data"].attrs["total"] == 3
+            assert json.loads(raw["data"].attrs["env_args"])["env_name"] == ENV_ARGS["env_name"]
+            assert raw["data/demo_0/obs/rgb_front"].chunks == (1, 32, 32, 3)
+            assert raw["data/demo_0/obs/rgb_front"].compression is not None
+    assert validate(path) == []
+
+
+def test_split_is_deterministic_and_stable_under_appends(tmp_path):
+    path = tmp_path / "d.h5"
+    write(path, [synthetic_episode(2, s) for s in range(12)])
+    with TrajectoryFile(path) as file:
+        assert file.split("valid") == ["demo_9"]
+        assert len(file.split("train")) == 11
+        assert file.split(None) == file.demos
+        with h5py.File(path, "r") as raw:
+            assert [n.decode() for n in raw["mask/valid"][()]] == ["demo_9"]
+
+
+def test_existing_file_needs_resume_or_overwrite(tmp_path):
+    path = tmp_path / "d.h5"
+    write(path, [synthetic_episode(2, 0)])
+    with pytest.raises(DatasetError, match="exists"):
+        write(path, [synthetic_episode(2, 1)])
+    write(path, [synthetic_episode(2, 1)], exist="resume")
+    with TrajectoryFile(path) as file:
+        assert file.total == 2 and file.attrs("demo_1")["seed"] == 1
+    write(path, [synthetic_episode(2, 5)], exist="overwrite")
+    with TrajectoryFile(path) as file:
+        assert file.total == 1 and file.attrs("demo_0")["seed"] == 5
+
+
+def test_resume_refuses_another_env(tmp_path):
+    path = tmp_path / "d.h5"
+    write(path, [synthetic_episode(2, 0)])
+    other = dict(ENV_ARGS, env_kwargs={"image_size": 64})
+    with pytest.raises(DatasetError, match="different env"):
+        TrajectoryWriter(path, other, exist="resume")
+
+
+def test_uncommitted_data_is_invisible_and_dropped_on_resume(tmp_path):
+    path = tmp_path / "d.h5"
+    write(path, [synthetic_episode(2, s) for s in range(2)])
+    with h5py.File(path, "r+") as raw:  # what a kill between writing and committing leaves
+        raw.copy("data/demo_1", "data/demo_2")
+        raw.copy("data/demo_1", "data/pending")
+        raw["mask/train"].resize((3,))
+        raw["mask/train"][2] = "demo_2"
+    with TrajectoryFile(path) as file:
+        assert file.demos == ["demo_0", "demo_1"]
+        assert file.split("train") == ["demo_0", "demo_1"]
+        with pytest.raises(DatasetError, match="demo_2: no such committed demo"):
+            file.group("demo_2")
+    write(path, [synthetic_episode(3, 7)], exist="resume")
+    with TrajectoryFile(path) as file:
+        assert file.demos == ["demo_0", "demo_1", "demo_2"]
+        assert file.attrs("demo_2")["seed"] == 7
+    with h5py.File(path, "r") as raw:
+        assert set(raw["data"]) == {"demo_0", "demo_1", "demo_2"}
+    assert validate(path) == []
+
+
+def test_version_mismatch_is_named(tmp_path):
+    path = tmp_path / "d.h5"
+    write(path, [synthetic_episode(2, 0)])
+    with h5py.File(path, "r+") as raw:
+        raw.attrs[VERSION_ATTR] = FORMAT_VERSION + 1
+    with pytest.raises(DatasetError, match=f"format {FORMAT_VERSION + 1}, newer than"):
+        TrajectoryFile(path)
+
+
+@pytest.mark.parametrize("kind", ["missing", "truncated", "garbage", "foreign"])
+def test_bad_files_give_plain_errors(tmp_path, kind):
+    path = tmp_path / "d.h5"
+    if kind == "truncated":
+        write(path, [synthetic_episode(4, 0)])
+        path.write_bytes(path.read_bytes()[:1000])
+    elif kind == "garbage":
+        path.write_bytes(b"not hdf5 at all" * 100)
+    elif kind == "foreign":
+        with h5py.File(path, "w") as raw:
+            raw.create_dataset("x", data=np.zeros(3))
+    expected = {"missing": "no such file", "truncated": "not a readable HDF5", "garbage": "not a readable HDF5",
+                "foreign": "not an armworld trajectory file"}[kind]
+    with pytest.raises(DatasetError, match=expected) as error:
+        TrajectoryFile(path)
+    assert str(path) in str(error.value)
+    assert len(validate(path)) == 1 and expected in validate(path)[0]
+
+
+def plant(path, fault):
+    with h5py.File(path, "r+") as raw:
+        demo = raw["data/demo_1"]
+        if fault == "nan_action":
+            actions = demo["actions"][()]
+            actions[1, 2] = np.nan
+            demo["actions"][...] = actions
+        elif fault == "missing_key":
+            del demo["rewards"]
+        elif fault == "short_obs":
+            del demo["obs/proprio"]
+            demo.create_dataset("obs/proprio", data=np.zeros((2, 7), np.float32))
+        elif fault == "wrong_dtype":
+            del demo["obs/rgb_front"]
+            demo.create_dataset("obs/rgb_front", data=np.zeros((5, 32, 32, 3), np.float32))
+        elif fault == "image_size":
+            del demo["obs/rgb_wrist"]
+            demo.create_dataset("obs/rgb_wrist", data=np.zeros((5, 16, 16, 3), np.uint8))
+        elif fault == "dones":
+            demo["dones"][...] = 0
+        elif fault == "action_range":
+            demo["actions"][0] = 3.0
+        elif fault == "mask":
+            raw["mask/valid"].resize((1,))
+            raw["mask/valid"][0] = "demo_0"
+
+
+@pytest.mark.parametrize(
+    "fault, message",
+    [
+        ("nan_action", "demo_1/actions: 1 non-finite"),
+        ("missing_key", "demo_1/rewards: missing"),
+        ("short_obs", "demo_1/obs/proprio: 2 rows, expected 5"),
+        ("wrong_dtype", "demo_1/obs/rgb_front: float32"),
+        ("image_size", "demo_1/obs/rgb_wrist: rows of (16, 16, 3) uint8, other demos have (32, 32, 3)"),
+        ("dones", "demo_1/dones: differs"),
+        ("action_range", "demo_1/actions: values outside"),
+        ("mask", "demos in both train and valid: ['demo_0']"),
+    ],
+)
+def test_validator_finds_planted_faults(tmp_path, fault, message):
+    path = tmp_path / "d.h5"
+    write(path, [synthetic_episode(4, s) for s in range(3)])
+    assert validate(path) == []
+    plant(path, fault)
+    problems = validate(path)
+    assert any(message in p for p in problems), problems
+    assert all(p.startswith(str(path)) for p in problems)
+
+
+def test_reading_a_missing_key_names_file_demo_and_key(tmp_path):
+    path = tmp_path / "d.h5"
+    write(path, [synthetic_episode(2, 0)])
+    with TrajectoryFile(path) as file:
+        with pytest.raises(DatasetError, match=r"d\.h5: demo_0: missing 'obs/rgb_top'"):
+            file.read("demo_0", "obs/rgb_top")
