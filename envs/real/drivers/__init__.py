@@ -1,1 +1,50 @@
-"""Robot drivers: one module per kind of arm, loaded by URL scheme."""
+"""Robot drivers, one module per kind of arm, chosen by URL scheme.
+
+``mock://``, ``sim://HOST:PORT``, ``franka://IP``, ``ur://IP``, ``xarm://IP``. Each
+driver module defines ``from_url(url: urllib.parse.SplitResult) -> Robot`` and imports
+its vendor package only inside that call, so the extras (``armworld[franka]``,
+``[ur]``, ``[xarm]``) are needed only for the arms in use. Third-party drivers join
+with :func:`register_driver` or the ``armworld.robots`` entry-point group
+(name = scheme, value = module).
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from urllib.parse import SplitResult, urlsplit
+
+from armworld.envs.real.protocols import Robot
+
+DRIVERS: dict[str, str] = {
+    "mock": "armworld.envs.real.drivers.mock",
+    "sim": "armworld.envs.real.drivers.sim",
+    "franka": "armworld.envs.real.drivers.franka",
+    "ur": "armworld.envs.real.drivers.ur",
+    "xarm": "armworld.envs.real.drivers.xarm",
+}
+
+
+def register_driver(scheme: str, module: str) -> None:
+    """Serve ``scheme://`` URLs with ``module.from_url``."""
+    DRIVERS[scheme] = module
+
+
+def parse_robot_url(url: str) -> SplitResult:
+    """``"mock"`` or ``"scheme://host[:port][?options]"`` -> its parts; raises ``ValueError`` on unknown schemes."""
+    parts = urlsplit(url if "://" in url else f"{url}://")
+    known = {ep.name for ep in entry_points(group="armworld.robots")} | set(DRIVERS)
+    if parts.scheme not in known:
+        raise ValueError(f"unknown robot {url!r}; use one of {sorted(f'{s}://' for s in known)}")
+    if parts.scheme not in ("mock",) and not parts.hostname:
+        raise ValueError(f"robot URL {url!r} needs a host: {parts.scheme}://HOST")
+    return parts
+
+
+def make_robot(url: str) -> Robot:
+    """The driver for ``url`` (not yet connected)."""
+    parts = parse_robot_url(url)
+    module = DRIVERS.get(parts.scheme)
+    if module is None:
+        (module,) = [ep.value for ep in entry_points(group="armworld.robots") if ep.name == parts.scheme]
+    return importlib.import_module(module).from_url(parts)

@@ -1,0 +1,40 @@
+"""Panda inverse kinematics for the safety layer, on the sim's own model and solver."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from armworld.envs.real.geometry import rotation_angle
+from armworld.envs.robot import IKConfig, PandaKinematics
+
+SCENE_XML = Path(__file__).resolve().parent.parent / "assets" / "scene.xml"
+
+
+class PandaIK:
+    """:class:`~armworld.envs.real.protocols.Kinematics` for the Panda (and FR3 kinematics).
+
+    Args:
+        model: a compiled model holding the Panda; default: the bundled table-top scene.
+        iterations: damped least-squares iterations per solve.
+        pos_tol: position error (m) under which a solution counts as converged.
+        rot_tol: orientation error (rad) under which a solution counts as converged.
+    """
+
+    def __init__(self, model: mujoco.MjModel | None = None, iterations: int = 12, pos_tol: float = 2e-3,
+                 rot_tol: float = 0.02):
+        self.solver = PandaKinematics(model if model is not None else mujoco.MjModel.from_xml_path(str(SCENE_XML)),
+                                      IKConfig())
+        self.iterations, self.pos_tol, self.rot_tol = iterations, pos_tol, rot_tol
+
+    def ik(self, pos: np.ndarray, rot: np.ndarray, q_init: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Joint angles [7] (rad) for TCP ``pos`` [3] (m) and ``rot`` [3, 3], starting at ``q_init``; and convergence."""
+        q, pos_error = self.solver.solve(q_init, pos, rot, iterations=self.iterations)
+        _, R = self.solver.forward(q)
+        return q, pos_error <= self.pos_tol and rotation_angle(R, rot) <= self.rot_tol
+
+    def forward(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """TCP position [3] (m) and rotation [3, 3] for joint angles ``q`` [7] (rad)."""
+        return self.solver.forward(q)

@@ -1,0 +1,401 @@
+"""The safety layer between any policy and any arm.
+
+A policy emits the env action (``Box(-1, 1, (7,))``, see
+:mod:`armworld.envs.conventions`); :class:`SafetyLayer` turns it into an absolute
+:class:`~armworld.envs.real.protocols.Command` that stays inside the robot's
+:class:`~armworld.envs.real.protocols.RobotSpec`, sends it, and logs what it did.
+Each rule is a small pure function below, applied in this order:
+
+1. non-finite actions hold the last safe target (:func:`is_finite_action`);
+2. scaling with the sim's constants ``MAX_POS_DELTA`` / ``MAX_ROT_DELTA`` (:func:`scale_action`);
+3. per-step translation and rotation clamp (:func:`clamp_translation`, :func:`clamp_rotation`);
+4. workspace box (:func:`clip_to_workspace`);
+5. speed and acceleration between consecutive targets (:func:`limit_translation_rate`,
+   :func:`limit_rotation_rate`), the box applied again (a projection, so speeds only shrink);
+6. IK: the target must be reachable with every joint ``joint_margin`` inside its limits
+   and no joint faster than ``qd_max`` (:func:`joints_within_margin`, :func:`joint_speeds_ok`),
+   otherwise the last safe target is held;
+7. gripper clamp (:func:`clamp_gripper`).
+
+Around them: observations older than ``max_obs_age`` are refused
+(:class:`~armworld.envs.real.protocols.StaleDataError`, nothing sent); a
+:class:`Watchdog` calls ``robot.stop()`` when no command arrives for
+``watchdog_periods`` control periods; a robot that reports anything but OK, or a driver
+that raises, latches a :class:`~armworld.envs.real.protocols.SafetyFault` until
+:meth:`SafetyLayer.reset`.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from armworld.envs.conventions import (
+    MAX_POS_DELTA,
+    MAX_ROT_DELTA,
+    euler_xyz_from_matrix,
+    expand_action,
+    matrix_from_euler_xyz,
+)
+from armworld.envs.real.geometry import matrix_from_rotvec, rotation_angle, rotvec_from_matrix
+from armworld.envs.real.protocols import (
+    Command,
+    Kinematics,
+    Robot,
+    RobotSpec,
+    RobotState,
+    SafetyFault,
+    check_fresh,
+)
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- pure steps
+
+
+def is_finite_action(action: np.ndarray) -> bool:
+    """Whether ``action`` is a 7-D (or 4-D) vector of finite numbers."""
+    action = np.asarray(action)
+    return action.ndim == 1 and action.shape[0] in (4, 7) and bool(np.all(np.isfinite(action)))
+
+
+def scale_action(action: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """A normalised env action ``[7]`` or ``[4]`` -> (position delta [3] m, rotation delta [3, 3], gripper closure).
+
+    Values are clipped to [-1, 1] and scaled exactly as the sim does
+    (``MAX_POS_DELTA``, ``MAX_ROT_DELTA``; gripper -1 open -> 0, +1 closed -> 1).
+    """
+    a = expand_action(np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0))
+    return a[:3] * MAX_POS_DELTA, matrix_from_euler_xyz(a[3:6] * MAX_ROT_DELTA), float((a[6] + 1.0) / 2.0)
+
+
+def clamp_translation(delta: np.ndarray, max_step: float) -> np.ndarray:
+    """``delta`` [3] (m) shortened to norm ``max_step`` (m) if longer; direction kept."""
+    norm = float(np.linalg.norm(delta))
+    return delta * (max_step / norm) if norm > max_step else delta
+
+
+def clamp_rotation(R_delta: np.ndarray, max_angle: float) -> np.ndarray:
+    """Rotation ``R_delta`` [3, 3] reduced to at most ``max_angle`` (rad) about the same axis."""
+    rotvec = rotvec_from_matrix(R_delta)
+    angle = float(np.linalg.norm(rotvec))
+    return matrix_from_rotvec(rotvec * (max_angle / angle)) if angle > max_angle else R_delta
+
+
+def clip_to_workspace(pos: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``pos`` [3] (m) projected into the box ``[lo, hi]``."""
+    return np.clip(pos, lo, hi)
+
+
+def limit_translation_rate(
+    pos: np.ndarray, prev_pos: np.ndarray, prev_vel: np.ndarray, dt: float, max_speed: float, max_acc: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Move from ``prev_pos`` toward ``pos`` with speed <= ``max_speed`` (m/s) and speed change <= ``max_acc`` * ``dt``.
+
+    ``prev_vel`` [3] (m/s) is the velocity of the previous step. Returns the new target
+    [3] (m) and its velocity [3] (m/s).
+    """
+    vel = (pos - prev_pos) / dt
+    vel = prev_vel + clamp_translation(vel - prev_vel, max_acc * dt)
+    vel = clamp_translation(vel, max_speed)
+    return prev_pos + vel * dt, vel
+
+
+def limit_rotation_rate(R: np.ndarray, prev_R: np.ndarray, dt: float, max_speed: float) -> np.ndarray:
+    """Rotation from ``prev_R`` toward ``R`` (both [3, 3]) limited to ``max_speed`` (rad/s) over ``dt`` (s)."""
+    return clamp_rotation(R @ prev_R.T, max_speed * dt) @ prev_R
+
+
+def joints_within_margin(q: np.ndarray, q_min: np.ndarray, q_max: np.ndarray, margin: float) -> bool:
+    """Whether every joint of ``q`` (rad) is at least ``margin`` (rad) inside ``[q_min, q_max]``."""
+    return bool(np.all(q >= q_min + margin) and np.all(q <= q_max - margin))
+
+
+def joint_speeds_ok(q: np.ndarray, prev_q: np.ndarray, dt: float, qd_max: np.ndarray) -> bool:
+    """Whether going from ``prev_q`` to ``q`` (rad) in ``dt`` (s) keeps every joint under ``qd_max`` (rad/s)."""
+    return bool(np.all(np.abs(q - prev_q) <= qd_max * dt + 1e-9))
+
+
+def clamp_gripper(closure: float, lo: float, hi: float) -> float:
+    """Gripper closure clamped to ``[lo, hi]`` (0 open, 1 closed)."""
+    return float(np.clip(closure, lo, hi))
+
+
+def command_as_action(command: Command, state: RobotState) -> np.ndarray:
+    """The normalised env action ``[7]`` (float32) that ``command`` amounts to from ``state``.
+
+    Not clipped: a held target far from a lagging arm can exceed 1.
+    """
+    R_delta = command.ee_rot @ state.ee_rot.T
+    return np.concatenate(
+        [
+            (command.ee_pos - state.ee_pos) / MAX_POS_DELTA,
+            euler_xyz_from_matrix(R_delta) / MAX_ROT_DELTA,
+            [2.0 * command.gripper - 1.0],
+        ]
+    ).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- watchdog
+
+
+class Watchdog:
+    """Calls ``on_timeout`` once when :meth:`kick` has not been called for ``timeout_s`` seconds.
+
+    Armed by the first :meth:`kick`; disarmed by :meth:`pause` or after firing; polled at
+    ``timeout_s / 20``.
+    """
+
+    def __init__(self, timeout_s: float, on_timeout: Callable[[], None], clock: Callable[[], float] = time.monotonic):
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        self.timeout_s = timeout_s
+        self._on_timeout = on_timeout
+        self._clock = clock
+        self._last_kick: float | None = None
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self.fired_at: list[float] = []
+        self._thread = threading.Thread(target=self._run, name="armworld-watchdog", daemon=True)
+        self._thread.start()
+
+    def kick(self) -> None:
+        """A command went out: (re)arm and restart the countdown."""
+        with self._lock:
+            self._last_kick = self._clock()
+
+    def pause(self) -> None:
+        """Disarm until the next :meth:`kick` (during resets and between episodes)."""
+        with self._lock:
+            self._last_kick = None
+
+    def close(self) -> None:
+        """Stop the thread."""
+        self._closed.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=1.0)
+
+    def _run(self) -> None:
+        while not self._closed.wait(self.timeout_s / 20):
+            with self._lock:
+                expired = self._last_kick is not None and self._clock() - self._last_kick > self.timeout_s
+                if expired:
+                    self._last_kick = None
+            if expired:
+                self.fired_at.append(self._clock())
+                try:
+                    self._on_timeout()
+                except Exception:  # the watchdog thread must survive a failing stop
+                    log.exception("watchdog: stop() failed")
+
+
+# ----------------------------------------------------------------------------- the layer
+
+
+@dataclass(frozen=True)
+class SafetyRecord:
+    """What the layer did with one policy action.
+
+    Attributes:
+        t: ``time.monotonic()`` of the decision (s).
+        raw: the action as the policy gave it, float64 ``[7]`` (4-D actions expanded; may be non-finite).
+        clipped: the normalised action the sent command amounts to from the observed state ``[7]``.
+        sent: the command handed to the driver (``None`` in a dry run).
+        events: the rules that changed the action, e.g. ``("translation_clamped", "workspace")``.
+    """
+
+    t: float
+    raw: np.ndarray
+    clipped: np.ndarray
+    sent: Command | None
+    events: tuple[str, ...]
+
+
+class SafetyLayer:
+    """Filters every action sent to ``robot`` (see the module docstring for the rules).
+
+    Args:
+        robot: any :class:`~armworld.envs.real.protocols.Robot`; connected by the caller.
+        kinematics: IK used for the joint-limit check.
+        speed_factor: in (0, 1]; scales every step, speed and acceleration limit of ``robot.spec``.
+        clock: monotonic clock (s), replaceable in tests.
+        log_size: number of :class:`SafetyRecord` kept in :attr:`records`.
+    """
+
+    def __init__(
+        self,
+        robot: Robot,
+        kinematics: Kinematics,
+        speed_factor: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        log_size: int = 100_000,
+    ):
+        self.robot = robot
+        self.kinematics = kinematics
+        self.spec: RobotSpec = robot.spec.scaled(speed_factor)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self.records: collections.deque[SafetyRecord] = collections.deque(maxlen=log_size)
+        self._fault: str | None = "not reset yet"
+        self._last: Command | None = None
+        self._vel = np.zeros(3)
+        self._lo = np.array(self.spec.workspace_min)
+        self._hi = np.array(self.spec.workspace_max)
+        self._q_min, self._q_max = np.array(self.spec.q_min), np.array(self.spec.q_max)
+        self._qd_max = np.array(self.spec.qd_max)
+        self.watchdog = Watchdog(self.spec.watchdog_periods * self.spec.dt, self._on_watchdog, clock)
+
+    # -- lifecycle
+
+    @property
+    def fault(self) -> str | None:
+        """The latched fault, or ``None`` when commands may be sent."""
+        return self._fault
+
+    @property
+    def last_command(self) -> Command | None:
+        """The last command sent (the target held on violations)."""
+        return self._last
+
+    def reset(self, home: np.ndarray | None = None, timeout_s: float = 30.0) -> RobotState:
+        """Reset the robot (clears its recoverable errors, moves home), then clear the latched fault.
+
+        Raises :class:`SafetyFault` if the arm is not healthy afterwards or rests outside
+        the workspace box.
+        """
+        with self._lock:
+            self.watchdog.pause()
+            state = self.robot.reset(home, timeout_s)
+            health = self.robot.health()
+            if not health.ok:
+                self._fault = f"{health.state.value} after reset: {health.message}"
+                raise SafetyFault(self._fault)
+            if np.any(state.ee_pos < self._lo - 1e-6) or np.any(state.ee_pos > self._hi + 1e-6):
+                self._fault = f"TCP at {np.round(state.ee_pos, 3)} is outside the workspace box"
+                raise SafetyFault(self._fault)
+            self._last = Command(state.ee_pos.copy(), state.ee_euler.copy(), state.gripper, state.q.copy(), self._clock())
+            self._vel = np.zeros(3)
+            self._fault = None
+            return state
+
+    def pause(self) -> None:
+        """Disarm the watchdog (before a deliberate wait, e.g. between episodes)."""
+        self.watchdog.pause()
+
+    def close(self) -> None:
+        """Stop the watchdog thread and the robot."""
+        self.watchdog.close()
+        with self._lock:
+            self.robot.stop()
+
+    # -- the rules
+
+    def plan(self, action: np.ndarray, state: RobotState) -> SafetyRecord:
+        """What :meth:`step` would send for ``action`` from ``state``; sends nothing, changes nothing."""
+        with self._lock:
+            record, _ = self._plan(action, state)
+            return record
+
+    def _plan(self, action: np.ndarray, state: RobotState) -> tuple[SafetyRecord, np.ndarray]:
+        if self._last is None:
+            raise SafetyFault("reset() the safety layer before sending actions")
+        spec, dt, last, events = self.spec, self.spec.dt, self._last, []
+        raw = np.asarray(action, dtype=np.float64).reshape(-1)
+        raw_record = expand_action(raw) if raw.shape[0] in (4, 7) else raw
+        if not is_finite_action(raw):
+            events.append("non_finite_hold" if raw.shape[0] in (4, 7) else "bad_shape_hold")
+            command = Command(last.ee_pos, last.ee_euler, last.gripper, last.q, self._clock())
+            return SafetyRecord(command.t, raw_record, command_as_action(command, state), command, tuple(events)), np.zeros(3)
+
+        dpos, R_delta, gripper = scale_action(raw)
+        clamped = clamp_translation(dpos, spec.max_ee_step)
+        if not np.allclose(clamped, dpos):
+            events.append("translation_clamped")
+        R_clamped = clamp_rotation(R_delta, spec.max_rot_step)
+        if not np.allclose(R_clamped, R_delta):
+            events.append("rotation_clamped")
+
+        pos = state.ee_pos + clamped
+        boxed = clip_to_workspace(pos, self._lo, self._hi)
+        if not np.allclose(boxed, pos):
+            events.append("workspace")
+        max_speed = min(spec.max_ee_speed, spec.max_ee_step / dt)
+        limited, vel = limit_translation_rate(boxed, last.ee_pos, self._vel, dt, max_speed, spec.max_ee_acc)
+        if not np.allclose(limited, boxed):
+            events.append("rate_limited")
+        pos = clip_to_workspace(limited, self._lo, self._hi)
+        vel = (pos - last.ee_pos) / dt
+
+        R_target = R_clamped @ state.ee_rot
+        R_limited = limit_rotation_rate(R_target, last.ee_rot, dt, min(spec.max_rot_speed, spec.max_rot_step / dt))
+        if not np.allclose(R_limited, R_target):
+            events.append("rotation_rate_limited")
+
+        closure = clamp_gripper(gripper, spec.gripper_min, spec.gripper_max)
+        if closure != gripper:
+            events.append("gripper_clamped")
+
+        q, converged = self.kinematics.ik(pos, R_limited, last.q)
+        if not converged:
+            events.append("ik_failed_hold")
+        elif not joints_within_margin(q, self._q_min, self._q_max, spec.joint_margin):
+            events.append("joint_limit_hold")
+        elif not joint_speeds_ok(q, last.q, dt, self._qd_max):
+            events.append("joint_speed_hold")
+        if events and events[-1].endswith("_hold"):
+            command = Command(last.ee_pos, last.ee_euler, closure, last.q, self._clock())
+            vel = np.zeros(3)
+        else:
+            command = Command(pos, euler_xyz_from_matrix(R_limited), closure, q, self._clock())
+        record = SafetyRecord(command.t, raw_record, command_as_action(command, state), command, tuple(events))
+        return record, vel
+
+    # -- sending
+
+    def step(self, action: np.ndarray, state: RobotState) -> SafetyRecord:
+        """Filter ``action`` given the observed ``state``, send it, log it and kick the watchdog.
+
+        Raises:
+            SafetyFault: a fault is latched, the robot is not healthy, or the driver failed.
+            StaleDataError: ``state`` is older than ``spec.max_obs_age`` (nothing is sent).
+        """
+        with self._lock:
+            if self._fault is not None:
+                raise SafetyFault(f"latched fault, reset() first: {self._fault}")
+            check_fresh(state.t, self._clock(), self.spec.max_obs_age, "robot state")
+            health = self.robot.health()
+            if not health.ok:
+                self._latch(f"{health.state.value}: {health.message}")
+            record, vel = self._plan(action, state)
+            try:
+                sent = self.robot.send_action(record.sent)
+            except Exception as error:  # any driver failure latches; nothing else is sent
+                self._latch(f"driver error: {error!r}", cause=error)
+            self._last, self._vel = sent, vel
+            self.watchdog.kick()
+            self.records.append(record)
+            log.debug("safety t=%.3f raw=%s clipped=%s sent=%s events=%s", record.t, np.round(record.raw, 3),
+                      np.round(record.clipped, 3), np.round(sent.ee_pos, 4), record.events)
+            return record
+
+    def _latch(self, reason: str, cause: BaseException | None = None) -> None:
+        self._fault = reason
+        self.watchdog.pause()
+        try:
+            self.robot.stop()
+        except Exception:
+            log.exception("stop() after fault failed")
+        raise SafetyFault(reason) from cause
+
+    def _on_watchdog(self) -> None:
+        with self._lock:
+            log.warning("watchdog: no command for %.0f ms, stopping", self.watchdog.timeout_s * 1e3)
+            self.robot.stop()
+            self._vel = np.zeros(3)
