@@ -1,0 +1,117 @@
+"""Scripted experts: waypoints followed by proportional control of the TCP.
+
+They read only what every observation mode carries (``proprio``, ``achieved_goal``,
+``desired_goal``), so the same expert drives state envs, pixel envs and real arms whose
+achieved goal is tracked. They prove the tasks solvable and generate demonstrations;
+``noise`` adds Gaussian action noise (seeded) for more varied data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import numpy as np
+
+from armworld.envs.conventions import MAX_POS_DELTA
+from armworld.envs.tasks import CUBE_HALF_SIZE
+
+OPEN, CLOSED = -1.0, 1.0
+HOVER = 0.08  # m above the cube top when approaching it
+PUSH_HEIGHT = 0.02  # m, TCP height while pushing
+
+
+class ScriptedExpert:
+    """Base of the experts: turns a (TCP target, gripper) choice into an env action."""
+
+    def __init__(self, action_dim: int = 7, noise: float = 0.0, seed: int | None = None):
+        self.action_dim = action_dim
+        self.noise = noise
+        self.rng = np.random.default_rng(seed)
+        self.phase = "start"
+
+    def reset(self) -> None:
+        self.phase = "start"
+
+    def act(self, obs: dict[str, Any]) -> np.ndarray:
+        tcp = np.asarray(obs["proprio"][:3])
+        target, gripper = self.plan(tcp, np.asarray(obs["achieved_goal"]), np.asarray(obs["desired_goal"]))
+        move = np.clip((target - tcp) / MAX_POS_DELTA, -1.0, 1.0)
+        action = np.zeros(self.action_dim)
+        action[:3] = move
+        action[-1] = gripper
+        if self.noise > 0:
+            action[:3] += self.rng.normal(0.0, self.noise, 3)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+    def plan(self, tcp: np.ndarray, achieved: np.ndarray, goal: np.ndarray) -> tuple[np.ndarray, float]:
+        """The TCP target [3] (m) and gripper command (-1 open, +1 closed) for this step."""
+        raise NotImplementedError
+
+
+class ReachExpert(ScriptedExpert):
+    def plan(self, tcp, achieved, goal):
+        return goal, OPEN
+
+
+class PushExpert(ScriptedExpert):
+    """Line up behind the cube on the cube-goal line, lower, push; re-approach when off-line."""
+
+    def plan(self, tcp, cube, goal):
+        to_goal = goal[:2] - cube[:2]
+        distance = np.linalg.norm(to_goal)
+        if distance < 0.015:
+            return np.array([tcp[0], tcp[1], PUSH_HEIGHT + 0.03]), CLOSED
+        u = to_goal / distance
+        behind = cube[:2] - u * (CUBE_HALF_SIZE + 0.03)
+        relative = tcp[:2] - cube[:2]
+        along, lateral = relative @ u, relative @ np.array([-u[1], u[0]])
+        if self.phase == "push" and not (along < -CUBE_HALF_SIZE + 0.01 and abs(lateral) < 0.03):
+            self.phase = "approach"
+        if self.phase != "push":
+            off_line = np.linalg.norm(tcp[:2] - behind) > 0.015
+            if off_line and tcp[2] < cube[2] + CUBE_HALF_SIZE + 0.02:  # rise before moving over the cube
+                return np.array([tcp[0], tcp[1], cube[2] + CUBE_HALF_SIZE + HOVER]), CLOSED
+            if off_line:
+                return np.array([behind[0], behind[1], cube[2] + CUBE_HALF_SIZE + HOVER]), CLOSED
+            if tcp[2] > PUSH_HEIGHT + 0.01:
+                return np.array([behind[0], behind[1], PUSH_HEIGHT]), CLOSED
+            self.phase = "push"
+        # push: the pusher (TCP) moves along the cube-goal line, a little at a time
+        target = cube[:2] - u * (CUBE_HALF_SIZE + 0.012) + u * min(distance, 0.02)
+        return np.array([target[0], target[1], PUSH_HEIGHT]), CLOSED
+
+
+class PickPlaceExpert(ScriptedExpert):
+    """Hover over the cube, descend, close, carry to the goal, hold it there."""
+
+    def plan(self, tcp, cube, goal):
+        above_cube = cube + np.array([0.0, 0.0, HOVER])
+        grasped = np.linalg.norm(cube - tcp) < 0.02
+        if self.phase in ("start", "approach"):
+            self.phase = "approach"
+            if np.linalg.norm(tcp[:2] - cube[:2]) > 0.01:
+                return above_cube, OPEN
+            if tcp[2] - cube[2] > 0.008:
+                return cube, OPEN
+            self.phase, self.closing_steps = "grasp", 0
+        if self.phase == "grasp":
+            self.closing_steps += 1
+            if self.closing_steps >= 3:
+                self.phase = "carry"
+            return cube, CLOSED
+        if not grasped:  # dropped it: start over
+            self.phase = "approach"
+            return np.array([tcp[0], tcp[1], tcp[2] + 0.03]), OPEN
+        return goal + (tcp - cube), CLOSED
+
+
+EXPERTS = {"reach": ReachExpert, "push": PushExpert, "pick_place": PickPlaceExpert}
+
+
+def make_expert(env: gymnasium.Env, noise: float = 0.0, seed: int | None = None) -> ScriptedExpert:
+    """The scripted expert for ``env``'s task (``env.unwrapped.task``)."""
+    task = getattr(env.unwrapped, "task", None)
+    if task not in EXPERTS:
+        raise ValueError(f"no scripted expert for task {task!r}; experts exist for {sorted(EXPERTS)}")
+    return EXPERTS[task](action_dim=env.action_space.shape[0], noise=noise, seed=seed)

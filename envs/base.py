@@ -1,0 +1,370 @@
+"""The shared Franka table-top env: scene, end-effector control, observations, rewards.
+
+Tasks (envs/tasks.py) subclass ``FrankaEnv`` and add their objects, goal sampling and
+solved pose. Follows Gymnasium's MuJoCo conventions (``env.unwrapped.model``, ``.data``,
+``.dt``) and Gymnasium-Robotics' GoalEnv contract (``compute_reward`` vectorised,
+``reward == compute_reward(achieved_goal, desired_goal, info)``), with flat observation
+keys so that Stable-Baselines3 accepts them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import gymnasium
+import mujoco
+import numpy as np
+from gymnasium import spaces
+
+from armworld.envs.conventions import (
+    CAMERAS,
+    CONTROL_HZ,
+    MAX_POS_DELTA,
+    MAX_ROT_DELTA,
+    PHYSICS_DT,
+    SUCCESS_THRESHOLD,
+    euler_xyz_from_matrix,
+    expand_action,
+    gripper_closure,
+    matrix_from_euler_xyz,
+)
+from armworld.envs.randomization import RandomizationConfig, SceneRandomizer, resolve
+from armworld.envs.rendering import CameraRenderer
+from armworld.envs.robot import FINGER_OPEN, JOINT_VELOCITY_LIMITS, PandaKinematics
+
+OBS_MODES = ("state", "pixels", "pixels_state")
+REWARD_TYPES = ("sparse", "dense")
+VISUALS = ("primitive", "mesh")
+# The TCP is kept inside this box (m, base frame) whatever the action asks.
+WORKSPACE_LOW = np.array([0.25, -0.35, 0.015])
+WORKSPACE_HIGH = np.array([0.75, 0.35, 0.45])
+# Episodes start with the TCP here (m), jittered by +- START_JITTER, gripper down and open.
+START_TCP = np.array([0.45, 0.0, 0.2])
+START_JITTER = 0.03
+UNSTABLE_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL)
+ROBOT_OBS_SIZE = 11  # tcp pos 3, tcp euler 3, gripper closure 1, finger width 1, tcp velocity 3
+
+
+@dataclass(frozen=True)
+class FrankaEnvConfig:
+    """Keyword arguments every armworld env accepts (``gymnasium.make(id, **kwargs)``).
+
+    obs_mode: ``state`` (privileged ``observation`` vector), ``pixels`` (one ``rgb_<camera>``
+    key per camera instead) or ``pixels_state`` (both). cameras: names from ``front``,
+    ``wrist``, ``top`` (a comma-separated string is accepted). image_size: side of the square
+    camera images (pixels). reward_type: ``sparse`` (-1 until success, then 0) or ``dense``
+    (minus the goal distance in m). action_dim: 7 (xyz, rotation, gripper) or 4 (xyz,
+    gripper; orientation held). randomization: None, a preset name (``default``,
+    ``sim2real``) or a ``RandomizationConfig``. visual: ``primitive`` or ``mesh``.
+    render_size: side of ``render()`` frames (pixels).
+    """
+
+    obs_mode: str = "state"
+    cameras: tuple[str, ...] = ("front",)
+    image_size: int = 64
+    reward_type: str = "sparse"
+    action_dim: int = 7
+    randomization: str | RandomizationConfig | None = None
+    visual: str = "primitive"
+    render_size: int = 256
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> "FrankaEnvConfig":
+        valid = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(kwargs) - set(valid))
+        if unknown:
+            raise TypeError(f"unknown env argument(s) {unknown}; valid arguments are {valid} (and render_mode)")
+        if isinstance(kwargs.get("cameras"), str):
+            kwargs = {**kwargs, "cameras": tuple(c.strip() for c in kwargs["cameras"].split(",") if c.strip())}
+        elif "cameras" in kwargs:
+            kwargs = {**kwargs, "cameras": tuple(kwargs["cameras"])}
+        return cls(**kwargs)
+
+    def __post_init__(self) -> None:
+        choices = {"obs_mode": OBS_MODES, "reward_type": REWARD_TYPES, "visual": VISUALS, "action_dim": (7, 4)}
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {list(valid)}")
+        bad = [c for c in self.cameras if c not in CAMERAS]
+        if bad or not self.cameras:
+            raise ValueError(f"unknown camera(s) {bad or 'none given'}; choose from {list(CAMERAS)}")
+        if not (8 <= self.image_size <= 640 and 8 <= self.render_size <= 640):
+            raise ValueError(f"image_size and render_size must be within 8..640 pixels, got {self.image_size}, {self.render_size}")
+        resolve(self.randomization)
+
+
+class FrankaEnv(gymnasium.Env):
+    """A Franka Panda over a table, driven by end-effector deltas at 10 Hz.
+
+    Subclasses set ``task_observation_size`` and implement ``_add_objects``,
+    ``_reset_task``, ``_achieved_goal``, ``_task_observation`` and ``_solved_pose``.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": int(CONTROL_HZ)}
+    task = ""  # "reach", "push" or "pick_place": what scripted experts key on
+    task_observation_size = 0
+    # object geoms that randomisation may recolour and resize
+    object_geom_names: tuple[str, ...] = ()
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any):
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"unknown render_mode {render_mode!r}; choose None or 'rgb_array'")
+        self.config = FrankaEnvConfig.from_kwargs(kwargs)
+        self.render_mode = render_mode
+
+        spec = mujoco.MjSpec.from_file(str(resources.files("armworld.envs") / "assets" / "scene.xml"))
+        if self.config.visual == "mesh":
+            from armworld.envs.meshes import add_panda_meshes
+
+            add_panda_meshes(spec)
+        self._add_objects(spec)
+        spec.worldbody.add_site(name="goal", size=[0.02, 0, 0], rgba=[0.1, 0.9, 0.2, 0.5], group=3)
+        self.model = spec.compile()
+        self.data = mujoco.MjData(self.model)
+        self.n_substeps = round(1.0 / (CONTROL_HZ * PHYSICS_DT))
+        self.model.opt.timestep = PHYSICS_DT
+        self.dt = PHYSICS_DT * self.n_substeps
+        self.kinematics = PandaKinematics(self.model)
+        self._arm_qpos = self.kinematics.qpos_ids
+        self._arm_dof = self.kinematics.dof_ids
+        self._finger_qpos = np.array([self.model.jnt_qposadr[self.model.joint(j).id] for j in ("finger_joint1", "finger_joint2")])
+        self._goal_site = self.model.site("goal").id
+        self._state_spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        self._state_buffer = np.empty(mujoco.mj_stateSize(self.model, self._state_spec))
+        self._max_joint_step = JOINT_VELOCITY_LIMITS * self.dt
+
+        config = resolve(self.config.randomization)
+        object_geoms = [self.model.geom(name).id for name in self.object_geom_names]
+        self._randomizer = SceneRandomizer(self.model, config, object_geoms) if config else None
+        self._renderer = CameraRenderer(self.model, self.config.image_size, self.config.image_size)
+        self._viewer: CameraRenderer | None = None
+        self._home_qpos = self._solve_start_pose(START_TCP)
+
+        self.goal = np.zeros(3)
+        self._target_R = np.eye(3)
+        self._pending_actions: deque[np.ndarray] = deque()
+        self.action_space = spaces.Box(-1.0, 1.0, (self.config.action_dim,), dtype=np.float32)
+        self.observation_space = self._make_observation_space()
+
+    # -- construction ---------------------------------------------------------------------
+
+    def _make_observation_space(self) -> spaces.Dict:
+        vector = lambda n: spaces.Box(-np.inf, np.inf, (n,), dtype=np.float64)  # noqa: E731
+        keys: dict[str, spaces.Space] = {}
+        if self.config.obs_mode in ("state", "pixels_state"):
+            keys["observation"] = vector(ROBOT_OBS_SIZE + self.task_observation_size)
+        keys["achieved_goal"] = vector(3)
+        keys["desired_goal"] = vector(3)
+        keys["proprio"] = vector(7)
+        if self.config.obs_mode in ("pixels", "pixels_state"):
+            size = self.config.image_size
+            for camera in self.config.cameras:
+                keys[f"rgb_{camera}"] = spaces.Box(0, 255, (size, size, 3), dtype=np.uint8)
+        return spaces.Dict(keys)
+
+    def _solve_start_pose(self, tcp: np.ndarray) -> np.ndarray:
+        from armworld.envs.robot import REST_QPOS
+
+        q, error = self.kinematics.solve(REST_QPOS, tcp, np.eye(3), iterations=50)
+        assert error < 1e-3, f"start pose {tcp} unreachable ({error:.4f} m)"
+        return q
+
+    # -- task hooks -----------------------------------------------------------------------
+
+    def _add_objects(self, spec: mujoco.MjSpec) -> None:
+        """Add the task's bodies to the scene spec."""
+
+    def _reset_task(self) -> None:
+        """Place the objects and sample ``self.goal`` [3] (m) from ``self.np_random``."""
+        raise NotImplementedError
+
+    def _achieved_goal(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _task_observation(self) -> np.ndarray:
+        return np.zeros(0)
+
+    def _solved_pose(self) -> tuple[np.ndarray, float]:
+        """Move the objects to where the solved task has them; return the TCP position [3]
+        (m) and gripper closure (0..1) the arm should show in the goal image."""
+        raise NotImplementedError
+
+    # -- Gymnasium API --------------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        mujoco.mj_resetData(self.model, self.data)
+        if self._randomizer is not None:
+            self._randomizer.apply(self.model, self.np_random)
+        start = START_TCP + self.np_random.uniform(-START_JITTER, START_JITTER, 3)
+        q, _ = self.kinematics.solve(self._home_qpos, start, np.eye(3), iterations=20)
+        self.data.qpos[self._arm_qpos] = q
+        self.data.qpos[self._finger_qpos] = FINGER_OPEN
+        self.data.ctrl[:7] = q
+        self.data.ctrl[7] = FINGER_OPEN
+        self._target_R = np.eye(3)
+        self._pending_actions.clear()
+        self._reset_task()
+        self.model.site_pos[self._goal_site] = self.goal
+        mujoco.mj_forward(self.model, self.data)
+        return self._get_obs(), self._get_info()
+
+    def step(self, action: np.ndarray):
+        action = self._validate_action(action)
+        if self._randomizer is not None and self._randomizer.latency_steps:
+            self._pending_actions.append(action)
+            if len(self._pending_actions) <= self._randomizer.latency_steps:
+                action = np.zeros_like(action)
+                action[-1] = 2.0 * self.gripper_closure() - 1.0  # hold still, keep the grip
+            else:
+                action = self._pending_actions.popleft()
+        self._apply_action(expand_action(action))
+        mujoco.mj_getState(self.model, self.data, self._state_buffer, self._state_spec)
+        warnings_before = [self.data.warning[w].number for w in UNSTABLE_WARNINGS]
+        mujoco.mj_step(self.model, self.data, self.n_substeps)
+        unstable = any(self.data.warning[w].number != n for w, n in zip(UNSTABLE_WARNINGS, warnings_before))
+        unstable = unstable or not np.isfinite(self.data.qpos).all()
+        if unstable:  # roll back so no non-finite value ever leaves the env
+            mujoco.mj_setState(self.model, self.data, self._state_buffer, self._state_spec)
+        # positions, velocities and contacts of the state just reached (mj_step leaves them
+        # one substep old); set_sim_state does the same, so restored states act identically
+        mujoco.mj_forward(self.model, self.data)
+        obs = self._get_obs()
+        info = self._get_info()
+        reward = float(self.compute_reward(obs["achieved_goal"], obs["desired_goal"], info))
+        if unstable:
+            info["sim_unstable"] = True
+        return obs, reward, False, unstable, info
+
+    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
+        """Reward for goals ``[..., 3]`` (batched for HER): sparse -1/0, or minus the distance (m)."""
+        distance = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
+        if self.config.reward_type == "sparse":
+            return -(distance > SUCCESS_THRESHOLD).astype(np.float32)
+        return -distance.astype(np.float32)
+
+    def compute_terminated(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
+        return np.zeros(np.shape(achieved_goal)[:-1], dtype=bool)
+
+    def compute_truncated(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
+        return np.zeros(np.shape(achieved_goal)[:-1], dtype=bool)
+
+    def render(self) -> np.ndarray | None:
+        """The ``front`` camera at ``render_size``, with the goal marker shown."""
+        if self.render_mode != "rgb_array":
+            return None
+        if self._viewer is None:
+            size = self.config.render_size
+            self._viewer = CameraRenderer(self.model, size, size)
+            self._viewer.scene_option.sitegroup[3] = 1
+        return self._viewer.render(self.data, "front")
+
+    def close(self) -> None:
+        self._renderer.close()
+        if self._viewer is not None:
+            self._viewer.close()
+
+    # -- control --------------------------------------------------------------------------
+
+    def _validate_action(self, action: np.ndarray) -> np.ndarray:
+        action = np.asarray(action, dtype=np.float64)
+        expected = self.action_space.shape
+        if action.shape != expected:
+            raise ValueError(
+                f"action has shape {action.shape}, expected {expected} "
+                f"({'xyz, rotation, gripper' if expected[0] == 7 else 'xyz, gripper'})"
+            )
+        if not np.isfinite(action).all():
+            raise ValueError(f"action contains NaN or inf: {action}; the simulation was not stepped")
+        return np.clip(action, -1.0, 1.0)
+
+    def _apply_action(self, action: np.ndarray) -> None:
+        """Turn a 7-D action in [-1, 1] into joint and finger position targets."""
+        pos, _ = self.kinematics.tcp_pose(self.data)
+        target_pos = np.clip(pos + action[:3] * MAX_POS_DELTA, WORKSPACE_LOW, WORKSPACE_HIGH)
+        if action[3:6].any():
+            self._target_R = matrix_from_euler_xyz(action[3:6] * MAX_ROT_DELTA) @ self._target_R
+        q_now = self.data.qpos[self._arm_qpos]
+        q_target, _ = self.kinematics.solve(q_now, target_pos, self._target_R, iterations=2)
+        self.data.ctrl[:7] = q_now + np.clip(q_target - q_now, -self._max_joint_step, self._max_joint_step)
+        self.data.ctrl[7] = FINGER_OPEN * (1.0 - (action[6] + 1.0) / 2.0)
+
+    # -- observations ---------------------------------------------------------------------
+
+    def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """TCP position [3] (m) and rotation [3, 3] in the base frame."""
+        return self.kinematics.tcp_pose(self.data)
+
+    def finger_width(self) -> float:
+        """Opening between the finger pads (m)."""
+        return float(self.data.qpos[self._finger_qpos].sum())
+
+    def gripper_closure(self) -> float:
+        return float(gripper_closure(self.finger_width()))
+
+    def proprio(self) -> np.ndarray:
+        """[7]: TCP xyz (m), extrinsic XYZ Euler angles (rad), gripper closure (0 open, 1 closed)."""
+        pos, R = self.tcp_pose()
+        return np.concatenate([pos, euler_xyz_from_matrix(R), [self.gripper_closure()]])
+
+    def _robot_observation(self, proprio: np.ndarray) -> np.ndarray:
+        velocity = np.empty(6)
+        mujoco.mj_objectVelocity(self.model, self.data, mujoco.mjtObj.mjOBJ_SITE, self.kinematics.tcp_id, velocity, 0)
+        return np.concatenate([proprio, [self.finger_width()], velocity[3:]])
+
+    def _get_obs(self) -> dict[str, np.ndarray]:
+        proprio = self.proprio()
+        obs = {}
+        if self.config.obs_mode in ("state", "pixels_state"):
+            obs["observation"] = np.concatenate([self._robot_observation(proprio), self._task_observation()])
+        obs["achieved_goal"] = self._achieved_goal().copy()
+        obs["desired_goal"] = self.goal.copy()
+        obs["proprio"] = proprio
+        if self.config.obs_mode in ("pixels", "pixels_state"):
+            for camera in self.config.cameras:
+                obs[f"rgb_{camera}"] = self._renderer.render(self.data, camera)
+        return obs
+
+    def _get_info(self) -> dict[str, Any]:
+        distance = float(np.linalg.norm(self._achieved_goal() - self.goal))
+        return {"is_success": distance < SUCCESS_THRESHOLD, "distance": distance}
+
+    # -- state and goal images ------------------------------------------------------------
+
+    def get_sim_state(self) -> np.ndarray:
+        """The full integration state (time, qpos, qvel, actuators, warm-start, ctrl, ...) [S]."""
+        state = np.empty_like(self._state_buffer)
+        mujoco.mj_getState(self.model, self.data, state, self._state_spec)
+        return state
+
+    def set_sim_state(self, state: np.ndarray) -> None:
+        state = np.asarray(state, dtype=np.float64)
+        if state.shape != self._state_buffer.shape:
+            raise ValueError(f"sim state has shape {state.shape}, expected {self._state_buffer.shape}")
+        mujoco.mj_setState(self.model, self.data, state, self._state_spec)
+        mujoco.mj_forward(self.model, self.data)
+
+    def goal_image(self, camera: str = "front", size: int | None = None) -> np.ndarray:
+        """What ``camera`` sees with the task solved: objects at the goal, the arm posed
+        there by IK. uint8 ``[size, size, 3]`` (default ``image_size``). The simulation
+        state is restored exactly afterwards."""
+        if camera not in CAMERAS:
+            raise ValueError(f"unknown camera {camera!r}; choose from {list(CAMERAS)}")
+        saved = self.get_sim_state()
+        tcp, closure = self._solved_pose()
+        q, _ = self.kinematics.solve(self.data.qpos[self._arm_qpos], tcp, self._target_R, iterations=50)
+        self.data.qpos[self._arm_qpos] = q
+        self.data.qpos[self._finger_qpos] = FINGER_OPEN * (1.0 - closure)
+        mujoco.mj_forward(self.model, self.data)
+        if size is None or size == self.config.image_size:
+            image = self._renderer.render(self.data, camera)
+        else:
+            renderer = CameraRenderer(self.model, size, size)
+            image = renderer.render(self.data, camera)
+            renderer.close()
+        self.set_sim_state(saved)
+        return image

@@ -1,0 +1,143 @@
+"""The armworld tasks: small subclasses of the shared Franka env.
+
+- Reach: bring the TCP to a goal point.
+- Push: push a cube across the table to a goal on the table.
+- PickPlace: pick the cube up and place it at a goal, on the table or in the air.
+
+Success everywhere: the achieved goal within 0.05 m of the desired goal.
+"""
+
+from __future__ import annotations
+
+import mujoco
+import numpy as np
+
+from armworld.envs.base import FrankaEnv
+from armworld.envs.conventions import GRIPPER_MAX_WIDTH, euler_xyz_from_matrix
+
+# Where objects spawn and goals lie on the table (m, base frame): x, y bounds.
+TABLE_REGION_LOW = np.array([0.38, -0.2])
+TABLE_REGION_HIGH = np.array([0.62, 0.2])
+CUBE_HALF_SIZE = 0.025  # m
+CUBE_MASS = 0.1  # kg
+
+
+class FrankaReachEnv(FrankaEnv):
+    """Move the TCP to a goal point within the workspace above the table."""
+
+    task = "reach"
+
+    GOAL_LOW = np.array([0.32, -0.22, 0.05])
+    GOAL_HIGH = np.array([0.65, 0.22, 0.35])
+
+    def _reset_task(self) -> None:
+        self.goal = self.np_random.uniform(self.GOAL_LOW, self.GOAL_HIGH)
+
+    def _achieved_goal(self) -> np.ndarray:
+        return self.data.site_xpos[self.kinematics.tcp_id]
+
+    def _solved_pose(self) -> tuple[np.ndarray, float]:
+        return self.goal.copy(), 0.0
+
+
+class CubeTask(FrankaEnv):
+    """Shared by the tasks that move a cube: the cube, its observation, its placement."""
+
+    task_observation_size = 15  # cube pos 3, euler 3, pos relative to TCP 3, linear vel 3, angular vel 3
+    object_geom_names = ("cube",)
+
+    def _add_objects(self, spec: mujoco.MjSpec) -> None:
+        body = spec.worldbody.add_body(name="cube", pos=[0.5, 0.0, CUBE_HALF_SIZE])
+        body.add_freejoint(name="cube_joint")
+        body.add_geom(
+            name="cube",
+            type=mujoco.mjtGeom.mjGEOM_BOX,
+            size=[CUBE_HALF_SIZE] * 3,
+            mass=CUBE_MASS,
+            rgba=[0.85, 0.15, 0.1, 1.0],
+            friction=[1.0, 0.005, 0.0001],
+            condim=4,
+        )
+
+    @property
+    def _cube_qpos(self) -> int:
+        return self.model.jnt_qposadr[self.model.joint("cube_joint").id]
+
+    @property
+    def cube_half_size(self) -> float:
+        """Half the cube's side (m), after any randomisation."""
+        return float(self.model.geom_size[self.model.geom("cube").id, 0])
+
+    def cube_position(self) -> np.ndarray:
+        return self.data.xpos[self.model.body("cube").id].copy()
+
+    def _place_cube(self, xy: np.ndarray, z: float | None = None) -> None:
+        adr = self._cube_qpos
+        self.data.qpos[adr : adr + 3] = [xy[0], xy[1], self.cube_half_size if z is None else z]
+        self.data.qpos[adr + 3 : adr + 7] = [1.0, 0.0, 0.0, 0.0]
+        self.data.qvel[self.model.jnt_dofadr[self.model.joint("cube_joint").id] :][:6] = 0.0
+
+    def _reset_task(self) -> None:
+        self.cube_start = self.np_random.uniform(TABLE_REGION_LOW, TABLE_REGION_HIGH)
+        self._place_cube(self.cube_start)
+        self.goal = self._sample_goal()
+
+    def _sample_goal(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _achieved_goal(self) -> np.ndarray:
+        return self.data.xpos[self.model.body("cube").id]
+
+    def _task_observation(self) -> np.ndarray:
+        body = self.model.body("cube").id
+        pos = self.data.xpos[body]
+        velocity = np.empty(6)
+        mujoco.mj_objectVelocity(self.model, self.data, mujoco.mjtObj.mjOBJ_BODY, body, velocity, 0)
+        return np.concatenate(
+            [
+                pos,
+                euler_xyz_from_matrix(self.data.xmat[body].reshape(3, 3)),
+                pos - self.data.site_xpos[self.kinematics.tcp_id],
+                velocity[3:],
+                velocity[:3],
+            ]
+        )
+
+
+class FrankaPushEnv(CubeTask):
+    """Push the cube across the table to a goal 10-20 cm away on the table."""
+
+    task = "push"
+
+    def _sample_goal(self) -> np.ndarray:
+        while True:
+            angle = self.np_random.uniform(-np.pi, np.pi)
+            distance = self.np_random.uniform(0.1, 0.2)
+            xy = self.cube_start + distance * np.array([np.cos(angle), np.sin(angle)])
+            if np.all(xy >= TABLE_REGION_LOW - 0.03) and np.all(xy <= TABLE_REGION_HIGH + 0.03):
+                return np.array([xy[0], xy[1], self.cube_half_size])
+
+    def _solved_pose(self) -> tuple[np.ndarray, float]:
+        self._place_cube(self.goal[:2])
+        direction = self.goal[:2] - self.cube_start
+        direction /= np.linalg.norm(direction)
+        behind = self.goal[:2] - direction * (self.cube_half_size + 0.03)
+        return np.array([behind[0], behind[1], 0.02]), 1.0
+
+
+class FrankaPickPlaceEnv(CubeTask):
+    """Pick the cube up and place it at a goal: half the goals on the table, half in the air."""
+
+    task = "pick_place"
+
+    def _sample_goal(self) -> np.ndarray:
+        while True:
+            xy = self.np_random.uniform(TABLE_REGION_LOW, TABLE_REGION_HIGH)
+            if np.linalg.norm(xy - self.cube_start) > 0.1:
+                break
+        height = self.np_random.uniform(0.05, 0.2) if self.np_random.uniform() < 0.5 else 0.0
+        return np.array([xy[0], xy[1], self.cube_half_size + height])
+
+    def _solved_pose(self) -> tuple[np.ndarray, float]:
+        self._place_cube(self.goal[:2], self.goal[2])
+        return self.goal.copy(), 1.0 - 2 * self.cube_half_size / GRIPPER_MAX_WIDTH
