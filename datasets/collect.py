@@ -1,0 +1,207 @@
+"""Collect episodes from an env with any agent into a trajectory file, in parallel.
+
+Episode ``i`` of a collection is reset with seed ``seed + i`` and driven by the agent
+``policy(env, seed + i)``, so its content depends on ``i`` alone, not on how many
+workers ran or on which one it landed. Workers are separate processes (spawn
+context: safe with GL contexts), each with its own env; the parent is the only
+writer and commits episodes in index order, so the file is the same for any number
+of workers and a killed collection resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import gymnasium
+import numpy as np
+from tqdm import tqdm
+
+from armworld.datasets.env_args import describe_env
+from armworld.datasets.hdf5 import Episode, TrajectoryWriter
+
+
+class AgentLike(Protocol):
+    """The Agent protocol (``armworld.agents.base.Agent``), restated so datasets needn't import agents."""
+
+    def reset(self) -> None: ...
+
+    def act(self, obs: dict[str, Any]) -> np.ndarray: ...
+
+
+AgentFactory = Callable[[gymnasium.Env, int], AgentLike]
+"""``factory(env, seed) -> agent``: a fresh, seeded agent for one episode. Must be picklable
+(a module-level function, class or ``functools.partial``) when ``workers > 1``."""
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """What to collect.
+
+    env_id: a registered id (``armworld.ENV_IDS``); env_kwargs: passed to ``gymnasium.make``;
+    max_episode_steps: overrides the id's step budget; episodes: the number the file holds
+    when done (with ``exist="resume"``, only the missing ones are collected); seed: episode
+    ``i`` uses ``seed + i``; workers: processes (1 = in this process); policy_name: recorded
+    in each episode's ``policy`` attribute.
+    """
+
+    env_id: str
+    episodes: int
+    seed: int = 0
+    workers: int = 1
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    max_episode_steps: int | None = None
+    policy_name: str = "policy"
+
+    def make_env(self) -> gymnasium.Env:
+        """A fresh env of this collection."""
+        import armworld  # noqa: F401  (registers the ids in spawned workers)
+
+        return gymnasium.make(self.env_id, max_episode_steps=self.max_episode_steps, **self.env_kwargs)
+
+
+@dataclass(frozen=True)
+class CollectSummary:
+    """What a collection did: new episodes and env steps (frames), seconds, and the file."""
+
+    path: str
+    episodes: int
+    total: int
+    frames: int
+    successes: int
+    seconds: float
+    bytes: int
+
+    @property
+    def success_rate(self) -> float:
+        """Fraction of the new episodes that end in success."""
+        return self.successes / self.episodes if self.episodes else float("nan")
+
+    @property
+    def fps(self) -> float:
+        """Env steps recorded per second of wall time."""
+        return self.frames / self.seconds if self.seconds > 0 else float("nan")
+
+    def line(self) -> str:
+        """A one-line human summary."""
+        return (
+            f"{self.path}: {self.episodes} new episodes ({self.total} in file), {self.frames} frames, "
+            f"success {self.success_rate:.0%}, {self.bytes / 1e6:.1f} MB, {self.fps:.0f} frames/s"
+        )
+
+
+def rollout(env: gymnasium.Env, agent: AgentLike, seed: int, policy: str) -> Episode:
+    """Run one episode from ``env.reset(seed=seed)`` to termination or truncation.
+
+    Actions are clipped to the action space and recorded as executed.
+    """
+    obs, _ = env.reset(seed=seed)
+    agent.reset()
+    observations, states = [obs], [env.unwrapped.get_sim_state()]
+    actions, rewards, terminated, truncated, success = [], [], [], [], []
+    low, high = env.action_space.low, env.action_space.high
+    done = False
+    while not done:
+        action = np.clip(np.asarray(agent.act(obs), dtype=np.float32), low, high)
+        obs, reward, term, trunc, info = env.step(action)
+        observations.append(obs)
+        states.append(env.unwrapped.get_sim_state())
+        actions.append(action)
+        rewards.append(reward)
+        terminated.append(term)
+        truncated.append(trunc)
+        success.append(bool(info.get("is_success", False)))
+        done = term or trunc
+    return Episode(
+        obs={key: np.stack([o[key] for o in observations]) for key in observations[0]},
+        states=np.stack(states),
+        actions=np.stack(actions),
+        rewards=np.asarray(rewards, dtype=np.float32),
+        terminated=np.asarray(terminated, dtype=bool),
+        truncated=np.asarray(truncated, dtype=bool),
+        success=np.asarray(success, dtype=bool),
+        seed=seed,
+        policy=policy,
+    )
+
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(config: CollectConfig, factory: AgentFactory) -> None:
+    _worker.update(env=config.make_env(), config=config, factory=factory)
+
+
+def _worker_episode(index: int) -> Episode:
+    env, config = _worker["env"], _worker["config"]
+    seed = config.seed + index
+    return rollout(env, _worker["factory"](env, seed), seed, config.policy_name)
+
+
+def _episodes(config: CollectConfig, policy: AgentLike | AgentFactory, env: gymnasium.Env, indices: range) -> Iterator[Episode]:
+    """Episodes ``indices`` in order, from this process or from ``config.workers`` processes."""
+    if hasattr(policy, "act") and not isinstance(policy, type):
+        if config.workers > 1:
+            raise ValueError("parallel workers need an agent factory (env, seed) -> agent, not an agent instance")
+        for index in indices:
+            yield rollout(env, policy, config.seed + index, config.policy_name)
+        return
+    if config.workers == 1:
+        for index in indices:
+            seed = config.seed + index
+            yield rollout(env, policy(env, seed), seed, config.policy_name)
+        return
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(config.workers, initializer=_init_worker, initargs=(config, policy)) as pool:
+        yield from pool.imap(_worker_episode, indices, chunksize=1)
+
+
+def collect(
+    path: str | os.PathLike,
+    config: CollectConfig,
+    policy: AgentLike | AgentFactory,
+    exist: Literal["error", "resume", "overwrite"] = "error",
+    progress: bool = True,
+    on_commit: Callable[[str, Episode], None] | None = None,
+) -> CollectSummary:
+    """Collect ``config.episodes`` episodes into ``path`` and return a summary.
+
+    ``policy`` is an agent factory ``(env, seed) -> agent`` (needed for ``workers > 1``;
+    each episode gets a fresh agent seeded with its episode seed) or one agent instance
+    (reset before each episode). ``exist`` handles an existing file as
+    ``TrajectoryWriter`` does. ``on_commit(demo, episode)`` runs after each committed episode.
+    """
+    if config.workers < 1 or config.episodes < 0:
+        raise ValueError(f"need workers >= 1 and episodes >= 0, got {config.workers} and {config.episodes}")
+    env = config.make_env()
+    start = time.perf_counter()
+    frames = successes = collected = 0
+    try:
+        with TrajectoryWriter(path, describe_env(env), exist=exist) as writer:
+            indices = range(writer.total, max(writer.total, config.episodes))
+            with tqdm(total=len(indices), unit="ep", disable=not progress, desc="collect") as bar:
+                for episode in _episodes(config, policy, env, indices):
+                    demo = writer.append(episode)
+                    collected += 1
+                    frames += episode.num_samples
+                    successes += bool(episode.success[-1])
+                    bar.update()
+                    bar.set_postfix(success=f"{successes / collected:.0%}")
+                    if on_commit is not None:
+                        on_commit(demo, episode)
+            total = writer.total
+    finally:
+        env.close()
+    return CollectSummary(
+        path=str(path),
+        episodes=collected,
+        total=total,
+        frames=frames,
+        successes=successes,
+        seconds=time.perf_counter() - start,
+        bytes=os.path.getsize(path),
+    )
