@@ -64,3 +64,14 @@ def matrix_from_quat(quat: np.ndarray) -> np.ndarray:
             [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
         ]
     )
+
+
+# Vendor tool frames (Franka EE, UR TCP, xArm TCP) point their z axis out of the flange,
+# so a gripper pointing down has z down; armworld's TCP frame is aligned with the base
+# frame in that posture. The two differ by a half turn about x (a self-inverse map).
+_HALF_TURN_X = np.diag([1.0, -1.0, -1.0])
+
+
+def tool_frame_swap(R: np.ndarray) -> np.ndarray:
+    """Convert a TCP rotation ``[3, 3]`` between armworld's frame and a vendor tool frame (either way)."""
+    return np.asarray(R) @ _HALF_TURN_X

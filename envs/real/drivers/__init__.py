@@ -14,7 +14,7 @@ import importlib
 from importlib.metadata import entry_points
 from urllib.parse import SplitResult, urlsplit
 
-from armworld.envs.real.protocols import Robot
+from armworld.envs.real.protocols import Kinematics, Robot
 
 DRIVERS: dict[str, str] = {
     "mock": "armworld.envs.real.drivers.mock",
@@ -48,3 +48,20 @@ def make_robot(url: str) -> Robot:
     if module is None:
         (module,) = [ep.value for ep in entry_points(group="armworld.robots") if ep.name == parts.scheme]
     return importlib.import_module(module).from_url(parts)
+
+
+def make_kinematics(robot: Robot) -> Kinematics:
+    """The IK for the safety layer: the controller's own when the driver offers one, else the Panda model."""
+    if isinstance(robot, Kinematics):
+        return robot
+    from armworld.envs.real.kinematics import PandaIK
+
+    return PandaIK()
+
+
+def import_vendor(module: str, extra: str):
+    """Import a vendor package, or explain which extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(f"{module} is missing: pip install 'armworld[{extra}]'") from error
