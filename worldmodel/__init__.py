@@ -1,1 +1,33 @@
-"""armworld.worldmodel: V-JEPA 2 encoder, JEPA pretraining, action-conditioned predictor, checkpoints."""
+"""armworld.worldmodel: V-JEPA 2 encoder, JEPA pretraining, action-conditioned predictor, checkpoints.
+
+The public API is imported lazily so that importing the package (e.g. for the CLI's
+argument parser) does not import torch::
+
+    from armworld.worldmodel import WorldModel, load_world_model
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "EncoderConfig": "encoder",
+    "FrameEncoder": "encoder",
+    "PRESETS": "encoder",
+    "PredictorConfig": "predictor",
+    "ACPredictor": "predictor",
+    "KVCache": "predictor",
+    "WorldModel": "world_model",
+    "Context": "world_model",
+    "load_world_model": "checkpoint",
+    "load_encoder": "checkpoint",
+    "CheckpointError": "checkpoint",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"armworld.worldmodel.{_EXPORTS[name]}"), name)

@@ -1,0 +1,62 @@
+"""Command-line arguments of ``pretrain`` and ``train``, shared by ``armworld`` and ``torchrun -m``.
+
+Kept free of torch so that ``armworld --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _add_loop_arguments(parser: argparse.ArgumentParser, lr: float, start_lr: float) -> None:
+    g = parser.add_argument_group("optimisation")
+    g.add_argument("--steps", type=int, default=1000, help="optimizer steps in total (default %(default)s)")
+    g.add_argument("--batch-size", type=int, default=8, help="clips per step and process (default %(default)s)")
+    g.add_argument("--lr", type=float, default=lr, help="peak learning rate (default %(default)s)")
+    g.add_argument("--start-lr", type=float, default=start_lr, help="learning rate at step 0 (default %(default)s)")
+    g.add_argument("--warmup-steps", type=int, default=50, help="linear warm-up steps (default %(default)s)")
+    g.add_argument("--weight-decay", type=float, default=0.04, help="AdamW weight decay (default %(default)s)")
+    g.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clip (default %(default)s)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    g.add_argument("--eval-every", type=int, default=200, help="validate every N steps (default %(default)s)")
+    g.add_argument("--save-every", type=int, default=500, help="checkpoint every N steps (default %(default)s)")
+    g.add_argument("--device", default="", help="cpu, cuda or cuda:N (default: cuda if available)")
+    g.add_argument("--workers", type=int, default=0, help="data-loading worker processes (default %(default)s)")
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser, clip_len: int) -> None:
+    parser.add_argument("--data", nargs="+", required=True, metavar="FILE.h5", help="armworld HDF5 datasets")
+    parser.add_argument("--out", required=True, help="run directory (resumes if it holds a checkpoint)")
+    parser.add_argument("--clip-len", type=int, default=clip_len, help="frames per clip (default %(default)s)")
+    parser.add_argument("--frame-skip", type=int, default=1, help="keep every k-th frame (default %(default)s)")
+    parser.add_argument("--camera", default="front", help="camera whose frames are used (default %(default)s)")
+
+
+def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``armworld pretrain``."""
+    _add_data_arguments(parser, clip_len=8)
+    parser.add_argument("--preset", default="tiny", help="encoder size: tiny, small, vitl, vith, vitg")
+    parser.add_argument("--ema", type=float, default=0.998, help="target-encoder EMA momentum (default %(default)s)")
+    _add_loop_arguments(parser, lr=5.25e-4, start_lr=1e-4)
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``armworld train``."""
+    _add_data_arguments(parser, clip_len=4)
+    parser.add_argument("--encoder", help="`armworld pretrain` run, or a local Hugging Face V-JEPA 2 directory")
+    parser.add_argument("--init", help="start from this trained world model (run or checkpoint) instead")
+    parser.add_argument("--predictor", default="tiny", help="predictor size: tiny, small, official")
+    parser.add_argument("--rollout-steps", type=int, default=2, help="autoregressive steps in the rollout loss")
+    _add_loop_arguments(parser, lr=4.25e-4, start_lr=7.5e-5)
+
+
+def loop_config(args: argparse.Namespace):
+    """The :class:`armworld.worldmodel.engine.LoopConfig` of parsed arguments."""
+    from armworld.worldmodel.engine import LoopConfig
+
+    return LoopConfig(
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, start_lr=args.start_lr,
+        warmup_steps=args.warmup_steps, weight_decay=args.weight_decay, grad_clip=args.grad_clip,
+        seed=args.seed, eval_every=args.eval_every, save_every=args.save_every, device=args.device,
+        num_workers=args.workers,
+    )

@@ -1,0 +1,224 @@
+"""Checkpoints: safetensors weights, a JSON config and JSON training metadata.
+
+A run directory looks like::
+
+    runs/wm/
+        latest                  the name of the newest checkpoint (replaced atomically)
+        step-000500/
+            model.safetensors   weights
+            config.json         {"kind": "world_model" | "encoder", "encoder": {...}, "predictor": {...}, "train": {...}}
+            metadata.json       step, metrics, data files with sha256, weights size and sha256, versions
+            trainer.pt          optimizer state and step, for resuming
+        events.out.tfevents.*   TensorBoard scalars
+
+Each checkpoint is written to a temporary directory that is renamed into place, and only
+then does ``latest`` move (also via a temporary file and ``os.replace``), so a crash
+never leaves a half-written checkpoint where a reader looks. The metadata records the
+weights' size and sha256; readers check both and say what is wrong (missing file,
+truncated or altered weights, config and weights that disagree).
+
+``load_world_model(path)`` and ``load_encoder(path)`` accept a run directory (follows
+``latest``) or one checkpoint directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+METADATA = "metadata.json"
+TRAINER = "trainer.pt"
+LATEST = "latest"
+KINDS = ("encoder", "world_model")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete, corrupt or does not fit the model."""
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def describe_files(paths: list[str]) -> list[dict]:
+    """``[{"path", "bytes", "sha256"}]`` for the data files a model was trained on."""
+    return [{"path": str(p), "bytes": os.path.getsize(p), "sha256": file_sha256(p)} for p in paths]
+
+
+def _write_json_atomic(path: Path, obj: object) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(
+    run_dir: str | Path,
+    step: int,
+    config: dict,
+    state_dict: dict[str, torch.Tensor],
+    metadata: dict,
+    trainer_state: dict | None = None,
+    keep: int = 2,
+) -> Path:
+    """Write ``run_dir/step-XXXXXX`` atomically, point ``latest`` at it, keep the newest ``keep``."""
+    if config.get("kind") not in KINDS:
+        raise ValueError(f"config['kind'] must be one of {KINDS}")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    name = f"step-{step:06d}"
+    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{name}."))
+    try:
+        tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+        save_file(tensors, tmp / WEIGHTS)
+        meta = dict(metadata, step=step, weights_bytes=os.path.getsize(tmp / WEIGHTS), weights_sha256=file_sha256(tmp / WEIGHTS))
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True))
+        (tmp / METADATA).write_text(json.dumps(meta, indent=2, sort_keys=True))
+        if trainer_state is not None:
+            torch.save(trainer_state, tmp / TRAINER)
+        final = run_dir / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _write_json_atomic(run_dir / LATEST, {"checkpoint": name})
+    old = sorted(p for p in run_dir.glob("step-*") if p.is_dir() and p.name != name)
+    for p in old[: max(0, len(old) - (keep - 1))]:
+        shutil.rmtree(p, ignore_errors=True)
+    return final
+
+
+def resolve(path: str | Path) -> Path:
+    """The checkpoint directory that ``path`` (a run directory or a checkpoint) names."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"no checkpoint at {path}: it does not exist")
+    if (path / LATEST).is_file():
+        try:
+            name = json.loads((path / LATEST).read_text())["checkpoint"]
+        except (ValueError, KeyError) as e:
+            raise CheckpointError(f"{path / LATEST} is unreadable ({e})") from e
+        return path / name
+    if (path / CONFIG).is_file() or (path / WEIGHTS).is_file():
+        return path
+    raise CheckpointError(f"{path} is neither a run directory (no '{LATEST}') nor a checkpoint (no {CONFIG})")
+
+
+@dataclass
+class Checkpoint:
+    """A verified checkpoint: its directory, config, metadata and weights."""
+
+    path: Path
+    config: dict
+    metadata: dict
+    state_dict: dict[str, torch.Tensor]
+
+    @property
+    def kind(self) -> str:
+        return self.config["kind"]
+
+    def trainer_state(self) -> dict | None:
+        """Optimizer state and step saved for resuming, if any."""
+        f = self.path / TRAINER
+        return torch.load(f, map_location="cpu", weights_only=True) if f.is_file() else None
+
+
+def read_checkpoint(path: str | Path, verify_hash: bool = True) -> Checkpoint:
+    """Read and verify a checkpoint (see the module docstring for the checks)."""
+    ckpt = resolve(path)
+    for name in (WEIGHTS, CONFIG, METADATA):
+        if not (ckpt / name).is_file():
+            raise CheckpointError(f"checkpoint {ckpt} is incomplete: {name} is missing")
+    try:
+        config = json.loads((ckpt / CONFIG).read_text())
+        metadata = json.loads((ckpt / METADATA).read_text())
+    except ValueError as e:
+        raise CheckpointError(f"checkpoint {ckpt} has an unreadable JSON file ({e})") from e
+    if config.get("kind") not in KINDS:
+        raise CheckpointError(f"checkpoint {ckpt} has unknown kind {config.get('kind')!r}")
+    size = os.path.getsize(ckpt / WEIGHTS)
+    if "weights_bytes" in metadata and size != metadata["weights_bytes"]:
+        raise CheckpointError(
+            f"{ckpt / WEIGHTS} is truncated or altered: {size} bytes, metadata says {metadata['weights_bytes']}"
+        )
+    if verify_hash and "weights_sha256" in metadata and file_sha256(ckpt / WEIGHTS) != metadata["weights_sha256"]:
+        raise CheckpointError(f"{ckpt / WEIGHTS} is corrupt: its sha256 differs from the metadata's")
+    try:
+        state_dict = load_file(ckpt / WEIGHTS)
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{ckpt / WEIGHTS} is not a readable safetensors file ({e})") from e
+    return Checkpoint(ckpt, config, metadata, state_dict)
+
+
+def load_state_checked(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], where: str) -> None:
+    """``module.load_state_dict(strict=True)`` with an error that lists what does not fit."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    shapes = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state_dict))
+        if own[k].shape != state_dict[k].shape
+    ]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} keys (e.g. {missing[:3]})")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} keys (e.g. {unexpected[:3]})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches (e.g. {shapes[:2]})")
+        raise CheckpointError(f"{where} does not match the model it configures: " + "; ".join(parts))
+    module.load_state_dict(state_dict, strict=True)
+
+
+def load_encoder(path: str | Path):
+    """The frame encoder of an encoder run (its EMA target encoder) or of a world-model run.
+
+    Returns an :class:`armworld.worldmodel.encoder.FrameEncoder` in eval mode.
+    """
+    from armworld.worldmodel.encoder import EncoderConfig, FrameEncoder
+
+    ckpt = read_checkpoint(path)
+    prefix = "target." if ckpt.kind == "encoder" else "encoder."
+    encoder = FrameEncoder(EncoderConfig.from_dict(ckpt.config["encoder"]))
+    weights = {k[len(prefix) :]: v for k, v in ckpt.state_dict.items() if k.startswith(prefix)}
+    load_state_checked(encoder, weights, f"checkpoint {ckpt.path}")
+    return encoder.eval()
+
+
+def load_world_model(path: str | Path):
+    """The :class:`armworld.worldmodel.world_model.WorldModel` of a ``train`` run, in eval mode."""
+    from armworld.worldmodel.encoder import EncoderConfig, FrameEncoder
+    from armworld.worldmodel.predictor import ACPredictor, PredictorConfig
+    from armworld.worldmodel.world_model import WorldModel
+
+    ckpt = read_checkpoint(path)
+    if ckpt.kind != "world_model":
+        raise CheckpointError(f"{ckpt.path} holds an {ckpt.kind}, not a world model (made by `armworld pretrain`?)")
+    model = WorldModel(
+        FrameEncoder(EncoderConfig.from_dict(ckpt.config["encoder"])),
+        ACPredictor(PredictorConfig.from_dict(ckpt.config["predictor"])),
+    )
+    load_state_checked(model, ckpt.state_dict, f"checkpoint {ckpt.path}")
+    return model.eval()

@@ -1,0 +1,197 @@
+"""The frame encoder: transformers' ``VJEPA2Model`` at a preset size, fed uint8 frames.
+
+V-JEPA 2-AC encodes every frame on its own: the frame is duplicated into one tubelet
+(``tubelet_size`` = 2 frames), so a frame becomes ``N = (image_size / patch_size)^2``
+patch tokens, and the tokens are layer-normed without affine parameters
+(``normalize_reps``). :class:`FrameEncoder` does exactly that::
+
+    encoder = FrameEncoder(PRESETS["tiny"])
+    z = encoder(frames)            # frames uint8 [B, T, H, W, 3] -> z float [B, T, N, D]
+
+Pretraining (:mod:`armworld.worldmodel.pretrain`) feeds clips instead, ``T / 2`` tubelets
+per clip, through :meth:`FrameEncoder.encode_clip`, which lets the context encoder see
+only the unmasked tokens. The ``VJEPA2Model`` inside also holds the JEPA predictor that
+pretraining uses; planning never runs it.
+
+Presets: ``tiny`` and ``small`` train on a CPU; ``vitl``, ``vith`` and ``vitg`` are the
+released V-JEPA 2 sizes, whose weights load from a local Hugging Face-format directory
+(``FrameEncoder.from_pretrained(path)``); nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import VJEPA2Config, VJEPA2Model
+
+from armworld.envs.conventions import IMAGENET_MEAN, IMAGENET_STD
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Sizes of the ViT encoder and of the JEPA predictor used while pretraining it."""
+
+    image_size: int = 64  # frames are resized to image_size x image_size
+    patch_size: int = 16
+    tubelet_size: int = 2
+    frames_per_clip: int = 8  # clip length during pretraining (sets the RoPE depth grid)
+    hidden_size: int = 128
+    depth: int = 4
+    num_heads: int = 4
+    mlp_ratio: float = 4.0
+    pred_hidden_size: int = 96
+    pred_depth: int = 2
+    pred_num_heads: int = 4
+
+    def __post_init__(self) -> None:
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+        if self.hidden_size % self.num_heads or self.pred_hidden_size % self.pred_num_heads:
+            raise ValueError("hidden sizes must be multiples of their numbers of heads")
+        if self.frames_per_clip % self.tubelet_size:
+            raise ValueError(f"frames_per_clip {self.frames_per_clip} is not a multiple of tubelet_size")
+
+    @property
+    def grid_size(self) -> int:
+        """Patches per image side."""
+        return self.image_size // self.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        """Tokens per encoded frame, ``N``."""
+        return self.grid_size**2
+
+    def to_hf(self) -> VJEPA2Config:
+        """The transformers config of this size."""
+        return VJEPA2Config(
+            patch_size=self.patch_size,
+            crop_size=self.image_size,
+            frames_per_clip=self.frames_per_clip,
+            tubelet_size=self.tubelet_size,
+            hidden_size=self.hidden_size,
+            num_hidden_layers=self.depth,
+            num_attention_heads=self.num_heads,
+            mlp_ratio=self.mlp_ratio,
+            pred_hidden_size=self.pred_hidden_size,
+            pred_num_hidden_layers=self.pred_depth,
+            pred_num_attention_heads=self.pred_num_heads,
+        )
+
+    @classmethod
+    def from_hf(cls, config: VJEPA2Config) -> EncoderConfig:
+        """The sizes of a transformers config (e.g. of a released checkpoint)."""
+        return cls(
+            image_size=config.crop_size,
+            patch_size=config.patch_size,
+            tubelet_size=config.tubelet_size,
+            frames_per_clip=config.frames_per_clip,
+            hidden_size=config.hidden_size,
+            depth=config.num_hidden_layers,
+            num_heads=config.num_attention_heads,
+            mlp_ratio=float(config.mlp_ratio),
+            pred_hidden_size=config.pred_hidden_size,
+            pred_depth=config.pred_num_hidden_layers,
+            pred_num_heads=config.pred_num_attention_heads,
+        )
+
+    @classmethod
+    def from_dict(cls, values: dict) -> EncoderConfig:
+        """Inverse of ``dataclasses.asdict``; unknown keys are an error."""
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown encoder config keys: {sorted(unknown)}")
+        return cls(**values)
+
+
+_OFFICIAL = dict(image_size=256, patch_size=16, frames_per_clip=64, pred_hidden_size=384, pred_depth=12, pred_num_heads=12)
+
+PRESETS: dict[str, EncoderConfig] = {
+    # 64 px frames, 4x4 grid of 16 px patches: 16 tokens of width 128. Trains on a CPU and
+    # keeps the predictor cheap enough to plan in about a second on two cores.
+    "tiny": EncoderConfig(),
+    # 128 px frames, 8x8 grid of 16 px patches, width 256.
+    "small": EncoderConfig(
+        image_size=128, patch_size=16, hidden_size=256, depth=6, num_heads=4, pred_hidden_size=128, pred_depth=4
+    ),
+    "vitl": EncoderConfig(**_OFFICIAL, hidden_size=1024, depth=24, num_heads=16),
+    "vith": EncoderConfig(**_OFFICIAL, hidden_size=1280, depth=32, num_heads=16),
+    "vitg": EncoderConfig(**_OFFICIAL, hidden_size=1408, depth=40, num_heads=22, mlp_ratio=48 / 11),
+}
+
+
+def preset(name: str) -> EncoderConfig:
+    """The encoder config called ``name`` (one of :data:`PRESETS`)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown encoder preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
+class FrameEncoder(nn.Module):
+    """uint8 frames -> layer-normed patch tokens, on top of ``transformers.VJEPA2Model``."""
+
+    def __init__(self, config: EncoderConfig, model: VJEPA2Model | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.vjepa = model if model is not None else VJEPA2Model(config.to_hf())
+        self.register_buffer("mean", torch.from_numpy(IMAGENET_MEAN).view(3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.from_numpy(IMAGENET_STD).view(3, 1, 1), persistent=False)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> FrameEncoder:
+        """Released weights from a local Hugging Face-format directory (never the network)."""
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path} is not a Hugging Face model directory (no config.json)")
+        model = VJEPA2Model.from_pretrained(path, local_files_only=True)
+        return cls(EncoderConfig.from_hf(model.config), model)
+
+    @property
+    def embed_dim(self) -> int:
+        """Token width ``D``."""
+        return self.config.hidden_size
+
+    def pixels(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames ``[..., H, W, 3]`` -> normalised float ``[..., 3, S, S]``, S = image_size."""
+        if frames.dtype != torch.uint8 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be uint8 [..., H, W, 3], got {frames.dtype} {tuple(frames.shape)}")
+        lead = frames.shape[:-3]
+        x = frames.reshape(-1, *frames.shape[-3:]).permute(0, 3, 1, 2).float().div_(255.0)
+        size = self.config.image_size
+        if x.shape[-2:] != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        x = (x - self.mean) / self.std
+        return x.reshape(*lead, 3, size, size)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """Encode each frame on its own: uint8 ``[B, T, H, W, 3]`` -> ``[B, T, N, D]``.
+
+        Each frame fills one tubelet (HF duplicates a lone frame), as V-JEPA 2-AC does;
+        the tokens are then layer-normed without affine parameters.
+        """
+        if frames.ndim != 5:
+            raise ValueError(f"frames must be [B, T, H, W, 3], got shape {tuple(frames.shape)}")
+        B, T = frames.shape[:2]
+        x = self.pixels(frames).flatten(0, 1).unsqueeze(1)  # [B*T, 1, 3, S, S]
+        z = self.vjepa.encoder(pixel_values_videos=x).last_hidden_state  # [B*T, N, D]
+        z = F.layer_norm(z, (z.shape[-1],))
+        return z.view(B, T, *z.shape[1:])
+
+    def encode_clip(self, pixels: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Encode clips ``[B, T, 3, S, S]`` (normalised) -> tokens ``[B, K, D]`` after the final LN.
+
+        Tokens are ordered (tubelet, row, column), ``T / tubelet_size * N`` in all. With
+        ``keep`` (indices ``[B, K]``), only those tokens enter the transformer, keeping their
+        3D RoPE positions, so the masked ones are never seen (the JEPA context encoder).
+        """
+        encoder = self.vjepa.encoder
+        x = encoder.embeddings(pixels)  # [B, T/2 * N, D]
+        if keep is not None:
+            x = torch.gather(x, 1, keep.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+        for layer in encoder.layer:
+            x = layer(x, keep)[0]
+        return encoder.layernorm(x)
+

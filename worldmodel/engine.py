@@ -1,0 +1,293 @@
+"""The training loop shared by JEPA pretraining and predictor training.
+
+One loop, one place for the machinery: seeding, DDP (``torchrun`` sets ``RANK``,
+``WORLD_SIZE``, ``LOCAL_RANK``; gloo on CPU, NCCL on GPU), AdamW without weight decay on
+biases and norms, linear warm-up then cosine decay, gradient clipping, bf16 autocast on
+GPU only, validation, a tqdm bar, TensorBoard scalars, checkpoints and resuming from the
+last one. What is trained is a :class:`Task`: an ``nn.Module`` whose ``forward(batch)``
+returns the loss and a dict of scalar metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.distributed as torch_dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+
+from armworld import __version__
+from armworld.worldmodel.checkpoint import describe_files, read_checkpoint, resolve, save_checkpoint
+
+
+@dataclass
+class LoopConfig:
+    """Optimisation and bookkeeping. ``batch_size`` is per process."""
+
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 4.25e-4  # peak learning rate (V-JEPA 2-AC)
+    start_lr: float = 7.5e-5
+    final_lr: float = 1e-6
+    warmup_steps: int = 50
+    weight_decay: float = 0.04
+    grad_clip: float = 1.0
+    seed: int = 0
+    log_every: int = 10
+    eval_every: int = 200
+    eval_batches: int = 8
+    save_every: int = 500
+    keep_checkpoints: int = 2
+    num_workers: int = 0
+    device: str = ""  # "" = cuda when available, else cpu
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be positive")
+        if self.warmup_steps < 0 or not (0 < self.start_lr and 0 < self.lr and 0 <= self.final_lr):
+            raise ValueError("learning rates must be positive and warmup_steps non-negative")
+
+
+class Task(Protocol):
+    """What the loop trains; see :class:`armworld.worldmodel.pretrain.JEPA` and ``train.ACTraining``."""
+
+    kind: str
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+    def after_step(self) -> None:
+        """Called after every optimizer step (e.g. the EMA update)."""
+
+    def checkpoint_config(self) -> dict:
+        """JSON config that rebuilds the model (``kind``, ``encoder``, ``predictor``, ...)."""
+
+    def checkpoint_state(self) -> dict[str, torch.Tensor]:
+        """The tensors a checkpoint stores (see :mod:`armworld.worldmodel.checkpoint`)."""
+
+    def load_checkpoint_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Inverse of :meth:`checkpoint_state`, for resuming."""
+
+
+@dataclass
+class Dist:
+    """This process's place in a (possibly single-process) run."""
+
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str = "") -> Dist:
+    """Join the process group that ``torchrun`` describes in the environment, if any."""
+    use_cuda = device.startswith("cuda") or (device == "" and torch.cuda.is_available())
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if not torch_dist.is_initialized():
+            torch_dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        if use_cuda:
+            torch.cuda.set_device(local_rank)
+        dev = torch.device("cuda", local_rank) if use_cuda else torch.device("cpu")
+        return Dist(torch_dist.get_rank(), world_size, dev)
+    return Dist(0, 1, torch.device(device or ("cuda" if use_cuda else "cpu")))
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def learning_rate(step: int, cfg: LoopConfig) -> float:
+    """Linear warm-up ``start_lr -> lr`` over ``warmup_steps``, then cosine decay to ``final_lr``."""
+    if step < cfg.warmup_steps:
+        return cfg.start_lr + (cfg.lr - cfg.start_lr) * step / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.final_lr + 0.5 * (cfg.lr - cfg.final_lr) * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(module: nn.Module, cfg: LoopConfig) -> torch.optim.AdamW:
+    """AdamW over trainable parameters; no weight decay on biases, norms and other 1-D tensors."""
+    decay, no_decay = [], []
+    for p in module.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.start_lr, betas=(0.9, 0.999), eps=1e-8)
+
+
+def batches(dataset: Dataset, cfg: LoopConfig, dist: Dist, start_step: int) -> Iterator[dict[str, torch.Tensor]]:
+    """Endless shuffled batches; each rank reads its own shard (``DistributedSampler``)."""
+    if len(dataset) < cfg.batch_size * dist.world_size:
+        raise ValueError(
+            f"the dataset has {len(dataset)} items, fewer than one batch of {cfg.batch_size} x {dist.world_size} processes"
+        )
+    if dist.world_size > 1:
+        sampler = DistributedSampler(dataset, dist.world_size, dist.rank, shuffle=True, seed=cfg.seed, drop_last=True)
+    else:
+        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed))
+    loader = DataLoader(dataset, cfg.batch_size, sampler=sampler, drop_last=True, num_workers=cfg.num_workers)
+    epoch = start_step // len(loader)
+    while True:
+        if isinstance(sampler, DistributedSampler):
+            sampler.set_epoch(epoch)
+        else:
+            sampler.generator.manual_seed(cfg.seed + epoch)
+        yield from loader
+        epoch += 1
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def evaluate(task: nn.Module, dataset: Dataset, cfg: LoopConfig, dist: Dist) -> dict[str, float]:
+    """Mean metrics over the first ``eval_batches`` batches of ``dataset`` (all ranks averaged)."""
+    sampler = None
+    if dist.world_size > 1:
+        sampler = DistributedSampler(dataset, dist.world_size, dist.rank, shuffle=False)
+    loader = DataLoader(dataset, cfg.batch_size, sampler=sampler, shuffle=False, num_workers=cfg.num_workers)
+    task.eval()
+    totals: dict[str, float] = {}
+    count = 0
+    for i, batch in enumerate(loader):
+        if i >= cfg.eval_batches:
+            break
+        with autocast(dist.device):
+            loss, metrics = task(to_device(batch, dist.device))
+        for k, v in dict(metrics, loss=float(loss)).items():
+            totals[k] = totals.get(k, 0.0) + v
+        count += 1
+    task.train()
+    keys = sorted(totals)
+    values = torch.tensor([totals[k] for k in keys] + [count], dtype=torch.float64)
+    if dist.world_size > 1:
+        torch_dist.all_reduce(values)
+    n = max(1.0, float(values[-1]))
+    return {k: float(v) / n for k, v in zip(keys, values[:-1])}
+
+
+def autocast(device: torch.device) -> torch.autocast:
+    """bf16 autocast on GPU; a no-op on CPU."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def fit(
+    task: nn.Module,
+    cfg: LoopConfig,
+    train_data: Dataset,
+    valid_data: Dataset | None,
+    out_dir: str | Path,
+    data_files: list[str] = (),
+    extra_config: dict | None = None,
+) -> Path | None:
+    """Train ``task`` for ``cfg.steps`` optimizer steps, resuming from ``out_dir`` if it holds a checkpoint.
+
+    Returns the last checkpoint's directory on rank 0 (None on other ranks).
+    """
+    dist = init_distributed(cfg.device)
+    seed_everything(cfg.seed + dist.rank)
+    out_dir = Path(out_dir)
+    task.to(dist.device)
+    optimizer = make_optimizer(task, cfg)
+
+    start_step = 0
+    if (out_dir / "latest").is_file():
+        ckpt = read_checkpoint(resolve(out_dir))
+        if ckpt.kind != task.kind:
+            raise ValueError(f"{out_dir} holds a {ckpt.kind} run; cannot resume a {task.kind} run there")
+        task.load_checkpoint_state(ckpt.state_dict)
+        state = ckpt.trainer_state()
+        if state is not None:
+            optimizer.load_state_dict(state["optimizer"])
+            start_step = int(state["step"])
+        if dist.main:
+            print(f"resuming from {ckpt.path} at step {start_step}")
+    if start_step >= cfg.steps:
+        return resolve(out_dir) if dist.main else None
+
+    model: nn.Module = task
+    if dist.world_size > 1:
+        ids = [dist.device.index] if dist.device.type == "cuda" else None
+        model = nn.parallel.DistributedDataParallel(task, device_ids=ids)
+
+    config = dict(task.checkpoint_config(), train=dict(asdict(cfg), **(extra_config or {})))
+    metadata_base = {
+        "data": describe_files(list(data_files)) if dist.main else [],
+        "world_size": dist.world_size,
+        "armworld_version": __version__,
+        "torch_version": torch.__version__,
+    }
+    writer = None
+    if dist.main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out_dir))
+    bar = None
+    if dist.main and cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=start_step, desc=task.kind, dynamic_ncols=True)
+
+    metrics: dict[str, float] = {}
+    last_valid: dict[str, float] = {}
+    last_ckpt = None
+    data = batches(train_data, cfg, dist, start_step)
+    task.train()
+    for step in range(start_step, cfg.steps):
+        lr = learning_rate(step, cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = to_device(next(data), dist.device)
+        with autocast(dist.device):
+            loss, metrics = model(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_([p for p in task.parameters() if p.requires_grad], cfg.grad_clip)
+        optimizer.step()
+        task.after_step()
+        done = step + 1
+        metrics = dict(metrics, loss=float(loss.detach()), grad_norm=float(grad_norm), lr=lr)
+        if writer is not None and (done % cfg.log_every == 0 or done == cfg.steps):
+            for k, v in metrics.items():
+                writer.add_scalar(f"train/{k}", v, done)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{metrics['loss']:.4f}", **{k: f"{v:.4f}" for k, v in last_valid.items() if k == "loss"})
+        if valid_data is not None and len(valid_data) > 0 and (done % cfg.eval_every == 0 or done == cfg.steps):
+            last_valid = evaluate(task, valid_data, cfg, dist)
+            if writer is not None:
+                for k, v in last_valid.items():
+                    writer.add_scalar(f"valid/{k}", v, done)
+        if done % cfg.save_every == 0 or done == cfg.steps:
+            if dist.main:
+                last_ckpt = save_checkpoint(
+                    out_dir,
+                    done,
+                    config,
+                    task.checkpoint_state(),
+                    dict(metadata_base, train_metrics=metrics, valid_metrics=last_valid),
+                    {"optimizer": optimizer.state_dict(), "step": done},
+                    keep=cfg.keep_checkpoints,
+                )
+            if dist.world_size > 1:
+                torch_dist.barrier()
+    if bar is not None:
+        bar.close()
+    if writer is not None:
+        writer.close()
+    return last_ckpt

@@ -1,0 +1,152 @@
+"""Self-supervised video pretraining of the encoder (V-JEPA, Eq. 1 of the V-JEPA 2 paper).
+
+For a clip ``x`` and a multi-block mask (:mod:`armworld.worldmodel.masks`):
+
+1. the context encoder ``E_theta`` sees only the unmasked tokens (the context);
+2. the JEPA predictor (``VJEPA2Model``'s own, fed the context and the target positions)
+   predicts the masked tokens;
+3. the target encoder ``E_theta_bar`` (an EMA of the context encoder, never trained by
+   gradients) sees the whole clip; its tokens, layer-normed without affine parameters, are
+   the regression targets;
+4. loss = mean L1 over masked tokens, averaged over the mask configs.
+
+The encoder that downstream code uses is the EMA target encoder (``load_encoder``).
+
+Run it as ``armworld pretrain --data FILE.h5 --preset tiny --steps N --out runs/enc`` or,
+on several processes, ``torchrun --nproc-per-node 2 -m armworld.worldmodel.pretrain ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from armworld.worldmodel.encoder import EncoderConfig, FrameEncoder, preset
+from armworld.worldmodel.engine import LoopConfig, fit
+from armworld.worldmodel.masks import MultiBlockMasker
+
+
+@dataclass
+class PretrainConfig:
+    """Everything ``armworld pretrain`` needs besides the data."""
+
+    preset: str = "tiny"
+    clip_len: int = 8  # frames per clip, a multiple of the tubelet size (2)
+    frame_skip: int = 1
+    camera: str = "front"
+    ema: float = 0.998  # target momentum; the paper's 0.99925 suits runs of 100k+ steps
+    loop: LoopConfig = field(default_factory=lambda: LoopConfig(lr=5.25e-4, start_lr=1e-4))
+
+    def encoder_config(self) -> EncoderConfig:
+        return dataclasses.replace(preset(self.preset), frames_per_clip=self.clip_len)
+
+
+class JEPA(nn.Module):
+    """Context encoder (+ its JEPA predictor) and EMA target encoder; ``forward(batch) -> (loss, metrics)``."""
+
+    kind = "encoder"
+
+    def __init__(self, encoder: FrameEncoder, ema: float = 0.998, seed: int = 0) -> None:
+        super().__init__()
+        if not 0.0 <= ema < 1.0:
+            raise ValueError(f"ema momentum must lie in [0, 1), got {ema}")
+        self.encoder = encoder
+        self.target = copy.deepcopy(encoder).requires_grad_(False)
+        self.ema = ema
+        c = encoder.config
+        grid = (c.frames_per_clip // c.tubelet_size, c.grid_size, c.grid_size)
+        self.masker = MultiBlockMasker(grid)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """``batch["frames"]``: uint8 ``[B, T, H, W, 3]`` with ``T = frames_per_clip``."""
+        frames = batch["frames"]
+        c = self.encoder.config
+        if frames.ndim != 5 or frames.shape[1] != c.frames_per_clip:
+            raise ValueError(f"frames must be [B, {c.frames_per_clip}, H, W, 3], got {tuple(frames.shape)}")
+        B = frames.shape[0]
+        pixels = self.encoder.pixels(frames)  # [B, T, 3, S, S]
+        with torch.no_grad():
+            target = self.target.encode_clip(pixels)
+            target = F.layer_norm(target, (target.shape[-1],))  # [B, M, D]
+        losses = []
+        metrics = {}
+        for i, mask in enumerate(self.masker(B, self.generator)):
+            ctx_idx, tgt_idx = mask.context.to(frames.device), mask.target.to(frames.device)
+            context = self.encoder.encode_clip(pixels, ctx_idx)  # [B, Nc, D]
+            # The HF predictor gathers the context from a full-length sequence by index.
+            full = context.new_zeros(target.shape).scatter(1, ctx_idx[..., None].expand_as(context), context)
+            pred = self.encoder.vjepa.predictor(
+                encoder_hidden_states=full, context_mask=[ctx_idx], target_mask=[tgt_idx]
+            ).last_hidden_state  # [B, Nt, D]
+            wanted = torch.gather(target, 1, tgt_idx[..., None].expand(-1, -1, target.shape[-1]))
+            losses.append((pred.float() - wanted.float()).abs().mean())
+            metrics[f"loss_mask{i}"] = float(losses[-1].detach())
+            metrics[f"masked_fraction{i}"] = tgt_idx.shape[1] / target.shape[1]
+        return torch.stack(losses).mean(), metrics
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        """target <- ema * target + (1 - ema) * context, for the encoder weights."""
+        online = list(self.encoder.vjepa.encoder.parameters())
+        target = list(self.target.vjepa.encoder.parameters())
+        torch._foreach_mul_(target, self.ema)
+        torch._foreach_add_(target, online, alpha=1.0 - self.ema)
+
+    def checkpoint_config(self) -> dict:
+        return {"kind": self.kind, "encoder": dataclasses.asdict(self.encoder.config)}
+
+    def checkpoint_state(self) -> dict[str, torch.Tensor]:
+        return self.state_dict()
+
+    def load_checkpoint_state(self, state: dict[str, torch.Tensor]) -> None:
+        from armworld.worldmodel.checkpoint import load_state_checked
+
+        load_state_checked(self, state, "the encoder run being resumed")
+
+
+def pretrain(config: PretrainConfig, data: list[str], out: str | Path) -> Path | None:
+    """Pretrain an encoder on the frames of HDF5 datasets ``data``; returns the last checkpoint (rank 0)."""
+    from armworld.datasets.clips import FrameDataset
+
+    kwargs = dict(clip_len=config.clip_len, frame_skip=config.frame_skip, camera=config.camera)
+    train_data = FrameDataset(list(data), split="train", **kwargs)
+    valid_data = FrameDataset(list(data), split="valid", **kwargs)
+    task = JEPA(FrameEncoder(config.encoder_config()), ema=config.ema, seed=config.loop.seed)
+    extra = {"preset": config.preset, "clip_len": config.clip_len, "frame_skip": config.frame_skip,
+             "camera": config.camera, "ema": config.ema}
+    return fit(task, config.loop, train_data, valid_data, out, data_files=list(data), extra_config=extra)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``armworld pretrain`` and ``python -m armworld.worldmodel.pretrain``."""
+    from armworld.worldmodel.arguments import add_pretrain_arguments
+
+    parser = argparse.ArgumentParser(prog="armworld pretrain", description=__doc__.splitlines()[0])
+    add_pretrain_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Pretrain from parsed ``armworld pretrain`` arguments."""
+    from armworld.worldmodel.arguments import loop_config
+
+    config = PretrainConfig(
+        preset=args.preset, clip_len=args.clip_len, frame_skip=args.frame_skip, camera=args.camera, ema=args.ema,
+        loop=loop_config(args),
+    )
+    path = pretrain(config, args.data, args.out)
+    if path is not None:
+        print(f"encoder checkpoint: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""Training the action-conditioned predictor on a frozen encoder (V-JEPA 2-AC, Eqs. 2-4).
+
+For a clip of frames ``x_0..x_{T-1}``, proprio ``s_0..s_{T-1}`` and actions
+``a_0..a_{T-2}``, the frozen encoder gives layer-normed tokens ``z_t = E(x_t)`` and
+
+- teacher forcing: ``L_tf = mean |P(z_0..z_{T-2}, s, a) - z_1..z_{T-1}|``, every step
+  predicted from the true past;
+- rollout: from ``z_0`` alone, ``rollout_steps`` predictions fed back autoregressively with
+  the true states, ``L_ro = mean |z_hat_1..z_hat_k - z_1..z_k|``;
+
+loss = ``L_tf + L_ro``. Predictions are layer-normed before the loss and before being
+fed back. Only the predictor learns.
+
+Run it as ``armworld train --data FILE.h5 --encoder runs/enc --steps N --out runs/wm``
+(``--init runs/wm`` starts from a trained world model, e.g. to fine-tune on real-arm
+trajectories), or ``torchrun --nproc-per-node N -m armworld.worldmodel.train ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from armworld.worldmodel.encoder import FrameEncoder
+from armworld.worldmodel.engine import LoopConfig, fit
+from armworld.worldmodel.predictor import ACPredictor, PredictorConfig
+from armworld.worldmodel.world_model import WorldModel
+
+# Predictor sizes by name; token width and grid come from the encoder.
+PREDICTOR_PRESETS: dict[str, dict] = {
+    "tiny": dict(hidden_size=128, depth=4, num_heads=4),
+    "small": dict(hidden_size=256, depth=6, num_heads=4),
+    "official": dict(hidden_size=1024, depth=24, num_heads=16),  # V-JEPA 2-AC
+}
+
+
+def predictor_config(encoder: FrameEncoder, size: str) -> PredictorConfig:
+    """The predictor preset ``size`` fitted to ``encoder``'s tokens."""
+    if size not in PREDICTOR_PRESETS:
+        raise ValueError(f"unknown predictor size {size!r}; choose one of {sorted(PREDICTOR_PRESETS)}")
+    return PredictorConfig(embed_dim=encoder.embed_dim, grid_size=encoder.config.grid_size, **PREDICTOR_PRESETS[size])
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``armworld train`` needs besides the data and the starting weights."""
+
+    predictor: str = "tiny"
+    clip_len: int = 4  # frames per clip (T); T - 1 actions
+    frame_skip: int = 1
+    rollout_steps: int = 2
+    camera: str = "front"
+    loop: LoopConfig = field(default_factory=LoopConfig)
+
+    def __post_init__(self) -> None:
+        if self.clip_len < 2:
+            raise ValueError("clip_len must be at least 2 (one action)")
+        if not 0 <= self.rollout_steps <= self.clip_len - 1:
+            raise ValueError(f"rollout_steps must lie in [0, clip_len - 1] = [0, {self.clip_len - 1}]")
+
+
+class ACTraining(nn.Module):
+    """A :class:`WorldModel` with its encoder frozen; ``forward(batch) -> (loss, metrics)``."""
+
+    kind = "world_model"
+
+    def __init__(self, model: WorldModel, rollout_steps: int = 2) -> None:
+        super().__init__()
+        self.model = model
+        self.rollout_steps = rollout_steps
+        model.encoder.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> ACTraining:
+        super().train(mode)
+        self.model.encoder.eval()  # frozen, always in inference mode
+        return self
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """``frames`` uint8 ``[B, T, H, W, 3]``, ``proprio [B, T, 7]``, ``actions [B, T-1, 7]``."""
+        frames, proprio, actions = batch["frames"], batch["proprio"].float(), batch["actions"].float()
+        T = frames.shape[1]
+        if proprio.shape[1] != T or actions.shape[1] != T - 1:
+            raise ValueError(f"a clip of {T} frames needs {T} proprio rows and {T - 1} actions")
+        with torch.no_grad():
+            z = self.model.encode(frames).float()  # [B, T, N, D]
+        pred = self.model.predict(z[:, :-1], proprio[:, :-1], actions)
+        teacher = (pred.float() - z[:, 1:]).abs().mean()
+        metrics = {"loss_teacher": float(teacher.detach())}
+        # The copy-the-last-frame baseline: what predicting "nothing moves" would score.
+        metrics["copy_last_baseline"] = float((z[:, :-1] - z[:, 1:]).abs().mean())
+        loss = teacher
+        k = self.rollout_steps
+        if k > 0:
+            context = self.model.context(z[:, :1], proprio[:, :1])
+            imagined = self.model.rollout(context, actions[:, :k], proprio=proprio[:, :k])
+            rollout = (imagined.float() - z[:, 1 : k + 1]).abs().mean()
+            metrics["loss_rollout"] = float(rollout.detach())
+            loss = loss + rollout
+        return loss, metrics
+
+    def after_step(self) -> None:
+        """Nothing to do after a step (no EMA here)."""
+
+    def checkpoint_config(self) -> dict:
+        return {
+            "kind": self.kind,
+            "encoder": dataclasses.asdict(self.model.encoder.config),
+            "predictor": dataclasses.asdict(self.model.predictor.config),
+        }
+
+    def checkpoint_state(self) -> dict[str, torch.Tensor]:
+        return self.model.state_dict()
+
+    def load_checkpoint_state(self, state: dict[str, torch.Tensor]) -> None:
+        from armworld.worldmodel.checkpoint import load_state_checked
+
+        load_state_checked(self.model, state, "the world-model run being resumed")
+
+
+def build_world_model(encoder: str | None, init: str | None, predictor: str) -> WorldModel:
+    """A world model from ``--init`` (a trained one) or from ``--encoder`` plus a fresh predictor.
+
+    ``encoder`` is an ``armworld pretrain`` run/checkpoint or a Hugging Face-format
+    directory of released V-JEPA 2 weights.
+    """
+    from armworld.worldmodel.checkpoint import load_encoder, load_world_model
+
+    if init is not None:
+        if encoder is not None:
+            raise ValueError("give --encoder or --init, not both: --init brings its own encoder")
+        return load_world_model(init)
+    if encoder is None:
+        raise ValueError("--encoder (a pretrained encoder) or --init (a trained world model) is required")
+    if (Path(encoder) / "config.json").is_file() and not (Path(encoder) / "metadata.json").is_file():
+        enc = FrameEncoder.from_pretrained(encoder)
+    else:
+        enc = load_encoder(encoder)
+    return WorldModel(enc, ACPredictor(predictor_config(enc, predictor)))
+
+
+def train(config: TrainConfig, model: WorldModel, data: list[str], out: str | Path) -> Path | None:
+    """Train ``model``'s predictor on HDF5 datasets ``data``; returns the last checkpoint (rank 0)."""
+    from armworld.datasets.clips import ClipDataset
+
+    kwargs = dict(clip_len=config.clip_len, frame_skip=config.frame_skip, action="delta", camera=config.camera)
+    train_data = ClipDataset(list(data), split="train", **kwargs)
+    valid_data = ClipDataset(list(data), split="valid", **kwargs)
+    task = ACTraining(model, rollout_steps=config.rollout_steps)
+    extra = {k: v for k, v in dataclasses.asdict(config).items() if k != "loop"}
+    return fit(task, config.loop, train_data, valid_data, out, data_files=list(data), extra_config=extra)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train from parsed ``armworld train`` arguments."""
+    from armworld.worldmodel.arguments import loop_config
+
+    config = TrainConfig(
+        predictor=args.predictor, clip_len=args.clip_len, frame_skip=args.frame_skip,
+        rollout_steps=args.rollout_steps, camera=args.camera, loop=loop_config(args),
+    )
+    model = build_world_model(args.encoder, args.init, config.predictor)
+    path = train(config, model, args.data, args.out)
+    if path is not None:
+        print(f"world model checkpoint: {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m armworld.worldmodel.train`` (and so of ``torchrun``)."""
+    from armworld.worldmodel.arguments import add_train_arguments
+
+    parser = argparse.ArgumentParser(prog="armworld train", description=__doc__.splitlines()[0])
+    add_train_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
