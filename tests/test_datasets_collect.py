@@ -1,0 +1,128 @@
+"""Collection from the real envs: parallel determinism, SIGKILL safety, resume, replay."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+
+from armworld.agents.exploration import PolicySpec
+from armworld.datasets.collect import CollectConfig, collect
+from armworld.datasets.hdf5 import TrajectoryFile, validate
+from armworld.datasets.replay import replay
+
+PIXELS = {"obs_mode": "pixels_state", "image_size": 32, "cameras": ("front", "wrist")}
+
+
+def config(episodes: int, workers: int = 1, env_kwargs: dict | None = None) -> CollectConfig:
+    return CollectConfig(
+        "armworld/FrankaPush-v0", episodes, seed=3, workers=workers, env_kwargs=env_kwargs or {"obs_mode": "state"},
+        max_episode_steps=5, policy_name=PolicySpec("mixed", noise=0.1).label,
+    )
+
+
+def assert_same_files(a, b):
+    with TrajectoryFile(a) as fa, TrajectoryFile(b) as fb:
+        assert fa.demos == fb.demos
+        for demo in fa.demos:
+            ea, eb = fa.episode(demo), fb.episode(demo)
+            assert ea.obs.keys() == eb.obs.keys()
+            for key in ea.obs:
+                np.testing.assert_array_equal(ea.obs[key], eb.obs[key], err_msg=f"{demo} obs/{key}")
+            for key in ("states", "actions", "rewards", "terminated", "truncated", "success", "seed", "policy"):
+                np.testing.assert_array_equal(getattr(ea, key), getattr(eb, key), err_msg=f"{demo} {key}")
+
+
+def test_two_workers_write_the_same_file_as_one(tmp_path):
+    policy = PolicySpec("mixed", noise=0.1)
+    one = collect(tmp_path / "one.h5", config(3, 1, PIXELS), policy, progress=False)
+    two = collect(tmp_path / "two.h5", config(3, 2, PIXELS), policy, progress=False)
+    assert (one.episodes, one.frames, one.total) == (3, 15, 3)
+    assert (two.episodes, two.frames) == (3, 15)
+    assert_same_files(tmp_path / "one.h5", tmp_path / "two.h5")
+    assert validate(tmp_path / "two.h5") == []
+    with TrajectoryFile(tmp_path / "two.h5") as file:
+        assert file.dataset("demo_2", "obs/rgb_wrist").shape == (6, 32, 32, 3)
+        assert file.attrs("demo_2") == {"num_samples": 5, "seed": 5, "policy": policy.label}
+        assert file.env_args["env_kwargs"]["cameras"] == ["front", "wrist"]
+        assert file.env_args["max_episode_steps"] == 5
+
+
+def test_an_agent_instance_runs_in_process_only(tmp_path):
+    import gymnasium
+
+    env = gymnasium.make("armworld/FrankaPush-v0")
+    agent = PolicySpec("random")(env, 0)
+    summary = collect(tmp_path / "a.h5", config(2), agent, progress=False)
+    assert summary.total == 2
+    with pytest.raises(ValueError, match="factory"):
+        collect(tmp_path / "b.h5", config(2, workers=2), agent, progress=False)
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from armworld.agents.exploration import PolicySpec
+    from armworld.datasets.collect import CollectConfig, collect
+
+    class StallsInEpisodeTwo:
+        '''The mixed policy, stalling mid-way through the episode with seed 5 (index 2).'''
+
+        def __init__(self, env, seed):
+            self.agent, self.seed, self.t = PolicySpec("mixed", noise=0.1)(env, seed), seed, 0
+
+        def reset(self):
+            self.agent.reset()
+            self.t = 0
+
+        def act(self, obs):
+            self.t += 1
+            if self.seed == 5 and self.t == 3:
+                print("mid-episode", flush=True)
+                time.sleep(120)
+            return self.agent.act(obs)
+
+    config = CollectConfig("armworld/FrankaPush-v0", 4, seed=3, env_kwargs={"obs_mode": "state"},
+                           max_episode_steps=5, policy_name=PolicySpec("mixed", noise=0.1).label)
+    collect(sys.argv[1], config, StallsInEpisodeTwo, progress=False,
+            on_commit=lambda demo, episode: print("committed", demo, flush=True))
+    """
+)
+
+
+def test_sigkill_mid_episode_keeps_completed_episodes_and_resume_completes(tmp_path):
+    path = tmp_path / "killed.h5"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, text=True)
+    lines = []
+    for line in child.stdout:
+        lines.append(line.strip())
+        if line.startswith("mid-episode"):
+            break
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
+    assert lines == ["committed demo_0", "committed demo_1", "mid-episode"]
+    with TrajectoryFile(path) as file:
+        assert file.demos == ["demo_0", "demo_1"]
+    assert validate(path) == []
+
+    summary = collect(path, config(4), PolicySpec("mixed", noise=0.1), exist="resume", progress=False)
+    assert (summary.episodes, summary.total) == (2, 4)
+    collect(tmp_path / "fresh.h5", config(4), PolicySpec("mixed", noise=0.1), progress=False)
+    assert_same_files(path, tmp_path / "fresh.h5")
+
+
+def test_replay_matches_and_detects_a_changed_action(tmp_path):
+    path = tmp_path / "d.h5"
+    collect(path, config(2, env_kwargs=PIXELS), PolicySpec("expert"), progress=False)
+    result = replay(path, "demo_1")
+    assert result.matches and result.steps == 5 and result.max_error == 0.0
+    with h5py.File(path, "r+") as raw:
+        raw["data/demo_1/actions"][2] = -raw["data/demo_1/actions"][2]
+    result = replay(path, "demo_1")
+    assert not result.matches and result.first_mismatch == 3
