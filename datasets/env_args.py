@@ -7,10 +7,10 @@ budget and the versions of armworld and MuJoCo, so any episode can be re-simulat
 from __future__ import annotations
 
 import dataclasses
+from importlib.metadata import version
 from typing import Any
 
 import gymnasium
-import mujoco
 
 import armworld
 from armworld.envs.randomization import RandomizationConfig
@@ -26,7 +26,7 @@ def describe_env(env: gymnasium.Env) -> dict[str, Any]:
         "env_kwargs": dataclasses.asdict(env.unwrapped.config),
         "max_episode_steps": env.spec.max_episode_steps,
         "armworld_version": armworld.__version__,
-        "mujoco_version": mujoco.__version__,
+        "mujoco_version": version("mujoco"),
     }
 
 

@@ -1,5 +1,142 @@
-"""CLI verbs for data."""
+"""CLI verbs for data: ``collect`` and ``dataset info|validate|video|replay``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
 
 
 def register(subparsers) -> None:
     """Add this area's verbs to the ``armworld`` parser."""
+    collect = subparsers.add_parser("collect", help="collect episodes into an HDF5 trajectory file")
+    collect.add_argument("--env", required=True, help="env id, e.g. armworld/FrankaPush-v0")
+    collect.add_argument("--policy", choices=("expert", "random", "mixed"), default="expert")
+    collect.add_argument("--noise", type=float, default=0.0, help="Gaussian action noise of the expert")
+    collect.add_argument("--beta", type=float, default=1.0, help="colour of the random policy's noise (0 white, 1 pink, 2 red)")
+    collect.add_argument("--random-fraction", type=float, default=0.3, help="share of random segments in mixed")
+    collect.add_argument("--episodes", type=int, required=True, help="episodes the file holds when done")
+    collect.add_argument("--workers", type=int, default=1, help="collection processes")
+    collect.add_argument("--obs-mode", default="pixels_state", choices=("state", "pixels", "pixels_state"))
+    collect.add_argument("--image-size", type=int, default=64)
+    collect.add_argument("--cameras", default="front", help="comma-separated, e.g. front,wrist")
+    collect.add_argument("--max-steps", type=int, default=None, help="step budget per episode (default: the env's)")
+    collect.add_argument("--seed", type=int, default=0, help="episode i is reset with seed + i")
+    collect.add_argument("--out", required=True, help="output .h5 file")
+    exist = collect.add_mutually_exclusive_group()
+    exist.add_argument("--resume", action="store_true", help="append to an existing file")
+    exist.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    collect.add_argument("--no-progress", action="store_true", help="no progress bar")
+    collect.set_defaults(func=run_collect)
+
+    dataset = subparsers.add_parser("dataset", help="inspect, check, watch and replay trajectory files")
+    verbs = dataset.add_subparsers(dest="dataset_command", metavar="VERB", required=True)
+    info = verbs.add_parser("info", help="summary of a trajectory file")
+    info.add_argument("file")
+    info.set_defaults(func=run_info)
+    validate = verbs.add_parser("validate", help="check structure, shapes, dtypes and values; non-zero exit on problems")
+    validate.add_argument("file")
+    validate.set_defaults(func=run_validate)
+    video = verbs.add_parser("video", help="write a demo's cameras side by side to a video")
+    video.add_argument("file")
+    video.add_argument("--demo", type=int, required=True, help="demo index")
+    video.add_argument("--out", required=True, help="video file (.mp4, .gif)")
+    video.add_argument("--cameras", default=None, help="comma-separated (default: all)")
+    video.add_argument("--fps", type=float, default=10.0)
+    video.set_defaults(func=run_video)
+    replay = verbs.add_parser("replay", help="re-simulate a demo from its seed and actions and compare the states")
+    replay.add_argument("file")
+    replay.add_argument("--demo", type=int, required=True, help="demo index")
+    replay.set_defaults(func=run_replay)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def run_collect(args: argparse.Namespace) -> int:
+    from armworld.agents.exploration import PolicySpec
+    from armworld.datasets.collect import CollectConfig, collect
+    from armworld.datasets.hdf5 import DatasetError
+
+    policy = PolicySpec(args.policy, noise=args.noise, beta=args.beta, random_fraction=args.random_fraction)
+    config = CollectConfig(
+        env_id=args.env,
+        episodes=args.episodes,
+        seed=args.seed,
+        workers=args.workers,
+        env_kwargs={"obs_mode": args.obs_mode, "image_size": args.image_size, "cameras": args.cameras},
+        max_episode_steps=args.max_steps,
+        policy_name=policy.label,
+    )
+    exist = "resume" if args.resume else "overwrite" if args.overwrite else "error"
+    try:
+        summary = collect(args.out, config, policy, exist=exist, progress=not args.no_progress)
+    except (DatasetError, ValueError, TypeError) as error:
+        return _fail(str(error))
+    print(summary.line())
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    import os
+
+    import numpy as np
+
+    from armworld.datasets.hdf5 import DatasetError, TrajectoryFile
+
+    try:
+        with TrajectoryFile(args.file) as file:
+            lengths = [file.num_samples(demo) for demo in file.demos]
+            successes = sum(bool(file.read(demo, "success", slice(-1, None)).any()) for demo in file.demos if lengths)
+            policies = sorted({str(file.attrs(demo).get("policy")) for demo in file.demos})
+            print(f"{file.path}: {file.total} episodes, {sum(lengths)} steps, {os.path.getsize(file.path) / 1e6:.1f} MB")
+            print(f"env: {file.env_args.get('env_name')} {file.env_args.get('env_kwargs')}")
+            print(f"steps per episode: min {min(lengths, default=0)}, mean {np.mean(lengths or [0]):.1f}, max {max(lengths, default=0)}")
+            print(f"success at episode end: {successes}/{file.total}; policies: {', '.join(policies) or '-'}")
+            print(f"splits: train {len(file.split('train'))}, valid {len(file.split('valid'))}")
+            if file.demos:
+                for key in file.keys(file.demos[0]):
+                    dataset = file.dataset(file.demos[0], f"obs/{key}")
+                    print(f"  obs/{key}: {dataset.dtype} {list(dataset.shape[1:])}")
+    except DatasetError as error:
+        return _fail(str(error))
+    return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from armworld.datasets.hdf5 import validate
+
+    problems = validate(args.file)
+    if problems:
+        print(f"{args.file}: {len(problems)} problem(s)", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: valid")
+    return 0
+
+
+def run_video(args: argparse.Namespace) -> int:
+    from armworld.datasets.hdf5 import DatasetError, demo_name
+    from armworld.datasets.video import export_demo_video
+
+    cameras = [c.strip() for c in args.cameras.split(",")] if args.cameras else None
+    try:
+        frames, height, width = export_demo_video(args.file, demo_name(args.demo), args.out, cameras, args.fps)
+    except DatasetError as error:
+        return _fail(str(error))
+    print(f"{args.out}: {frames} frames of {width}x{height}")
+    return 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    from armworld.datasets.hdf5 import DatasetError, demo_name
+    from armworld.datasets.replay import replay
+
+    try:
+        result = replay(args.file, demo_name(args.demo))
+    except DatasetError as error:
+        return _fail(str(error))
+    print(result.line())
+    return 0 if result.matches else 1
