@@ -267,7 +267,10 @@ def fit(
                 writer.add_scalar(f"train/{k}", v, done)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{metrics['loss']:.4f}", **{k: f"{v:.4f}" for k, v in last_valid.items() if k == "loss"})
+            postfix = {"loss": f"{metrics['loss']:.4f}"}
+            if "loss" in last_valid:
+                postfix["valid"] = f"{last_valid['loss']:.4f}"
+            bar.set_postfix(postfix)
         if valid_data is not None and len(valid_data) > 0 and (done % cfg.eval_every == 0 or done == cfg.steps):
             last_valid = evaluate(task, valid_data, cfg, dist)
             if writer is not None:

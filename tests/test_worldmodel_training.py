@@ -1,0 +1,162 @@
+"""Optimisation, checkpoints, resuming and the CLI of the world model (tiny sizes, CPU, seconds)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from worldmodel_synthetic import MovingSquareClips
+
+from armworld.cli import build_parser
+from armworld.worldmodel.checkpoint import CheckpointError, load_encoder, load_world_model, read_checkpoint
+from armworld.worldmodel.encoder import PRESETS, FrameEncoder
+from armworld.worldmodel.engine import LoopConfig, fit, learning_rate, make_optimizer
+from armworld.worldmodel.predictor import ACPredictor
+from armworld.worldmodel.pretrain import JEPA
+from armworld.worldmodel.train import ACTraining, TrainConfig, build_world_model, predictor_config
+from armworld.worldmodel.world_model import WorldModel
+
+LOOP = dict(batch_size=4, progress=False, eval_batches=1, warmup_steps=1)
+
+
+def new_world_model(seed: int = 0) -> WorldModel:
+    torch.manual_seed(seed)
+    encoder = FrameEncoder(PRESETS["tiny"])
+    return WorldModel(encoder, ACPredictor(predictor_config(encoder, "tiny")))
+
+
+def batch_of(dataset, n: int) -> dict[str, torch.Tensor]:
+    return {k: torch.stack([dataset[i][k] for i in range(n)]) for k in dataset[0]}
+
+
+def optimise(task, batch, steps: int, lr: float) -> tuple[float, float]:
+    cfg = LoopConfig(steps=steps, lr=lr, start_lr=lr, warmup_steps=0, weight_decay=0.0)
+    opt = make_optimizer(task, cfg)
+    first = last = None
+    for _ in range(steps):
+        loss, _ = task(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        task.after_step()
+        last = loss.item()
+        first = last if first is None else first
+    return first, last
+
+
+def test_predictor_training_reduces_the_loss_and_freezes_the_encoder():
+    task = ACTraining(new_world_model(), rollout_steps=2).train()
+    encoder_before = {k: v.clone() for k, v in task.model.encoder.state_dict().items()}
+    first, last = optimise(task, batch_of(MovingSquareClips(4, clip_len=4), 4), steps=12, lr=2e-3)
+    assert last < 0.7 * first
+    assert all(torch.equal(v, task.model.encoder.state_dict()[k]) for k, v in encoder_before.items())
+
+
+def test_jepa_pretraining_reduces_the_loss_and_moves_the_ema_target():
+    torch.manual_seed(0)
+    task = JEPA(FrameEncoder(PRESETS["tiny"]), ema=0.9).train()
+    target_before = [p.clone() for p in task.target.parameters()]
+    first, last = optimise(task, batch_of(MovingSquareClips(2, clip_len=8, frames_only=True), 2), steps=8, lr=1e-3)
+    assert last < first
+    assert not all(torch.equal(a, b) for a, b in zip(target_before, task.target.parameters()))
+    assert all(not p.requires_grad for p in task.target.parameters())
+
+
+def test_learning_rate_schedule():
+    cfg = LoopConfig(steps=100, lr=1e-3, start_lr=1e-4, final_lr=0.0, warmup_steps=10)
+    assert learning_rate(0, cfg) == pytest.approx(1e-4)
+    assert learning_rate(10, cfg) == pytest.approx(1e-3)
+    assert learning_rate(100, cfg) == pytest.approx(0.0, abs=1e-12)
+    assert learning_rate(50, cfg) < learning_rate(20, cfg)
+    with pytest.raises(ValueError):
+        TrainConfig(clip_len=3, rollout_steps=3)
+
+
+def test_checkpoint_round_trip_resume_and_init(tmp_path):
+    train, valid = MovingSquareClips(8, clip_len=4), MovingSquareClips(4, clip_len=4, seed=1)
+    task = ACTraining(new_world_model())
+    path = fit(task, LoopConfig(steps=2, save_every=1, **LOOP), train, valid, tmp_path / "wm")
+    assert path.name == "step-000002" and json.loads((tmp_path / "wm" / "latest").read_text())["checkpoint"] == path.name
+    meta = read_checkpoint(tmp_path / "wm").metadata
+    assert meta["step"] == 2 and "loss" in meta["valid_metrics"] and "copy_last_baseline" in meta["valid_metrics"]
+
+    loaded = load_world_model(tmp_path / "wm")
+    z, s, a = torch.randn(1, 2, 16, 128), torch.randn(1, 2, 7), torch.randn(1, 2, 7)
+    with torch.no_grad():
+        assert torch.equal(loaded.predict(z, s, a), task.model.eval().predict(z, s, a))
+
+    resumed = ACTraining(new_world_model(seed=1))
+    path = fit(resumed, LoopConfig(steps=3, **LOOP), train, valid, tmp_path / "wm")
+    assert read_checkpoint(path).metadata["step"] == 3
+    assert sorted(p.name for p in (tmp_path / "wm").glob("step-*")) == ["step-000002", "step-000003"]
+
+    init = build_world_model(encoder=None, init=str(tmp_path / "wm"), predictor="tiny")
+    assert torch.equal(init.predictor.predictor_proj.weight, load_world_model(path).predictor.predictor_proj.weight)
+    with pytest.raises(ValueError, match="not both"):
+        build_world_model(encoder=str(tmp_path / "wm"), init=str(tmp_path / "wm"), predictor="tiny")
+
+
+def test_encoder_run_feeds_the_predictor(tmp_path):
+    frames_only = MovingSquareClips(4, clip_len=8, frames_only=True)
+    torch.manual_seed(0)
+    jepa = JEPA(FrameEncoder(PRESETS["tiny"]))
+    fit(jepa, LoopConfig(steps=1, **LOOP), frames_only, None, tmp_path / "enc")
+    encoder = load_encoder(tmp_path / "enc")
+    assert all(torch.equal(a, b) for a, b in zip(encoder.parameters(), jepa.target.parameters()))
+    wm = build_world_model(encoder=str(tmp_path / "enc"), init=None, predictor="tiny")
+    assert torch.equal(wm.encoder.vjepa.encoder.layernorm.weight, jepa.target.vjepa.encoder.layernorm.weight)
+    with pytest.raises(CheckpointError, match="not a world model"):
+        load_world_model(tmp_path / "enc")
+
+
+def test_broken_checkpoints_fail_clearly(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_world_model(tmp_path / "missing")
+    task = ACTraining(new_world_model())
+    good = fit(task, LoopConfig(steps=1, **LOOP), MovingSquareClips(4), None, tmp_path / "wm")
+
+    def copy(name):
+        dst = tmp_path / name
+        shutil.copytree(good, dst)
+        return dst
+
+    truncated = copy("truncated")
+    data = (truncated / "model.safetensors").read_bytes()
+    (truncated / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated"):
+        load_world_model(truncated)
+
+    altered = copy("altered")
+    data = bytearray((altered / "model.safetensors").read_bytes())
+    data[-10] ^= 0xFF
+    (altered / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_world_model(altered)
+
+    incomplete = copy("incomplete")
+    (incomplete / "config.json").unlink()
+    with pytest.raises(CheckpointError, match="config.json is missing"):
+        load_world_model(incomplete)
+
+    mismatched = copy("mismatched")
+    config = json.loads((mismatched / "config.json").read_text())
+    config["predictor"]["depth"] = 5
+    (mismatched / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="missing 12 keys"):
+        load_world_model(mismatched)
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="neither a run directory"):
+        load_world_model(tmp_path / "empty")
+    assert not list((tmp_path / "wm").glob(".step-*"))  # no temporary directories left behind
+
+
+def test_cli_verbs_parse():
+    parser = build_parser()
+    args = parser.parse_args(["pretrain", "--data", "a.h5", "b.h5", "--preset", "tiny", "--steps", "5", "--out", "runs/enc"])
+    assert args.data == ["a.h5", "b.h5"] and args.steps == 5 and callable(args.func)
+    args = parser.parse_args(["train", "--data", "a.h5", "--encoder", "runs/enc", "--steps", "7", "--out", "runs/wm",
+                              "--init", "runs/wm0"])
+    assert args.encoder == "runs/enc" and args.init == "runs/wm0" and args.rollout_steps == 2 and callable(args.func)
