@@ -41,8 +41,8 @@ import numpy as np
 FORMAT_VERSION = 1
 VERSION_ATTR = "armworld_format_version"
 VALID_EVERY = 10  # episode i is in mask/valid when i % VALID_EVERY == VALID_EVERY - 1
-IMAGE_COMPRESSION = "lzf"  # chosen by measurement: see datasets/README.md
-IMAGE_COMPRESSION_OPTS: int | None = None
+IMAGE_COMPRESSION = "gzip"  # chosen by measurement: see datasets/README.md
+IMAGE_COMPRESSION_OPTS = 4
 TRANSITION_KEYS = ("actions", "rewards", "dones", "terminated", "truncated", "success")
 _PENDING = "pending"
 
