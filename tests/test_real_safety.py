@@ -232,6 +232,9 @@ def test_panda_limits_match_the_sim_model():
     model = PandaIK().solver.model
     for i in range(7):
         np.testing.assert_allclose(model.jnt_range[model.joint(f"joint{i + 1}").id], JOINT_LIMITS[i])
+    from armworld.envs.base import WORKSPACE_HIGH, WORKSPACE_LOW
+
+    assert np.all(np.array(spec.workspace_min) >= WORKSPACE_LOW) and np.all(np.array(spec.workspace_max) <= WORKSPACE_HIGH)
     assert spec.max_ee_step <= MAX_POS_DELTA * np.sqrt(3) and spec.max_rot_step <= MAX_ROT_DELTA * np.sqrt(3)
 
 

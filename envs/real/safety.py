@@ -8,6 +8,8 @@ Each rule is a small pure function below, applied in this order:
 
 1. non-finite actions hold the last safe target (:func:`is_finite_action`);
 2. scaling with the sim's constants ``MAX_POS_DELTA`` / ``MAX_ROT_DELTA`` (:func:`scale_action`);
+   as in the sim, the position delta applies to the measured TCP position and the rotation
+   delta to the last target orientation;
 3. per-step translation and rotation clamp (:func:`clamp_translation`, :func:`clamp_rotation`);
 4. workspace box (:func:`clip_to_workspace`);
 5. speed and acceleration between consecutive targets (:func:`limit_translation_rate`,
@@ -285,6 +287,18 @@ class SafetyLayer:
             self._fault = None
             return state
 
+    def adopt(self, state: RobotState) -> None:
+        """Start from the arm's current pose without moving it (dry runs, which send nothing).
+
+        Refused while a fault from a previous run is latched: that needs :meth:`reset`.
+        """
+        with self._lock:
+            if self._last is not None and self._fault is not None:
+                raise SafetyFault(f"latched fault, reset() first: {self._fault}")
+            self._last = Command(state.ee_pos.copy(), state.ee_euler.copy(), state.gripper, state.q.copy(), self._clock())
+            self._vel = np.zeros(3)
+            self._fault = None
+
     def pause(self) -> None:
         """Disarm the watchdog (before a deliberate wait, e.g. between episodes)."""
         self.watchdog.pause()
@@ -333,7 +347,7 @@ class SafetyLayer:
         pos = clip_to_workspace(limited, self._lo, self._hi)
         vel = (pos - last.ee_pos) / dt
 
-        R_target = R_clamped @ state.ee_rot
+        R_target = R_clamped @ last.ee_rot  # composed with the held target orientation, as the sim does
         R_limited = limit_rotation_rate(R_target, last.ee_rot, dt, min(spec.max_rot_speed, spec.max_rot_step / dt))
         if not np.allclose(R_limited, R_target):
             events.append("rotation_rate_limited")

@@ -1,0 +1,197 @@
+"""``sim://HOST:PORT``: the MuJoCo Franka as a robot, in real time.
+
+:class:`MujocoRobot` runs the sim env's physics in a thread at wall-clock rate and
+takes the same :class:`~armworld.envs.real.protocols.Command` targets a real arm does
+(joint targets to the Panda's position servos, finger opening to the gripper).
+``armworld robot-server --sim`` serves it with :mod:`armworld.envs.real.server`;
+``sim://HOST:PORT`` connects a :class:`~armworld.envs.real.server.RobotClient` to it,
+the same client any robot-side server answers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+from urllib.parse import SplitResult
+
+import gymnasium
+import mujoco
+import numpy as np
+
+from armworld.envs.conventions import euler_xyz_from_matrix
+from armworld.envs.real.drivers.gripper import GripperMap
+from armworld.envs.real.protocols import Command, DriverError, Frame, Health, HealthState, RobotSpec, RobotState
+from armworld.envs.rendering import CameraRenderer
+from armworld.envs.robot import FINGER_OPEN
+
+SIM_FINGER = GripperMap(open_value=FINGER_OPEN, closed_value=0.0)  # sim finger servo target, m per finger
+TICK_S = 0.01  # physics advanced in slices of this wall-clock length (s)
+
+
+class MujocoRobot:
+    """The sim arm behind the robot protocol.
+
+    Args:
+        env_id: an armworld env id; its task objects and goal come along.
+        seed: seed of the first reset (then incremented per reset).
+        realtime: run physics in a thread at wall-clock rate; ``False`` for tests that
+            call :meth:`advance` themselves.
+        spec: limits (default: the bundled ``panda`` spec).
+    """
+
+    def __init__(self, env_id: str = "armworld/FrankaReach-v0", seed: int = 0, realtime: bool = True,
+                 spec: RobotSpec | None = None):
+        self.env_id, self.seed, self.realtime = env_id, seed, realtime
+        self.spec = spec or RobotSpec.load("panda")
+        self.lock = threading.RLock()
+        self.env: Any = None
+        self._thread: threading.Thread | None = None
+        self._running = threading.Event()
+
+    # -- lifecycle
+
+    def connect(self) -> None:
+        if self.env is not None:
+            return
+        import armworld  # noqa: F401  (registers the env ids)
+
+        self.env = gymnasium.make(self.env_id).unwrapped
+        if self.realtime:
+            self._running.set()
+            self._thread = threading.Thread(target=self._physics_loop, name="armworld-sim-physics", daemon=True)
+            self._thread.start()
+
+    def disconnect(self) -> None:
+        if self.env is None:
+            return
+        self._running.clear()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        with self.lock:
+            self.env.close()
+            self.env = None
+
+    def reset(self, home: np.ndarray | None = None, timeout_s: float = 30.0) -> RobotState:
+        env = self._env()
+        with self.lock:
+            env.reset(seed=self.seed)
+            self.seed += 1
+            if home is not None:
+                q = np.asarray(home, dtype=np.float64)
+                env.data.qpos[env.kinematics.qpos_ids] = q
+                env.data.ctrl[:7] = q
+                mujoco.mj_forward(env.model, env.data)
+            return self.get_observation()
+
+    # -- robot protocol
+
+    def get_observation(self) -> RobotState:
+        env = self._env()
+        with self.lock:
+            pos, R = env.tcp_pose()
+            return RobotState(
+                q=env.data.qpos[env.kinematics.qpos_ids].copy(),
+                qd=env.data.qvel[env.kinematics.dof_ids].copy(),
+                ee_pos=pos,
+                ee_euler=euler_xyz_from_matrix(R),
+                gripper=env.gripper_closure(),
+                t=time.monotonic(),
+            )
+
+    def send_action(self, command: Command) -> Command:
+        env = self._env()
+        q = np.asarray(command.q, dtype=np.float64)
+        if q.shape != (7,) or not np.all(np.isfinite(q)):
+            raise DriverError(f"sim: joint target must be 7 finite values, got {q}")
+        with self.lock:
+            env.data.ctrl[:7] = q
+            env.data.ctrl[7] = SIM_FINGER.to_device(command.gripper)
+        return command
+
+    def stop(self) -> None:
+        env = self._env()
+        with self.lock:
+            env.data.ctrl[:7] = env.data.qpos[env.kinematics.qpos_ids]
+
+    def health(self) -> Health:
+        env = self._env()
+        with self.lock:
+            if not np.all(np.isfinite(env.data.qpos)):
+                return Health(HealthState.FAULT, "simulation diverged")
+        return Health()
+
+    # -- sim-only extras
+
+    def advance(self, seconds: float) -> None:
+        """Step the physics by ``seconds`` of sim time (for ``realtime=False``)."""
+        env = self._env()
+        with self.lock:
+            mujoco.mj_step(env.model, env.data, max(1, round(seconds / env.model.opt.timestep)))
+            mujoco.mj_forward(env.model, env.data)
+
+    def task_observation(self) -> dict[str, np.ndarray]:
+        """The sim's privileged ``observation``, ``achieved_goal`` and ``desired_goal``."""
+        env = self._env()
+        with self.lock:
+            obs = env._get_obs()  # the env's own assembly; obs_mode "state" renders nothing
+        return {k: obs[k] for k in ("observation", "achieved_goal", "desired_goal")}
+
+    def render(self, renderer: CameraRenderer, camera: str) -> Frame:
+        """An RGB frame of a sim camera through ``renderer``, stamped."""
+        env = self._env()
+        with self.lock:
+            return Frame(renderer.render(env.data, camera), time.monotonic())
+
+    def _physics_loop(self) -> None:
+        env = self.env
+        substeps = max(1, round(TICK_S / env.model.opt.timestep))
+        next_tick = time.monotonic()
+        while self._running.is_set():
+            with self.lock:
+                mujoco.mj_step(env.model, env.data, substeps)
+                mujoco.mj_forward(env.model, env.data)
+            next_tick += substeps * env.model.opt.timestep
+            delay = next_tick - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            else:  # fell behind (loaded CPU): do not try to catch up in a burst
+                next_tick = time.monotonic()
+
+    def _env(self):
+        if self.env is None:
+            raise DriverError("sim: connect() first")
+        return self.env
+
+
+class SimCamera:
+    """A :class:`~armworld.envs.real.protocols.Camera` rendering a sim camera on demand.
+
+    The GL context belongs to the thread that first reads a frame; disconnect from that thread.
+    """
+
+    def __init__(self, robot: MujocoRobot, name: str, size: int = 64):
+        self.robot, self.name, self.size = robot, name, size
+        self._renderer: CameraRenderer | None = None
+
+    def connect(self) -> None:
+        self.robot.connect()
+
+    def disconnect(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
+    def read_latest(self, max_age_s: float) -> Frame:
+        if self._renderer is None:
+            self._renderer = CameraRenderer(self.robot.env.model, self.size, self.size)
+        return self.robot.render(self._renderer, self.name)
+
+
+def from_url(url: SplitResult):
+    """``sim://HOST:PORT`` -> a client of ``armworld robot-server --sim`` at that address."""
+    from armworld.envs.real.server import RobotClient
+
+    if url.port is None:
+        raise ValueError(f"sim URL needs a port: sim://{url.hostname}:PORT")
+    return RobotClient(f"tcp://{url.hostname}:{url.port}")
