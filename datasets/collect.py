@@ -59,8 +59,6 @@ class CollectConfig:
 
     def make_env(self) -> gymnasium.Env:
         """A fresh env of this collection."""
-        import armworld  # noqa: F401  (registers the ids in spawned workers)
-
         return gymnasium.make(self.env_id, max_episode_steps=self.max_episode_steps, **self.env_kwargs)
 
 

@@ -140,6 +140,7 @@ class TrajectoryFile:
             self._file.close()
             raise DatasetError(f"{self.path}: unreadable header ({error})") from None
         self.demos = [demo_name(i) for i in range(self.total)]
+        self._committed = frozenset(self.demos)
 
     def __enter__(self) -> TrajectoryFile:
         return self
@@ -163,7 +164,7 @@ class TrajectoryFile:
 
     def group(self, demo: str) -> h5py.Group:
         """The HDF5 group of a committed demo."""
-        if demo not in self.demos:
+        if demo not in self._committed:
             raise DatasetError(f"{self.path}: {demo}: no such committed demo (the file holds {self.total})")
         try:
             return self._file[f"data/{demo}"]

@@ -55,6 +55,8 @@ def _fail(message: str) -> int:
 
 
 def run_collect(args: argparse.Namespace) -> int:
+    import gymnasium
+
     from armworld.agents.exploration import PolicySpec
     from armworld.datasets.collect import CollectConfig, collect
     from armworld.datasets.hdf5 import DatasetError
@@ -72,7 +74,7 @@ def run_collect(args: argparse.Namespace) -> int:
     exist = "resume" if args.resume else "overwrite" if args.overwrite else "error"
     try:
         summary = collect(args.out, config, policy, exist=exist, progress=not args.no_progress)
-    except (DatasetError, ValueError, TypeError) as error:
+    except (DatasetError, ValueError, TypeError, gymnasium.error.Error) as error:
         return _fail(str(error))
     print(summary.line())
     return 0
