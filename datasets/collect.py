@@ -127,6 +127,12 @@ def rollout(env: gymnasium.Env, agent: AgentLike, seed: int, policy: str) -> Epi
     )
 
 
+def _episode(env: gymnasium.Env, config: CollectConfig, factory: AgentFactory, index: int) -> Episode:
+    """Episode ``index`` of the collection: seed ``config.seed + index`` for the reset and the agent."""
+    seed = config.seed + index
+    return rollout(env, factory(env, seed), seed, config.policy_name)
+
+
 _worker: dict[str, Any] = {}
 
 
@@ -135,9 +141,7 @@ def _init_worker(config: CollectConfig, factory: AgentFactory) -> None:
 
 
 def _worker_episode(index: int) -> Episode:
-    env, config = _worker["env"], _worker["config"]
-    seed = config.seed + index
-    return rollout(env, _worker["factory"](env, seed), seed, config.policy_name)
+    return _episode(_worker["env"], _worker["config"], _worker["factory"], index)
 
 
 def _episodes(config: CollectConfig, policy: AgentLike | AgentFactory, env: gymnasium.Env, indices: range) -> Iterator[Episode]:
@@ -145,13 +149,11 @@ def _episodes(config: CollectConfig, policy: AgentLike | AgentFactory, env: gymn
     if hasattr(policy, "act") and not isinstance(policy, type):
         if config.workers > 1:
             raise ValueError("parallel workers need an agent factory (env, seed) -> agent, not an agent instance")
-        for index in indices:
-            yield rollout(env, policy, config.seed + index, config.policy_name)
-        return
+        agent = policy
+        policy = lambda env, seed: agent  # noqa: E731  (one agent, reset before each episode)
     if config.workers == 1:
         for index in indices:
-            seed = config.seed + index
-            yield rollout(env, policy(env, seed), seed, config.policy_name)
+            yield _episode(env, config, policy, index)
         return
     context = multiprocessing.get_context("spawn")
     with context.Pool(config.workers, initializer=_init_worker, initargs=(config, policy)) as pool:
