@@ -123,7 +123,7 @@ def deploy(args: argparse.Namespace) -> int:
 
         recorder = env.recorder = TrajectoryWriter(args.record, env.env_args(), exist="resume")
     agent = _agent(args.agent, env)
-    status = 0
+    status, info = 0, {"is_success": False, "distance": float("nan")}
     try:
         obs, info = env.reset()
         agent.reset()

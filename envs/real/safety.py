@@ -130,6 +130,11 @@ def clamp_gripper(closure: float, lo: float, hi: float) -> float:
     return float(np.clip(closure, lo, hi))
 
 
+def _changed(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether a rule moved a value by more than rounding."""
+    return float(np.max(np.abs(a - b))) > 1e-12
+
+
 def command_as_action(command: Command, state: RobotState) -> np.ndarray:
     """The normalised env action ``[7]`` (float32) that ``command`` amounts to from ``state``.
 
@@ -330,26 +335,26 @@ class SafetyLayer:
 
         dpos, R_delta, gripper = scale_action(raw)
         clamped = clamp_translation(dpos, spec.max_ee_step)
-        if not np.allclose(clamped, dpos):
+        if _changed(clamped, dpos):
             events.append("translation_clamped")
         R_clamped = clamp_rotation(R_delta, spec.max_rot_step)
-        if not np.allclose(R_clamped, R_delta):
+        if _changed(R_clamped, R_delta):
             events.append("rotation_clamped")
 
         pos = state.ee_pos + clamped
         boxed = clip_to_workspace(pos, self._lo, self._hi)
-        if not np.allclose(boxed, pos):
+        if _changed(boxed, pos):
             events.append("workspace")
         max_speed = min(spec.max_ee_speed, spec.max_ee_step / dt)
         limited, vel = limit_translation_rate(boxed, last.ee_pos, self._vel, dt, max_speed, spec.max_ee_acc)
-        if not np.allclose(limited, boxed):
+        if _changed(limited, boxed):
             events.append("rate_limited")
         pos = clip_to_workspace(limited, self._lo, self._hi)
         vel = (pos - last.ee_pos) / dt
 
         R_target = R_clamped @ last.ee_rot  # composed with the held target orientation, as the sim does
         R_limited = limit_rotation_rate(R_target, last.ee_rot, dt, min(spec.max_rot_speed, spec.max_rot_step / dt))
-        if not np.allclose(R_limited, R_target):
+        if _changed(R_limited, R_target):
             events.append("rotation_rate_limited")
 
         closure = clamp_gripper(gripper, spec.gripper_min, spec.gripper_max)
@@ -395,8 +400,8 @@ class SafetyLayer:
             self._last, self._vel = sent, vel
             self.watchdog.kick()
             self.records.append(record)
-            log.debug("safety t=%.3f raw=%s clipped=%s sent=%s events=%s", record.t, np.round(record.raw, 3),
-                      np.round(record.clipped, 3), np.round(sent.ee_pos, 4), record.events)
+            log.debug("safety t=%.3f raw=%s clipped=%s sent=%s events=%s", record.t, record.raw, record.clipped,
+                      sent.ee_pos, record.events)
             return record
 
     def _latch(self, reason: str, cause: BaseException | None = None) -> None:

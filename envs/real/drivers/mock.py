@@ -83,6 +83,8 @@ class MockRobot:
     def connect(self) -> None:
         self.calls.append("connect")
         self.connected = True
+        if self._state is None:  # a powered arm has a pose before any reset: home
+            self._state = self._previous = self._home_state(self.spec.q_home)
 
     def disconnect(self) -> None:
         self.calls.append("disconnect")
@@ -91,21 +93,23 @@ class MockRobot:
     def reset(self, home: np.ndarray | None = None, timeout_s: float = 30.0) -> RobotState:
         self.calls.append("reset")
         self._require_connected()
-        q = np.array(self.spec.q_home if home is None else home, dtype=np.float64)
+        self._health = Health()
+        self._state = self._previous = self._home_state(self.spec.q_home if home is None else home)
+        return self._state
+
+    def _home_state(self, home) -> RobotState:
+        q = np.array(home, dtype=np.float64)
         if self.forward is not None:
             pos, R = self.forward(q)
             euler = euler_xyz_from_matrix(R)
         else:
             pos, euler = self.home_pos.copy(), np.zeros(3)
-        self._health = Health()
-        self._state = RobotState(q, np.zeros_like(q), pos, euler, 0.0, self.clock())
-        self._previous = self._state
-        return self._state
+        return RobotState(q, np.zeros_like(q), pos, euler, 0.0, self.clock())
 
     def get_observation(self) -> RobotState:
         self.calls.append("get_observation")
-        self._require_reset()
-        time.sleep(self.faults.latency_s)
+        self._require_connected()
+        self._delay()
         self._observations += 1
         if self.faults.stale_every and self._observations % self.faults.stale_every == 0:
             return self._previous
@@ -114,8 +118,8 @@ class MockRobot:
 
     def send_action(self, command: Command) -> Command:
         self.calls.append("send_action")
-        self._require_reset()
-        time.sleep(self.faults.latency_s)
+        self._require_connected()
+        self._delay()
         n = len(self.sent) + 1
         if self.faults.error_at == n:
             raise DriverError(f"injected driver error at command {n}")
@@ -140,6 +144,10 @@ class MockRobot:
         self.calls.append("health")
         return self._health
 
+    def _delay(self) -> None:
+        if self.faults.latency_s > 0:
+            time.sleep(self.faults.latency_s)
+
     def _stamped(self) -> RobotState:
         s = self._state
         return RobotState(s.q, s.qd, s.ee_pos, s.ee_euler, s.gripper, self.clock())
@@ -148,10 +156,6 @@ class MockRobot:
         if not self.connected:
             raise DriverError("mock robot: connect() first")
 
-    def _require_reset(self) -> None:
-        self._require_connected()
-        if self._state is None:
-            raise DriverError("mock robot: reset() first")
 
 
 def from_url(url: SplitResult) -> MockRobot:
