@@ -22,7 +22,8 @@ Crash safety: an episode is written whole, under a temporary name, then renamed 
 Readers see only ``demo_0 .. demo_<total-1>``. The writer keeps HDF5 from writing
 metadata before that flush (metadata cache evictions off) and from reusing freed
 space (file-space strategy "none"), so a process killed between flushes leaves the
-file as of the last flush. HDF5 has no journal: a kill during the flush itself (a
+file as of the last flush. With evictions off the metadata cache only grows, so the
+writer reopens the file every ``REOPEN_EVERY`` episodes. HDF5 has no journal: a kill during the flush itself (a
 few milliseconds per episode) can still damage the file.
 """
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,8 @@ IMAGE_COMPRESSION = "gzip"  # chosen by measurement: see datasets/README.md
 IMAGE_COMPRESSION_OPTS = 4
 TRANSITION_KEYS = ("actions", "rewards", "dones", "terminated", "truncated", "success")
 _PENDING = "pending"
+REOPEN_EVERY = 20  # episodes between reopenings of a file being written (bounds the writer's memory)
+REOPEN_TIMEOUT = 60.0  # s to wait for a reader that opened the file in between
 
 
 class DatasetError(Exception):
@@ -260,10 +264,7 @@ class TrajectoryWriter:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._file = open_h5(self.path, "w", fs_strategy="none")
             self._create(env_args)
-        config = self._file.id.get_mdc_config()
-        config.evictions_enabled = False
-        config.incr_mode = config.flash_incr_mode = config.decr_mode = 0  # required with evictions off
-        self._file.id.set_mdc_config(config)
+        self._disable_evictions()
 
     def _create(self, env_args: dict[str, Any]) -> None:
         self._file.attrs[VERSION_ATTR] = FORMAT_VERSION
@@ -314,6 +315,27 @@ class TrajectoryWriter:
         if self._file.id.valid:
             self._file.close()
 
+    def _disable_evictions(self) -> None:
+        """Keep HDF5 from writing metadata to the file before a flush (see the module docstring)."""
+        config = self._file.id.get_mdc_config()
+        config.evictions_enabled = False
+        config.incr_mode = config.flash_incr_mode = config.decr_mode = 0  # required with evictions off
+        self._file.id.set_mdc_config(config)
+
+    def _reopen(self) -> None:
+        """Close and reopen the file, which frees the metadata cache (it only grows with evictions off)."""
+        self._file.close()
+        deadline = time.monotonic() + REOPEN_TIMEOUT
+        while True:
+            try:
+                self._file = open_h5(self.path, "r+")
+                break
+            except DatasetError as error:  # a reader slipped in between close and open
+                if time.monotonic() > deadline:
+                    raise DatasetError(f"{error}; {self.total} episodes are committed, resume later") from None
+                time.sleep(0.5)
+        self._disable_evictions()
+
     def append(self, episode: Episode) -> str:
         """Write, commit and flush one episode; returns its demo name."""
         _check_episode(self.path, episode)
@@ -349,6 +371,8 @@ class TrajectoryWriter:
         data.attrs["total"] = self.total + 1
         self._file.flush()
         self.total += 1
+        if self.total % REOPEN_EVERY == 0:
+            self._reopen()
         return name
 
 

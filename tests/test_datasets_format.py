@@ -12,6 +12,7 @@ from datasets_helpers import ENV_ARGS, synthetic_episode
 
 from armworld.datasets.hdf5 import (
     FORMAT_VERSION,
+    REOPEN_EVERY,
     VERSION_ATTR,
     DatasetError,
     TrajectoryFile,
@@ -57,13 +58,17 @@ def test_round_trip_every_field(tmp_path):
 
 def test_split_is_deterministic_and_stable_under_appends(tmp_path):
     path = tmp_path / "d.h5"
-    write(path, [synthetic_episode(2, s) for s in range(12)])
+    count = REOPEN_EVERY + 5  # the writer reopens the file on the way
+    write(path, [synthetic_episode(2, s) for s in range(count)])
+    valid = [f"demo_{i}" for i in range(9, count, 10)]
     with TrajectoryFile(path) as file:
-        assert file.split("valid") == ["demo_9"]
-        assert len(file.split("train")) == 11
+        assert file.split("valid") == valid
+        assert len(file.split("train")) == count - len(valid)
         assert file.split(None) == file.demos
+        assert file.attrs(f"demo_{count - 1}")["seed"] == count - 1
         with h5py.File(path, "r") as raw:
-            assert [n.decode() for n in raw["mask/valid"][()]] == ["demo_9"]
+            assert [n.decode() for n in raw["mask/valid"][()]] == valid
+    assert validate(path) == []
 
 
 def test_existing_file_needs_resume_or_overwrite(tmp_path):
