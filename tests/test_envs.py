@@ -1,0 +1,258 @@
+"""The Franka envs: API contracts, determinism, control accuracy, bad input, experts."""
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import armworld
+from armworld.agents import make_expert
+from armworld.envs.conventions import MAX_POS_DELTA, SUCCESS_THRESHOLD
+
+ENV_IDS = list(armworld.ENV_IDS)
+
+
+def make(env_id="armworld/FrankaPush-v0", **kwargs):
+    return gymnasium.make(env_id, **kwargs)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("obs_mode", ["state", "pixels", "pixels_state"])
+def test_gymnasium_and_sb3_checkers_pass(env_id, obs_mode):
+    env = make(env_id, obs_mode=obs_mode, image_size=40, cameras="front,wrist")
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=False)
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.contains(obs)
+    assert ("observation" in obs) == (obs_mode != "pixels")
+    assert ("rgb_wrist" in obs) == (obs_mode != "state")
+    env.close()
+
+
+def test_mujoco_env_conventions():
+    env = make()
+    assert env.unwrapped.dt == pytest.approx(0.1)
+    assert env.unwrapped.model.opt.timestep == pytest.approx(0.002)
+    obs, _ = env.reset(seed=0)
+    proprio = obs["proprio"]
+    assert proprio.shape == (7,)
+    np.testing.assert_allclose(proprio[3:6], 0.0, atol=1e-3)  # gripper down = identity orientation
+    assert proprio[6] == pytest.approx(0.0, abs=1e-6)  # open
+
+
+def rollout(env, seed, steps=8, with_goal_image=False):
+    obs, _ = env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    frames = [obs]
+    for _ in range(steps):
+        if with_goal_image:
+            env.unwrapped.goal_image()
+        obs, *_ = env.step(rng.uniform(-1, 1, env.action_space.shape))
+        frames.append(obs)
+    return frames
+
+
+def assert_same(a, b):
+    for x, y in zip(a, b):
+        assert x.keys() == y.keys()
+        for key in x:
+            np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+
+
+def test_same_seed_gives_bit_identical_observations():
+    env = make(obs_mode="pixels_state", image_size=32, randomization="default")
+    first = rollout(env, seed=3)
+    rollout(env, seed=4)  # disturb every piece of state in between
+    assert_same(first, rollout(env, seed=3))
+    other = make(obs_mode="pixels_state", image_size=32, randomization="default")
+    assert_same(first, rollout(other, seed=3))
+    assert not np.array_equal(first[0]["achieved_goal"], rollout(env, seed=4)[0]["achieved_goal"])
+
+
+def test_goal_image_shows_the_solved_scene_and_restores_state():
+    env = make("armworld/FrankaPickPlace-v0", obs_mode="pixels", image_size=48)
+    assert_same(rollout(env, seed=1), rollout(env, seed=1, with_goal_image=True))
+    obs, _ = env.reset(seed=1)
+    goal = env.unwrapped.goal_image("front")
+    assert goal.shape == (48, 48, 3) and goal.dtype == np.uint8
+    assert np.abs(goal.astype(int) - obs["rgb_front"].astype(int)).mean() > 1.0
+    assert env.unwrapped.goal_image("top", size=24).shape == (24, 24, 3)
+    with pytest.raises(ValueError, match="unknown camera"):
+        env.unwrapped.goal_image("side")
+
+
+def test_ik_tracks_commanded_deltas():
+    env = make("armworld/FrankaReach-v0")
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    errors = []
+    for _ in range(30):
+        start = env.unwrapped.proprio()[:3]
+        action = np.zeros(7)
+        action[:3] = rng.uniform(-0.6, 0.6, 3)
+        action[2] = np.clip(action[2], -(start[2] - 0.1) / MAX_POS_DELTA, 0.6)  # stay above the table
+        env.step(action)
+        achieved = env.unwrapped.proprio()[:3] - start
+        errors.append(np.linalg.norm(achieved - action[:3] * MAX_POS_DELTA))
+    assert np.mean(errors) < 0.004 and np.max(errors) < 0.01, errors
+    np.testing.assert_allclose(env.unwrapped.proprio()[3:6], 0.0, atol=0.02)  # orientation held
+
+
+def test_rotation_actions_compose_with_the_current_orientation():
+    env = make("armworld/FrankaReach-v0")
+    env.reset(seed=0)
+    action = np.zeros(7)
+    action[5] = 1.0  # yaw
+    for _ in range(3):
+        env.step(action)
+    env.step(np.zeros(7))
+    np.testing.assert_allclose(env.unwrapped.proprio()[5], 0.45, atol=0.02)
+
+
+def test_reward_matches_compute_reward_batched():
+    for reward_type in ("sparse", "dense"):
+        env = make(reward_type=reward_type)
+        obs, _ = env.reset(seed=0)
+        achieved, desired, rewards = [], [], []
+        for _ in range(5):
+            obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+            assert reward == env.unwrapped.compute_reward(obs["achieved_goal"], obs["desired_goal"], info)
+            achieved.append(obs["achieved_goal"]), desired.append(obs["desired_goal"]), rewards.append(reward)
+            assert not terminated
+        batched = env.unwrapped.compute_reward(np.array(achieved), np.array(desired), [{}] * 5)
+        np.testing.assert_allclose(batched, rewards)
+    unwrapped = make().unwrapped
+    goal = np.zeros((2, 3))
+    near_far = np.array([[SUCCESS_THRESHOLD * 0.9, 0, 0], [SUCCESS_THRESHOLD * 1.1, 0, 0]])
+    np.testing.assert_array_equal(unwrapped.compute_reward(near_far, goal, {}), [0.0, -1.0])
+
+
+def test_episode_truncates_at_the_step_budget():
+    env = make("armworld/FrankaReach-v0")
+    env.reset(seed=0)
+    steps, truncated = 0, False
+    while not truncated:
+        _, _, terminated, truncated, _ = env.step(np.zeros(7, dtype=np.float32))
+        assert not terminated
+        steps += 1
+    assert steps == env.spec.max_episode_steps == armworld.ENV_IDS["armworld/FrankaReach-v0"][1]
+
+
+def test_bad_actions_raise_and_leave_the_sim_untouched():
+    env = make()
+    env.reset(seed=0)
+    before = env.unwrapped.get_sim_state()
+    for bad, message in [([np.nan] + [0] * 6, "NaN"), ([np.inf] * 7, "NaN or inf"), (np.zeros(4), "shape")]:
+        with pytest.raises(ValueError, match=message):
+            env.unwrapped.step(np.array(bad, dtype=np.float64))
+        np.testing.assert_array_equal(env.unwrapped.get_sim_state(), before)
+    # out of range values are clipped: the same as the clipped action
+    big = make()
+    big.reset(seed=0)
+    clipped = make()
+    clipped.reset(seed=0)
+    action = np.array([5, -5, 0.5, 0, 0, 3, 9])
+    assert_same([big.step(action)[0]], [clipped.step(np.clip(action, -1, 1))[0]])
+
+
+def test_unstable_physics_truncates_without_nan():
+    env = make()
+    obs, _ = env.reset(seed=0)
+    env.unwrapped.data.qvel[:] = 1e12  # a blow-up in the making
+    obs, reward, terminated, truncated, info = env.step(np.zeros(7))
+    assert truncated and info.get("sim_unstable")
+    assert all(np.isfinite(v).all() for v in obs.values())
+
+
+def test_bad_arguments_list_the_valid_choices():
+    with pytest.raises(TypeError, match="valid arguments are .*obs_mode"):
+        make(colour="red")
+    with pytest.raises(ValueError, match=r"choose one of \['state', 'pixels', 'pixels_state'\]"):
+        make(obs_mode="depth")
+    with pytest.raises(ValueError, match="choose from .*front"):
+        make(cameras=("side",))
+    with pytest.raises(ValueError, match="unknown randomization"):
+        make(randomization="wild")
+
+
+def test_four_dimensional_actions_hold_the_orientation():
+    env = make("armworld/FrankaReach-v0", action_dim=4)
+    assert env.action_space.shape == (4,)
+    env.reset(seed=0)
+    for _ in range(5):
+        env.step(env.action_space.sample())
+    np.testing.assert_allclose(env.unwrapped.proprio()[3:6], 0.0, atol=0.03)
+
+
+def test_randomization_changes_the_scene_per_seed():
+    env = make(obs_mode="pixels", image_size=32, randomization="default")
+    model = env.unwrapped.model
+    cube = model.geom("cube").id
+    env.reset(seed=0)
+    first = model.geom_rgba[cube].copy(), model.geom_size[cube].copy()
+    env.reset(seed=1)
+    assert not np.array_equal(first[0], model.geom_rgba[cube])
+    env.reset(seed=0)
+    np.testing.assert_array_equal(first[0], model.geom_rgba[cube])
+    np.testing.assert_array_equal(first[1], model.geom_size[cube])
+    plain = make(obs_mode="pixels", image_size=32)
+    plain.reset(seed=0)
+    np.testing.assert_allclose(plain.unwrapped.model.geom_rgba[cube], [0.85, 0.15, 0.1, 1.0], rtol=1e-6)
+
+
+def test_sim2real_preset_delays_actions():
+    env = make("armworld/FrankaReach-v0", randomization="sim2real")
+    for seed in range(20):
+        env.reset(seed=seed)
+        if env.unwrapped._randomizer.latency_steps == 1:
+            break
+    start = env.unwrapped.proprio()[:3]
+    env.step(np.array([1.0, 0, 0, 0, 0, 0, -1]))
+    assert np.linalg.norm(env.unwrapped.proprio()[:3] - start) < 0.005  # the first action waits a step
+    env.step(np.zeros(7))
+    assert env.unwrapped.proprio()[0] - start[0] > 0.03
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_scripted_experts_solve_their_tasks(env_id):
+    env = make(env_id)
+    expert = make_expert(env)
+    successes = []
+    for seed in range(20):
+        obs, _ = env.reset(seed=10_000 + seed)
+        expert.reset()
+        truncated = False
+        while not truncated:
+            obs, _, _, truncated, info = env.step(expert.act(obs))
+        successes.append(info["is_success"])
+    assert np.mean(successes) >= 0.9, successes
+
+
+def test_async_vector_env_renders_in_workers():
+    # this process has rendered already: a forked child would inherit a dead GL context,
+    # so the workers start fresh (spawn or forkserver)
+    make(obs_mode="pixels").reset(seed=0)
+    envs = gymnasium.make_vec(
+        "armworld/FrankaReach-v0", num_envs=2, vectorization_mode="async", obs_mode="pixels", image_size=32,
+        vector_kwargs={"context": "forkserver"},
+    )
+    obs, _ = envs.reset(seed=[0, 1])
+    assert obs["rgb_front"].shape == (2, 32, 32, 3)
+    assert obs["rgb_front"].std() > 0
+    obs, *_ = envs.step(envs.action_space.sample())
+    assert obs["rgb_front"].shape == (2, 32, 32, 3)
+    envs.close()
+
+
+def test_her_replay_buffer_accepts_the_envs():
+    from stable_baselines3 import SAC, HerReplayBuffer
+
+    env = make("armworld/FrankaReach-v0", action_dim=4)
+    model = SAC(
+        "MultiInputPolicy", env, replay_buffer_class=HerReplayBuffer, learning_starts=50,
+        replay_buffer_kwargs={"n_sampled_goal": 4, "goal_selection_strategy": "future"},
+        policy_kwargs={"net_arch": [32, 32]}, seed=0,
+    )
+    model.learn(120)
+    assert model.replay_buffer.size() > 0
