@@ -7,7 +7,13 @@ Importing ``armworld`` registers the Gymnasium envs::
     env = gym.make("armworld/FrankaPush-v0", obs_mode="pixels_state", image_size=64)
 """
 
-import gymnasium
+import os
+
+# Headless rendering defaults to EGL. MuJoCo reads MUJOCO_GL when it is first imported,
+# so this happens here, before anything in armworld imports it.
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import gymnasium  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -1,6 +1,7 @@
 """Headless offscreen rendering of a model's cameras.
 
-``MUJOCO_GL`` defaults to ``egl`` (set in ``armworld.envs`` before MuJoCo is imported);
+``MUJOCO_GL`` defaults to ``egl`` (set by ``import armworld``, which must come before the
+first ``import mujoco`` for the default to apply);
 ``osmesa`` also works. The GL context is created on first use, so an env can be built
 in one process and rendered in another (``gymnasium.make_vec(..., "async")`` workers).
 The scene asset turns off multisampling and shadows, which dominate the cost on
@@ -34,7 +35,8 @@ class CameraRenderer:
                 raise RuntimeError(
                     f"could not start an OpenGL context for rendering (MUJOCO_GL={backend}): {error}. "
                     "Install EGL (Debian: libegl1) and keep MUJOCO_GL=egl, or install OSMesa "
-                    "(libosmesa6) and set MUJOCO_GL=osmesa. obs_mode='state' needs no rendering."
+                    "(libosmesa6) and set MUJOCO_GL=osmesa. MuJoCo reads MUJOCO_GL when first imported: "
+                    "export it, or import armworld before mujoco. obs_mode='state' needs no rendering."
                 ) from error
         return self._renderer
 

@@ -74,9 +74,10 @@ class PandaKinematics:
         self.tcp_id = model.site("tcp").id
         self.lower = JOINT_LIMITS[:, 0] + config.limit_margin
         self.upper = JOINT_LIMITS[:, 1] - config.limit_margin
-        self._jacp = np.zeros((3, model.nv))
-        self._jacr = np.zeros((3, model.nv))
+        assert np.array_equal(self.dof_ids, np.arange(7)), "the arm's joints must come first in the model"
+        self._jac = np.zeros((6, model.nv))
         self._weights = np.array([1, 1, 1, config.rotation_weight, config.rotation_weight, config.rotation_weight])
+        self._damping = config.damping**2 * np.eye(6)
 
     def tcp_pose(self, data: mujoco.MjData) -> tuple[np.ndarray, np.ndarray]:
         """TCP position [3] (m) and rotation matrix [3, 3] in the base frame."""
@@ -98,20 +99,19 @@ class PandaKinematics:
         """
         cfg = self.config
         q = np.clip(np.asarray(q_init, dtype=np.float64), self.lower, self.upper)
-        data = self._scratch
-        lam2 = cfg.damping**2
+        data, jac = self._scratch, self._jac
         for _ in range(cfg.iterations if iterations is None else iterations):
             data.qpos[self.qpos_ids] = q
             mujoco.mj_kinematics(self.model, data)
             mujoco.mj_comPos(self.model, data)
-            pos, R = self.tcp_pose(data)
+            pos, R = data.site_xpos[self.tcp_id], data.site_xmat[self.tcp_id].reshape(3, 3)
             error = np.concatenate([target_pos - pos, rotation_error(target_R, R)]) * self._weights
-            mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, self.tcp_id)
-            J = np.vstack([self._jacp[:, self.dof_ids], self._jacr[:, self.dof_ids]]) * self._weights[:, None]
-            JJt = J @ J.T + lam2 * np.eye(6)
-            dq = J.T @ np.linalg.solve(JJt, error)
-            nullspace = np.eye(7) - J.T @ np.linalg.solve(JJt, J)
-            dq += nullspace @ (cfg.nullspace_gain * (REST_QPOS - q))
+            mujoco.mj_jacSite(self.model, data, jac[:3], jac[3:], self.tcp_id)
+            J = jac[:, :7] * self._weights[:, None]
+            # one solve gives both the task step and the null-space projector
+            solved = np.linalg.solve(J @ J.T + self._damping, np.column_stack([error, J]))
+            posture = cfg.nullspace_gain * (REST_QPOS - q)
+            dq = J.T @ solved[:, 0] + posture - J.T @ (solved[:, 1:] @ posture)
             q = np.clip(q + dq, self.lower, self.upper)
         pos, _ = self.forward(q)
         return q, float(np.linalg.norm(target_pos - pos))
