@@ -38,7 +38,7 @@ from armworld.envs.robot import FINGER_OPEN, JOINT_VELOCITY_LIMITS, PandaKinemat
 
 OBS_MODES = ("state", "pixels", "pixels_state")
 REWARD_TYPES = ("sparse", "dense")
-VISUALS = ("primitive",)
+VISUALS = ("primitive", "mesh")
 # The TCP is kept inside this box (m, base frame) whatever the action asks.
 WORKSPACE_LOW = np.array([0.25, -0.35, 0.015])
 WORKSPACE_HIGH = np.array([0.75, 0.35, 0.45])
@@ -59,7 +59,8 @@ class FrankaEnvConfig:
     camera images (pixels). reward_type: ``sparse`` (-1 until success, then 0) or ``dense``
     (minus the goal distance in m). action_dim: 7 (xyz, rotation, gripper) or 4 (xyz,
     gripper; orientation held). randomization: None, a preset name (``default``,
-    ``sim2real``) or a ``RandomizationConfig``. visual: ``primitive`` (the only geometry so far).
+    ``sim2real``) or a ``RandomizationConfig``. visual: ``primitive`` shapes or Franka's ``mesh`` files (from an installed
+    gymnasium-robotics; visual only, the dynamics are the same).
     render_size: side of ``render()`` frames (pixels).
     """
 
@@ -117,6 +118,10 @@ class FrankaEnv(gymnasium.Env):
         self.render_mode = render_mode
 
         spec = mujoco.MjSpec.from_file(str(resources.files("armworld.envs") / "assets" / "scene.xml"))
+        if self.config.visual == "mesh":
+            from armworld.envs.meshes import add_panda_meshes
+
+            add_panda_meshes(spec)
         self._add_objects(spec)
         spec.worldbody.add_site(name="goal", size=[0.02, 0, 0], rgba=[0.1, 0.9, 0.2, 0.5], group=3)
         self.model = spec.compile()

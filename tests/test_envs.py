@@ -256,3 +256,14 @@ def test_her_replay_buffer_accepts_the_envs():
     )
     model.learn(120)
     assert model.replay_buffer.size() > 0
+
+
+def test_mesh_visuals_change_the_images_not_the_dynamics():
+    pytest.importorskip("gymnasium_robotics")
+    runs = {}
+    for visual in ("primitive", "mesh"):
+        env = make("armworld/FrankaPickPlace-v0", obs_mode="pixels_state", image_size=48, visual=visual)
+        runs[visual] = rollout(env, seed=2, steps=5)
+    for primitive, mesh in zip(runs["primitive"], runs["mesh"]):
+        np.testing.assert_array_equal(primitive["observation"], mesh["observation"])
+    assert np.abs(runs["primitive"][-1]["rgb_front"].astype(int) - runs["mesh"][-1]["rgb_front"].astype(int)).mean() > 2
