@@ -1,7 +1,8 @@
 """Rotation helpers the bridge needs beyond ``armworld.envs.conventions``.
 
 Rotation vectors (axis x angle, rad) for step clamping and UR poses; unit quaternions
-``[x, y, z, w]`` for franky. Euler angles always follow the shared convention
+``[x, y, z, w]`` for franky; 4x4 homogeneous poses for calibration (``T_a_b``: the pose
+of frame b in frame a, mapping points in b to a). Euler angles always follow the shared convention
 (extrinsic XYZ, see :mod:`armworld.envs.conventions`).
 """
 
@@ -64,6 +65,19 @@ def matrix_from_quat(quat: np.ndarray) -> np.ndarray:
             [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
         ]
     )
+
+
+def pose_matrix(R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Homogeneous pose ``[4, 4]`` from a rotation ``[3, 3]`` and a translation ``[3]`` (m)."""
+    T = np.eye(4)
+    T[:3, :3], T[:3, 3] = R, np.asarray(t, dtype=np.float64).reshape(3)
+    return T
+
+
+def invert_pose(T: np.ndarray) -> np.ndarray:
+    """Inverse ``[4, 4]`` of a homogeneous pose ``[4, 4]`` (``T_a_b`` -> ``T_b_a``)."""
+    R, t = T[:3, :3], T[:3, 3]
+    return pose_matrix(R.T, -R.T @ t)
 
 
 # Vendor tool frames (Franka EE, UR TCP, xArm TCP) point their z axis out of the flange,
