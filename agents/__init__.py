@@ -1,6 +1,42 @@
-"""armworld.agents: the Agent protocol and every kind of agent that drives the envs."""
+"""armworld.agents: the Agent protocol and every kind of agent that drives the envs.
+
+Planners and the world-model agent import torch; they load on first use, so importing
+this package for the scripted experts stays light::
+
+    from armworld.agents import load_agent, evaluate, EvalConfig, CEM, CEMConfig, WorldModelAgent
+"""
+
+from __future__ import annotations
+
+import importlib
 
 from armworld.agents.base import Agent
 from armworld.agents.scripted import ScriptedExpert, make_expert
 
-__all__ = ["Agent", "ScriptedExpert", "make_expert"]
+_LAZY = {
+    "ActionBounds": "planners",
+    "CEM": "planners",
+    "CEMConfig": "planners",
+    "MPPI": "planners",
+    "MPPIConfig": "planners",
+    "WorldModelAgent": "world_model_agent",
+    "WorldModelAgentConfig": "world_model_agent",
+    "GoalImageError": "world_model_agent",
+    "load_goal_image": "world_model_agent",
+    "EvalConfig": "evaluate",
+    "EvalResult": "evaluate",
+    "evaluate": "evaluate",
+    "run_episode": "evaluate",
+    "wilson_interval": "evaluate",
+    "write_results": "evaluate",
+    "AgentSpecError": "loading",
+    "load_agent": "loading",
+}
+
+__all__ = ["Agent", "ScriptedExpert", "make_expert", *sorted(_LAZY)]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"armworld.agents.{_LAZY[name]}"), name)

@@ -1,5 +1,203 @@
-"""CLI verbs for agents."""
+"""CLI verbs for agents: ``armworld eval`` (the evaluation harness) and ``armworld demo``.
+
+    armworld eval --agent wm:runs/wm --env armworld/FrankaReach-v0 --episodes 50 --seeds 0,1,2 --out results/ --videos 2
+    armworld demo                     # the shipped model plans toward goal images in Reach and Push
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+DEMO_ENVS = ("armworld/FrankaReach-v0", "armworld/FrankaPush-v0")
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+
+
+def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("world-model planner (wm: agents)")
+    group.add_argument("--planner", choices=("cem", "mppi"), default="cem")
+    group.add_argument("--samples", type=int, default=None, help="candidates per iteration")
+    group.add_argument("--iterations", type=int, default=None, help="planner iterations per action")
+    group.add_argument("--top-k", type=int, default=None, help="CEM elites (MPPI: --top-k sets the elites too)")
+    group.add_argument("--horizon", type=int, default=None, help="planned steps")
+    group.add_argument("--l1-radius", type=float, default=None, help="keep each xyz move in an L1 ball (m)")
+    group.add_argument("--rotate", action="store_true", help="let the planner rotate the hand (default: held)")
+    group.add_argument("--no-gripper", action="store_true", help="keep the grip as it is")
+    group.add_argument("--context-frames", type=int, default=1, help="observed frames given to the predictor")
+    group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+
+
+def _planner_options(args: argparse.Namespace):
+    import dataclasses
+
+    from armworld.agents.loading import PlannerOptions
+    from armworld.agents.planners import ActionBounds, CEMConfig, MPPIConfig
+
+    common = {k: v for k, v in (("samples", args.samples), ("iterations", args.iterations), ("horizon", args.horizon)) if v is not None}
+    cem, mppi = CEMConfig(), MPPIConfig()
+    cem = dataclasses.replace(cem, **common, **({"top_k": args.top_k} if args.top_k else {}))
+    mppi = dataclasses.replace(mppi, **common, **({"elites": args.top_k} if args.top_k else {}))
+    bounds = ActionBounds.world_model(hold_rotation=not args.rotate, gripper=not args.no_gripper, l1_radius=args.l1_radius)
+    return PlannerOptions(args.planner, cem=cem, mppi=mppi, bounds=bounds)
 
 
 def register(subparsers) -> None:
     """Add this area's verbs to the ``armworld`` parser."""
+    ev = subparsers.add_parser(
+        "eval",
+        help="evaluate an agent: success rate with a Wilson 95%% interval, final distance, planning time",
+        description="Evaluate any agent on any env with the evaluation protocol of DESIGN.md; writes "
+        "results.json, results.md and MP4s of chosen episodes.",
+    )
+    ev.add_argument("--agent", required=True, help="expert, random, wm:PATH, wm:default or sb3:PATH")
+    ev.add_argument("--env", required=True, help="env id, e.g. armworld/FrankaReach-v0")
+    ev.add_argument("--episodes", type=int, default=50, help="episodes per seed")
+    ev.add_argument("--seeds", type=_ints, default=(0, 1, 2), help="evaluation seeds, e.g. 0,1,2")
+    ev.add_argument("--max-steps", type=int, default=None, help="step budget per episode (default: the env's)")
+    ev.add_argument("--out", required=True, help="output directory")
+    ev.add_argument("--videos", type=int, default=0, help="episodes per seed recorded as MP4")
+    ev.add_argument("--env-kwargs", type=json.loads, default={}, help='extra env arguments as JSON, e.g. \'{"action_dim": 4}\'')
+    ev.add_argument("--dataset", nargs="*", default=[], help="trajectory files the agent learned from: their seeds must not be evaluated on")
+    ev.add_argument("--goal", nargs="*", default=None, help="goal image file(s) instead of the sim's goal image (wm: agents)")
+    ev.add_argument("--subgoal-steps", type=_ints, default=(), help="actions spent on each goal but the last, e.g. 4,10")
+    _add_planner_arguments(ev)
+    ev.set_defaults(func=run_eval)
+
+    demo = subparsers.add_parser(
+        "demo",
+        help="the shipped world model plans toward goal images in FrankaReach and FrankaPush",
+        description="Load a world model (the shipped one by default), plan toward the sim's goal images from "
+        "fresh evaluation seeds, write an MP4 and print success and planning time per action.",
+    )
+    demo.add_argument("--model", default="default", help="world-model run or checkpoint (default: the shipped model)")
+    demo.add_argument("--episodes", type=int, default=1, help="episodes per env")
+    demo.add_argument("--max-steps", type=int, default=None, help="step budget per episode (default: the env's)")
+    demo.add_argument("--seed", type=int, default=None, help="evaluation seed (default: a fresh random one)")
+    demo.add_argument("--envs", default=",".join(DEMO_ENVS), help="comma-separated env ids")
+    demo.add_argument("--out", default="armworld-demo.mp4", help="the video written")
+    _add_planner_arguments(demo)
+    demo.set_defaults(func=run_demo)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    import gymnasium
+
+    from armworld.datasets.hdf5 import DatasetError
+    from armworld.worldmodel.checkpoint import CheckpointError
+
+    return (ValueError, KeyError, TypeError, FileNotFoundError, CheckpointError, DatasetError, gymnasium.error.Error)
+
+
+def _dataset_seeds(paths: list[str]) -> set[int]:
+    from armworld.datasets.hdf5 import TrajectoryFile
+
+    seeds: set[int] = set()
+    for path in paths:
+        with TrajectoryFile(path) as file:
+            seeds.update(int(file.attrs(demo)["seed"]) for demo in file.demos)
+    return seeds
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    try:
+        return _run_eval(args)
+    except _errors() as error:
+        return _fail(str(error).strip("'\""))
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from armworld.agents.evaluate import EvalConfig, evaluate, write_results
+    from armworld.agents.loading import check_spec, env_kwargs_for, load_agent
+
+    check_spec(args.agent)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    is_wm = args.agent.startswith("wm:")
+    if not is_wm and (args.goal is not None or args.subgoal_steps):
+        raise ValueError("--goal and --subgoal-steps are for world-model agents (wm:PATH)")
+    config = EvalConfig(
+        env_id=args.env, seeds=args.seeds, episodes=args.episodes, max_steps=args.max_steps,
+        env_kwargs={**env_kwargs_for(args.agent), **args.env_kwargs}, videos=args.videos,
+    )
+    options = {}
+    if is_wm:
+        options = dict(planner=_planner_options(args), context_frames=args.context_frames, subgoal_steps=args.subgoal_steps)
+        if args.goal:
+            options["goal"] = args.goal if len(args.goal) > 1 else args.goal[0]
+    dataset_seeds = _dataset_seeds(args.dataset) if args.dataset else None
+
+    with tqdm(total=len(config.seeds) * config.episodes, desc=f"eval {args.agent}", unit="ep", file=sys.stderr) as bar:
+        result = evaluate(
+            lambda env, seed: load_agent(args.agent, env, seed=seed, **options),
+            config, agent_name=args.agent, out=args.out, dataset_seeds=dataset_seeds,
+            progress=lambda episode: bar.update(1),
+        )
+    json_path, md_path = write_results(result, args.out)
+    print(result.markdown())
+    print(f"wrote {json_path}, {md_path}" + (f" and {len(result.videos)} video(s)" if result.videos else ""))
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    try:
+        return _run_demo(args)
+    except _errors() as error:
+        return _fail(str(error).strip("'\""))
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    import time
+
+    import gymnasium
+    import numpy as np
+    import torch
+
+    from armworld.agents.evaluate import Summary, eval_seed, run_episode, write_episode_video
+    from armworld.agents.loading import env_kwargs_for, load_agent
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
+    spec = f"wm:{args.model}"
+    seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(1000, 100_000))
+    env_kwargs = env_kwargs_for(spec)
+    options = dict(planner=_planner_options(args), context_frames=args.context_frames)
+    print(f"armworld demo: world model {args.model}, evaluation seed {seed} (repeat with --seed {seed})")
+    videos = []
+    start = time.perf_counter()
+    for env_id in (e.strip() for e in args.envs.split(",") if e.strip()):
+        env = gymnasium.make(env_id, **env_kwargs)
+        try:
+            agent = load_agent(spec, env, seed=seed, **options)
+            max_steps = args.max_steps or env.spec.max_episode_steps
+            results = []
+            for i in range(args.episodes):
+                result = run_episode(env, agent, eval_seed(seed, i), max_steps, record=True)
+                videos.append(result.frames)
+                results.append(result)
+        finally:
+            env.close()
+        s = Summary.of(results)
+        print(
+            f"{env_id}: success {s.successes}/{s.episodes}, final distance {s.mean_final_distance:.3f} m, "
+            f"planning {s.plan_time_per_action_s:.3f} s per action (median, {s.mean_episode_length:.0f} actions per episode)"
+        )
+    write_episode_video(args.out, np.concatenate(videos))
+    print(f"wrote {args.out} ({sum(len(v) for v in videos)} frames: camera | goal image), {time.perf_counter() - start:.0f} s in all")
+    return 0

@@ -1,0 +1,335 @@
+"""The evaluation harness: any agent, any env id, the protocol of DESIGN.md.
+
+- Seeds: for evaluation seed ``s``, episode ``i`` resets the env with
+  ``eval_seed(s, i) = 1_000_000 + 1000 * s + i`` (``i < 1000``). Collection uses seeds
+  ``0, 1, 2, ...`` by default (``armworld collect --seed 0``), so the two never meet unless
+  a collection asks for a million episodes or a seed that large; pass the seeds of the
+  datasets an agent learned from (``dataset_seeds``) and any overlap is refused.
+- ``episodes`` per seed, each run for a fixed step budget (the env's ``max_episode_steps``
+  unless ``max_steps`` is given); success is ``info["is_success"]`` after the last step,
+  the final distance is ``|achieved_goal - desired_goal|`` (m) then.
+- Every agent, per seed, is made by ``factory(env, seed)`` and reset after each env reset.
+
+Results: the success rate with a Wilson 95% interval, the mean final distance, the mean
+episode length and, for agents that record ``plan_times`` (the world-model planner), the
+median planning time per action; overall and per seed. :func:`write_results` writes them
+as ``results.json`` and ``results.md``; episodes can be recorded as MP4s with the goal
+image beside the camera view.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+
+from armworld.agents.base import Agent
+
+EVAL_SEED_BASE = 1_000_000
+EPISODES_PER_SEED_MAX = 1000
+Z_95 = 1.959963984540054
+
+AgentFactory = Callable[[gymnasium.Env, int], Agent]
+"""``factory(env, seed) -> agent``: a fresh agent for evaluation seed ``seed``."""
+
+
+def eval_seed(seed: int, episode: int) -> int:
+    """The env reset seed of episode ``episode`` of evaluation seed ``seed`` (see the module docstring)."""
+    if seed < 0 or not 0 <= episode < EPISODES_PER_SEED_MAX:
+        raise ValueError(f"evaluation seeds are >= 0 with at most {EPISODES_PER_SEED_MAX} episodes each")
+    return EVAL_SEED_BASE + EPISODES_PER_SEED_MAX * seed + episode
+
+
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval of a success rate (95% by default); (0, 1) when ``n == 0``."""
+    if not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got {successes} of {n}")
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denominator = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What to evaluate on: env id and kwargs, seeds, episodes per seed, step budget, videos.
+
+    videos: how many episodes of each seed (the first ones) to record as MP4 (needs ``out``
+    in :func:`evaluate`); video_size: side of the camera view and goal image in them (px).
+    """
+
+    env_id: str
+    seeds: tuple[int, ...] = (0, 1, 2)
+    episodes: int = 50
+    max_steps: int | None = None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    videos: int = 0
+    video_size: int = 256
+
+    def __post_init__(self) -> None:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
+            raise ValueError(f"seeds must be distinct non-negative integers, got {self.seeds}")
+        if not 1 <= self.episodes <= EPISODES_PER_SEED_MAX:
+            raise ValueError(f"episodes per seed must lie in [1, {EPISODES_PER_SEED_MAX}], got {self.episodes}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {self.max_steps}")
+        if not 0 <= self.videos <= self.episodes:
+            raise ValueError(f"videos per seed must lie in [0, episodes = {self.episodes}], got {self.videos}")
+
+    def reset_seeds(self) -> list[int]:
+        """Every env reset seed of this evaluation."""
+        return [eval_seed(s, i) for s in self.seeds for i in range(self.episodes)]
+
+
+@dataclass
+class EpisodeResult:
+    """One episode: its seeds, outcome at the last step, length and planning times."""
+
+    seed: int  # evaluation seed
+    reset_seed: int
+    success: bool
+    final_distance: float  # m
+    length: int  # actions taken
+    plan_times: list[float] = field(default_factory=list)  # s per action, planners only
+    frames: np.ndarray | None = field(default=None, repr=False)  # uint8 [T, S, 2S, 3] when recorded
+
+
+def run_episode(
+    env: gymnasium.Env, agent: Agent, reset_seed: int, max_steps: int, record: bool = False, video_size: int = 256
+) -> EpisodeResult:
+    """Reset ``env`` with ``reset_seed``, drive it with ``agent`` for up to ``max_steps`` actions.
+
+    With ``record``, every frame is the ``front`` camera (``video_size`` px) beside the goal
+    image the agent plans toward (its ``goal_frame`` if it has one, else the env's goal image).
+    """
+    obs, info = env.reset(seed=reset_seed)
+    agent.reset()
+    recorder = _Recorder(env, agent, video_size) if record else None
+    length = 0
+    try:
+        for _ in range(max_steps):
+            action = agent.act(obs)
+            if recorder is not None:
+                recorder.capture()
+            obs, _, terminated, truncated, info = env.step(action)
+            length += 1
+            if terminated or truncated:
+                break
+        frames = None
+        if recorder is not None:
+            recorder.capture()
+            frames = np.stack(recorder.frames)
+    finally:
+        if recorder is not None:
+            recorder.close()
+    distance = float(np.linalg.norm(np.asarray(obs["achieved_goal"]) - np.asarray(obs["desired_goal"])))
+    return EpisodeResult(
+        seed=-1,
+        reset_seed=reset_seed,
+        success=bool(info.get("is_success", False)),
+        final_distance=distance,
+        length=length,
+        plan_times=list(getattr(agent, "plan_times", []) or []),
+        frames=frames,
+    )
+
+
+class _Recorder:
+    """Frames ``[size, 2 * size, 3]``: the ``front`` camera and the goal image side by side."""
+
+    def __init__(self, env: gymnasium.Env, agent: Agent, size: int) -> None:
+        from armworld.envs.rendering import CameraRenderer
+
+        self.env, self.agent, self.size = env.unwrapped, agent, size
+        self.renderer = CameraRenderer(self.env.model, size, size)
+        self.env_goal = self.env.goal_image("front", size=size)
+        self.frames: list[np.ndarray] = []
+
+    def capture(self) -> None:
+        from PIL import Image
+
+        goal = getattr(self.agent, "goal_frame", None)
+        if goal is None:
+            goal = self.env_goal
+        elif goal.shape[:2] != (self.size, self.size):
+            goal = np.asarray(Image.fromarray(goal).resize((self.size, self.size), Image.Resampling.NEAREST))
+        self.frames.append(np.concatenate([self.renderer.render(self.env.data, "front"), goal], axis=1))
+
+    def close(self) -> None:
+        self.renderer.close()
+
+
+@dataclass
+class Summary:
+    """Aggregates of a set of episodes (JSON-ready)."""
+
+    episodes: int
+    successes: int
+    success_rate: float
+    success_ci: tuple[float, float]
+    mean_final_distance: float
+    mean_episode_length: float
+    plan_time_per_action_s: float | None  # median over all actions of all episodes
+    plan_time_per_action_p90_s: float | None
+
+    @classmethod
+    def of(cls, results: Sequence[EpisodeResult]) -> Summary:
+        n = len(results)
+        successes = sum(r.success for r in results)
+        times = [t for r in results for t in r.plan_times]
+        return cls(
+            episodes=n,
+            successes=successes,
+            success_rate=successes / n if n else 0.0,
+            success_ci=wilson_interval(successes, n),
+            mean_final_distance=float(np.mean([r.final_distance for r in results])) if n else float("nan"),
+            mean_episode_length=float(np.mean([r.length for r in results])) if n else float("nan"),
+            plan_time_per_action_s=float(np.median(times)) if times else None,
+            plan_time_per_action_p90_s=float(np.percentile(times, 90)) if times else None,
+        )
+
+
+@dataclass
+class EvalResult:
+    """Everything an evaluation produced: overall and per-seed summaries, the episodes, videos."""
+
+    agent: str
+    config: EvalConfig
+    overall: Summary
+    per_seed: dict[int, Summary]
+    episodes: list[EpisodeResult]
+    videos: list[str]
+    wall_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``results.json`` content: the overall summary at the top level."""
+        return {
+            "agent": self.agent,
+            "env_id": self.config.env_id,
+            **asdict(self.overall),
+            "seeds": list(self.config.seeds),
+            "episodes_per_seed": self.config.episodes,
+            "max_steps": self.config.max_steps,
+            "env_kwargs": self.config.env_kwargs,
+            "reset_seeds": f"{EVAL_SEED_BASE} + {EPISODES_PER_SEED_MAX} * seed + episode",
+            "success_rule": "info['is_success'] after the last step",
+            "per_seed": {str(seed): asdict(summary) for seed, summary in self.per_seed.items()},
+            "episode_results": [
+                {
+                    "seed": e.seed,
+                    "reset_seed": e.reset_seed,
+                    "success": e.success,
+                    "final_distance": e.final_distance,
+                    "length": e.length,
+                    "plan_time_per_action_s": float(np.median(e.plan_times)) if e.plan_times else None,
+                }
+                for e in self.episodes
+            ],
+            "videos": self.videos,
+            "wall_s": self.wall_s,
+            "machine": f"{platform.machine()}, {platform.system()}, python {platform.python_version()}",
+        }
+
+    def markdown(self) -> str:
+        """A markdown table: overall and per-seed rows."""
+        head = (
+            f"Agent `{self.agent}` on `{self.config.env_id}`: {self.config.episodes} episodes x "
+            f"{len(self.config.seeds)} seeds, success judged after the last step.\n\n"
+            "| seeds | episodes | success | Wilson 95% CI | final distance (m) | episode length | plan time / action (s) |\n"
+            "|---|---:|---:|---|---:|---:|---:|\n"
+        )
+        rows = [_row("all", self.overall)] + [_row(str(seed), s) for seed, s in self.per_seed.items()]
+        return head + "\n".join(rows) + "\n"
+
+
+def _row(label: str, s: Summary) -> str:
+    plan = f"{s.plan_time_per_action_s:.3f}" if s.plan_time_per_action_s is not None else "-"
+    return (
+        f"| {label} | {s.episodes} | {s.success_rate:.1%} ({s.successes}) | "
+        f"[{s.success_ci[0]:.1%}, {s.success_ci[1]:.1%}] | {s.mean_final_distance:.3f} | "
+        f"{s.mean_episode_length:.1f} | {plan} |"
+    )
+
+
+def check_disjoint(config: EvalConfig, dataset_seeds: Collection[int]) -> None:
+    """Refuse an evaluation whose reset seeds overlap ``dataset_seeds``."""
+    overlap = sorted(set(config.reset_seeds()) & {int(s) for s in dataset_seeds})
+    if overlap:
+        raise ValueError(
+            f"{len(overlap)} evaluation reset seeds (e.g. {overlap[:3]}) were used to collect the training data; "
+            "evaluate with other --seeds so that evaluation and training episodes never overlap"
+        )
+
+
+def evaluate(
+    factory: AgentFactory,
+    config: EvalConfig,
+    agent_name: str = "agent",
+    out: str | Path | None = None,
+    dataset_seeds: Collection[int] | None = None,
+    progress: Callable[[EpisodeResult], None] | None = None,
+) -> EvalResult:
+    """Evaluate the agents ``factory`` makes; writes videos under ``out`` (if ``config.videos``)."""
+    if dataset_seeds is not None:
+        check_disjoint(config, dataset_seeds)
+    if config.videos and out is None:
+        raise ValueError("recording videos needs an output directory")
+    start = time.perf_counter()
+    env = gymnasium.make(config.env_id, **config.env_kwargs)
+    max_steps = config.max_steps or (env.spec.max_episode_steps if env.spec else None)
+    if max_steps is None:
+        raise ValueError(f"{config.env_id} has no step budget (max_episode_steps); give max_steps")
+    episodes: list[EpisodeResult] = []
+    videos: list[str] = []
+    try:
+        for seed in config.seeds:
+            agent = factory(env, seed)
+            for i in range(config.episodes):
+                record = i < config.videos
+                result = run_episode(env, agent, eval_seed(seed, i), max_steps, record, config.video_size)
+                result.seed = seed
+                if record:
+                    path = Path(out) / f"{_slug(config.env_id)}_seed{seed}_ep{i}.mp4"
+                    write_episode_video(path, result.frames)
+                    videos.append(str(path))
+                    result.frames = None
+                episodes.append(result)
+                if progress is not None:
+                    progress(result)
+    finally:
+        env.close()
+    per_seed = {seed: Summary.of([e for e in episodes if e.seed == seed]) for seed in config.seeds}
+    return EvalResult(agent_name, config, Summary.of(episodes), per_seed, episodes, videos, time.perf_counter() - start)
+
+
+def write_episode_video(path: str | Path, frames: np.ndarray, fps: float = 10.0) -> None:
+    """An MP4 (or GIF, by extension) of uint8 frames ``[T, H, W, 3]``."""
+    from armworld.datasets.video import write_video
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_video(path, frames, fps)
+
+
+def write_results(result: EvalResult, out: str | Path) -> tuple[Path, Path]:
+    """``out/results.json`` and ``out/results.md``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / "results.json", out / "results.md"
+    json_path.write_text(json.dumps(result.to_json(), indent=2))
+    md_path.write_text(result.markdown())
+    return json_path, md_path
+
+
+def _slug(env_id: str) -> str:
+    return env_id.split("/")[-1].replace("-", "_")

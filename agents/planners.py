@@ -1,0 +1,264 @@
+"""Sampling-based planners over action sequences: CEM (V-JEPA 2-AC) and MPPI (TD-MPC2).
+
+A planner minimises an *energy*: a function from ``K`` candidate action sequences
+``[K, H, A]`` to one number per candidate ``[K]`` (lower is better). Every iteration
+evaluates all ``K`` candidates in one call, so a world model rolls them out as one batch::
+
+    planner = CEM(CEMConfig(samples=256, iterations=4, top_k=16), ActionBounds.world_model())
+    planner.reset()                      # new episode: forget the previous plan
+    plan = planner.plan(energy)          # [H, A]; execute plan[0], observe, plan again
+
+Receding horizon: each call starts from the previous plan shifted by one step (its last
+step re-initialised at 0), so consecutive plans refine each other instead of starting
+over. Every step's action is kept inside :class:`ActionBounds` (a box, optionally an L1
+ball over the translation, dimensions that may be held at 0).
+
+- :class:`CEM` follows V-JEPA 2-AC's ``cem`` (``notebooks/utils/mpc_utils.py``): Gaussian
+  samples around a mean (initially 0, std = the box half-widths), refit to the ``top_k``
+  lowest-energy samples, smoothed with ``momentum``; the plan is the final mean.
+- :class:`MPPI` follows TD-MPC2's ``_plan``: the ``elites`` best samples weighted by
+  ``exp(temperature * (best - energy))``, std clamped to ``[min_std, max_std]`` (in units
+  of the box half-widths); the executed sequence is drawn among the elites by those
+  weights (Gumbel-max), the mean carried over to the next call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from armworld.envs.conventions import ACTION_DIM, MAX_POS_DELTA, MAX_ROT_DELTA
+
+Energy = Callable[[torch.Tensor], torch.Tensor]
+"""``actions [K, H, A] -> energy [K]``, lower is better."""
+
+
+@dataclass(frozen=True)
+class ActionBounds:
+    """Where each step's action may lie.
+
+    scale: half-width of the box of each of the ``A`` dimensions (action units); a scale
+    of 0 holds that dimension at 0. l1_radius: if set, the dimensions ``l1_dims`` are also
+    kept inside the L1 ball of that radius (V-JEPA 2-AC's paper: 0.075 m over xyz).
+    """
+
+    scale: tuple[float, ...]
+    l1_radius: float | None = None
+    l1_dims: tuple[int, ...] = (0, 1, 2)
+
+    def __post_init__(self) -> None:
+        if not self.scale or any(s < 0 for s in self.scale) or not any(s > 0 for s in self.scale):
+            raise ValueError(f"scale needs one value >= 0 per action dimension, at least one > 0; got {self.scale}")
+        if self.l1_radius is not None:
+            if self.l1_radius <= 0:
+                raise ValueError(f"l1_radius must be > 0, got {self.l1_radius}")
+            if not self.l1_dims or any(not 0 <= d < len(self.scale) for d in self.l1_dims):
+                raise ValueError(f"l1_dims {self.l1_dims} must index the {len(self.scale)} action dimensions")
+
+    @classmethod
+    def world_model(
+        cls,
+        max_translation: float = MAX_POS_DELTA,
+        max_rotation: float = MAX_ROT_DELTA,
+        hold_rotation: bool = True,
+        gripper: bool = True,
+        max_gripper: float = 1.0,
+        l1_radius: float | None = None,
+    ) -> ActionBounds:
+        """Bounds of 7-D world-model actions (xyz m, rotation rad, gripper closure change).
+
+        hold_rotation keeps the orientation (V-JEPA 2-AC's released planner does); gripper
+        False keeps the grip as it is (gripper change 0); l1_radius bounds the xyz move.
+        """
+        rotation = 0.0 if hold_rotation else max_rotation
+        scale = (max_translation,) * 3 + (rotation,) * 3 + (max_gripper if gripper else 0.0,)
+        assert len(scale) == ACTION_DIM
+        return cls(scale=scale, l1_radius=l1_radius)
+
+    @property
+    def dim(self) -> int:
+        """A, the action dimension."""
+        return len(self.scale)
+
+    def scale_tensor(self, like: torch.Tensor) -> torch.Tensor:
+        """The half-widths ``[A]`` as a tensor of ``like``'s dtype and device."""
+        return torch.tensor(self.scale, dtype=like.dtype, device=like.device)
+
+    def project(self, actions: torch.Tensor) -> torch.Tensor:
+        """Actions ``[..., A]`` moved into the bounds (clipped to the box, then onto the L1 ball)."""
+        scale = self.scale_tensor(actions)
+        actions = torch.maximum(torch.minimum(actions, scale), -scale)
+        if self.l1_radius is None:
+            return actions
+        dims = list(self.l1_dims)
+        actions = actions.clone()
+        actions[..., dims] = project_l1_ball(actions[..., dims], self.l1_radius)
+        return actions
+
+
+def project_l1_ball(v: torch.Tensor, radius: float) -> torch.Tensor:
+    """Euclidean projection of vectors ``[..., d]`` onto ``{x : |x|_1 <= radius}`` (Duchi et al., 2008)."""
+    magnitude = v.abs()
+    inside = magnitude.sum(-1, keepdim=True) <= radius
+    sorted_mag = magnitude.sort(dim=-1, descending=True).values
+    cumulative = sorted_mag.cumsum(-1) - radius
+    index = torch.arange(1, v.shape[-1] + 1, dtype=v.dtype, device=v.device)
+    rho = (sorted_mag * index > cumulative).sum(-1, keepdim=True)  # >= 1 whenever outside
+    theta = cumulative.gather(-1, (rho - 1).clamp(min=0)) / rho.clamp(min=1).to(v.dtype)
+    projected = v.sign() * (magnitude - theta).clamp(min=0)
+    return torch.where(inside, v, projected)
+
+
+@dataclass(frozen=True)
+class CEMConfig:
+    """The cross-entropy method (V-JEPA 2-AC: 800 samples, 10 iterations, top 10, horizon 1
+    in the paper; 400 / 10 / 10, momentum 0.15 in the released code). The defaults are
+    sized for about a second per action with the ``tiny`` world model on two CPU cores."""
+
+    samples: int = 256
+    iterations: int = 4
+    top_k: int = 16
+    horizon: int = 1
+    momentum: float = 0.15  # weight of the previous mean/std in each refit
+    init_std: float = 1.0  # initial std, in units of the box half-widths
+    warm_start: bool = True  # start from the previous plan, shifted by one step
+
+    def __post_init__(self) -> None:
+        _check_common(self.samples, self.iterations, self.horizon)
+        if not 1 <= self.top_k <= self.samples:
+            raise ValueError(f"top_k must lie in [1, samples = {self.samples}], got {self.top_k}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum}")
+        if self.init_std <= 0:
+            raise ValueError(f"init_std must be > 0, got {self.init_std}")
+
+
+@dataclass(frozen=True)
+class MPPIConfig:
+    """MPPI as TD-MPC2 plans (512 samples, 6 iterations, 64 elites, temperature 0.5,
+    std in [0.05, 2], horizon 3); the defaults here are smaller, for CPU planning."""
+
+    samples: int = 256
+    iterations: int = 4
+    elites: int = 32
+    horizon: int = 1
+    temperature: float = 0.5  # weights exp(temperature * (best energy - energy))
+    min_std: float = 0.05  # in units of the box half-widths
+    max_std: float = 2.0  # also the initial std
+    warm_start: bool = True
+
+    def __post_init__(self) -> None:
+        _check_common(self.samples, self.iterations, self.horizon)
+        if not 1 <= self.elites <= self.samples:
+            raise ValueError(f"elites must lie in [1, samples = {self.samples}], got {self.elites}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not 0 < self.min_std <= self.max_std:
+            raise ValueError(f"need 0 < min_std <= max_std, got {self.min_std} and {self.max_std}")
+
+
+def _check_common(samples: int, iterations: int, horizon: int) -> None:
+    for name, value in (("samples", samples), ("iterations", iterations), ("horizon", horizon)):
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+class Planner:
+    """Shared by CEM and MPPI: bounds, the seeded generator, the warm start."""
+
+    config: CEMConfig | MPPIConfig
+
+    def __init__(self, bounds: ActionBounds, seed: int | None = None) -> None:
+        self.bounds = bounds
+        self.generator = torch.Generator()
+        if seed is None:
+            self.generator.seed()  # non-deterministic
+        else:
+            self.generator.manual_seed(seed)
+        self._previous: torch.Tensor | None = None
+
+    @property
+    def horizon(self) -> int:
+        return self.config.horizon
+
+    def reset(self, seed: int | None = None) -> None:
+        """Forget the previous plan (a new episode); reseed the sampler if ``seed`` is given."""
+        self._previous = None
+        if seed is not None:
+            self.generator.manual_seed(seed)
+
+    def initial_mean(self) -> torch.Tensor:
+        """``[H, A]``: the previous plan shifted by one step (new last step 0), or zeros."""
+        mean = torch.zeros(self.horizon, self.bounds.dim)
+        if self.config.warm_start and self._previous is not None:
+            mean[:-1] = self._previous[1:]
+        return mean
+
+    def sample(self, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+        """``samples`` candidates ``[K, H, A]`` around ``mean`` ``[H, A]``, inside the bounds."""
+        noise = torch.randn((self.config.samples, *mean.shape), generator=self.generator)
+        return self.bounds.project(mean + std * noise)
+
+    def plan(self, energy: Energy) -> torch.Tensor:
+        """The action sequence ``[H, A]`` (float32, within the bounds) to follow; execute its first step."""
+        raise NotImplementedError
+
+
+class CEM(Planner):
+    """The cross-entropy method with momentum; see the module docstring."""
+
+    def __init__(self, config: CEMConfig, bounds: ActionBounds, seed: int | None = None) -> None:
+        super().__init__(bounds, seed)
+        self.config = config
+
+    def plan(self, energy: Energy) -> torch.Tensor:
+        c = self.config
+        mean = self.initial_mean()
+        std = c.init_std * self.bounds.scale_tensor(mean).expand_as(mean).clone()
+        for _ in range(c.iterations):
+            candidates = self.sample(mean, std)
+            values = _energies(energy, candidates)
+            elites = candidates[values.topk(c.top_k, largest=False).indices]
+            mean = c.momentum * mean + (1.0 - c.momentum) * elites.mean(0)
+            std = c.momentum * std + (1.0 - c.momentum) * elites.std(0, unbiased=False)
+        plan = self.bounds.project(mean)
+        self._previous = plan
+        return plan
+
+
+class MPPI(Planner):
+    """Model-predictive path integral control as TD-MPC2 plans; see the module docstring."""
+
+    def __init__(self, config: MPPIConfig, bounds: ActionBounds, seed: int | None = None) -> None:
+        super().__init__(bounds, seed)
+        self.config = config
+
+    def plan(self, energy: Energy) -> torch.Tensor:
+        c = self.config
+        mean = self.initial_mean()
+        scale = self.bounds.scale_tensor(mean)
+        std = (c.max_std * scale).expand_as(mean).clone()
+        for _ in range(c.iterations):
+            candidates = self.sample(mean, std)
+            values = _energies(energy, candidates)
+            best = values.topk(c.elites, largest=False)
+            elite_actions, elite_energy = candidates[best.indices], best.values
+            weights = torch.exp(c.temperature * (elite_energy.min() - elite_energy))
+            weights = (weights / weights.sum())[:, None, None]
+            mean = (weights * elite_actions).sum(0)
+            spread = ((weights * (elite_actions - mean) ** 2).sum(0)).sqrt()
+            std = torch.minimum(torch.maximum(spread, c.min_std * scale), c.max_std * scale)
+        # TD-MPC2 executes one elite drawn by its weight (Gumbel-max), and keeps the mean.
+        gumbel = -torch.log(-torch.log(torch.rand(c.elites, generator=self.generator).clamp(1e-20, 1.0)))
+        choice = int((weights.view(-1).log() + gumbel).argmax())
+        self._previous = self.bounds.project(mean)
+        return elite_actions[choice]
+
+
+def _energies(energy: Energy, candidates: torch.Tensor) -> torch.Tensor:
+    values = energy(candidates)
+    if values.shape != candidates.shape[:1]:
+        raise ValueError(f"the energy must map [K, H, A] candidates to [K] values, got shape {tuple(values.shape)}")
+    return values.detach().float().cpu()

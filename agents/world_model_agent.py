@@ -1,0 +1,244 @@
+"""The world-model agent: plan in latent space toward a goal image, act, observe, plan again.
+
+Every action (V-JEPA 2-AC's receding-horizon MPC)::
+
+    z      = encode(last frames)                        [1, T, N, D]   once per action
+    ctx    = world_model.context(z, proprio, past)      history keys/values, once per action
+    plan   = planner.plan(energy)                       [H, 7] world-model actions
+    energy(a [K, H, 7]) = mean |rollout(ctx, a)[:, -1] - z_goal|   over tokens and dims -> [K]
+    action = delta_to_env_action(plan[0], proprio)      env action in [-1, 1]
+
+The context is computed once per action and shared by all candidates and all planner
+iterations (``reuse_context=True``); with ``reuse_context=False`` every energy call
+re-encodes the frames and recomputes the whole imagined sequence (``use_cache=False``):
+the same numbers, slower, kept as the reference for tests and ``benchmarks/plan_speed.py``.
+
+Goals: ``"env"`` (the simulator's goal image, ``env.unwrapped.goal_image``, fetched after
+each reset), an image file or array, or a list of them (sub-goals, V-JEPA 2-AC's
+pick-and-place: the agent moves to the next after ``subgoal_steps[i]`` actions).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import gymnasium
+import numpy as np
+import torch
+
+from armworld.agents.planners import Planner
+from armworld.envs.conventions import delta_to_env_action, proprio_delta
+
+GoalImage = Union[str, Path, np.ndarray]
+GoalSpec = Union[str, Path, np.ndarray, Sequence[GoalImage]]
+
+
+class GoalImageError(ValueError):
+    """A goal image that cannot be used (unreadable, wrong channels, not square)."""
+
+
+def load_goal_image(goal: GoalImage, size: int) -> np.ndarray:
+    """A goal image as uint8 ``[size, size, 3]``.
+
+    Accepts a path (PNG, JPEG, ...) or an array ``[H, W, 3]`` (uint8) or ``[H, W, 4]``
+    (RGBA, fully opaque). Square images of another size are resized (bilinear, antialiased);
+    grayscale, transparent, non-square or non-8-bit images are refused with a message.
+    """
+    from PIL import Image
+
+    name = str(goal) if isinstance(goal, (str, Path)) else "the goal image array"
+    if isinstance(goal, (str, Path)):
+        if not Path(goal).is_file():
+            raise GoalImageError(f"goal image {goal} does not exist")
+        try:
+            image = np.asarray(Image.open(goal))
+        except OSError as error:
+            raise GoalImageError(f"goal image {goal} is not a readable image ({error})") from None
+    else:
+        image = np.asarray(goal)
+    if image.dtype != np.uint8:
+        raise GoalImageError(f"{name} has dtype {image.dtype}; save it as an 8-bit RGB image")
+    if image.ndim != 3 or image.shape[-1] not in (3, 4):
+        channels = 1 if image.ndim == 2 else image.shape[-1] if image.ndim == 3 else "?"
+        raise GoalImageError(
+            f"{name} has shape {image.shape} ({channels} channel(s)); the world model needs an RGB colour image "
+            "of the same camera the model was trained on"
+        )
+    if image.shape[-1] == 4:
+        if (image[..., 3] != 255).any():
+            raise GoalImageError(f"{name} is transparent (RGBA with alpha < 255); save it as an opaque RGB image")
+        image = image[..., :3]
+    height, width = image.shape[:2]
+    if height != width:
+        raise GoalImageError(
+            f"{name} is {width}x{height}; camera images are square: crop it to a square view of the scene first"
+        )
+    if height != size:
+        image = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
+    return np.ascontiguousarray(image)
+
+
+@dataclass(frozen=True)
+class WorldModelAgentConfig:
+    """camera: the ``rgb_<camera>`` observation the model was trained on. context_frames:
+    observed frames given to the predictor (1 = the current frame, as V-JEPA 2-AC plans).
+    reuse_context: see the module docstring. subgoal_steps: actions spent on each goal but
+    the last (which takes the rest), when several goals are given."""
+
+    camera: str = "front"
+    context_frames: int = 1
+    reuse_context: bool = True
+    subgoal_steps: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.context_frames < 1:
+            raise ValueError(f"context_frames must be at least 1, got {self.context_frames}")
+        if any(s < 1 for s in self.subgoal_steps):
+            raise ValueError(f"subgoal_steps must be positive, got {self.subgoal_steps}")
+
+
+class WorldModelAgent:
+    """Latent MPC toward goal images with a :class:`armworld.worldmodel.WorldModel`.
+
+    Args:
+        world_model: encoder + predictor (eval mode; kept on its device).
+        planner: a :class:`armworld.agents.planners.CEM` or ``MPPI`` over 7-D world-model actions.
+        goal: ``"env"``, an image (path or uint8 array) or a list of them (sub-goals).
+        env: the env acted in; needed for ``goal="env"`` and to size 4-D actions.
+        config: camera, context length, context reuse, sub-goal schedule.
+
+    After each episode ``plan_times`` holds the seconds spent per action (encoding,
+    context and planning; everything between observation and action).
+    """
+
+    def __init__(
+        self,
+        world_model: torch.nn.Module,
+        planner: Planner,
+        goal: GoalSpec = "env",
+        env: gymnasium.Env | None = None,
+        config: WorldModelAgentConfig = WorldModelAgentConfig(),
+    ) -> None:
+        if planner.bounds.dim != 7:
+            raise ValueError(f"the planner must plan 7-D world-model actions, its bounds have {planner.bounds.dim}")
+        self.world_model = world_model.eval()
+        self.planner = planner
+        self.env = env
+        self.config = config
+        self.device = next(world_model.parameters()).device
+        self.image_size = world_model.encoder.config.image_size
+        self.action_dim = env.action_space.shape[0] if env is not None else 7
+        if self.action_dim == 4 and any(planner.bounds.scale[3:6]):
+            raise ValueError("the env takes 4-D actions (orientation held): plan with hold_rotation=True")
+        self.goal_from_env = isinstance(goal, str) and goal == "env"
+        if self.goal_from_env:
+            if env is None:
+                raise ValueError("goal='env' needs the env, to render its goal image after each reset")
+            self.goal_images: list[np.ndarray] = []
+        else:
+            goals = [goal] if isinstance(goal, (str, Path, np.ndarray)) else list(goal)
+            if not goals:
+                raise ValueError("give at least one goal image")
+            self.goal_images = [load_goal_image(g, self.image_size) for g in goals]
+        if len(config.subgoal_steps) not in (0, max(len(self.goal_images) - 1, 0)):
+            raise ValueError(
+                f"{len(self.goal_images)} goals need {len(self.goal_images) - 1} subgoal_steps, got {config.subgoal_steps}"
+            )
+        if len(self.goal_images) > 1 and not config.subgoal_steps:
+            raise ValueError(f"{len(self.goal_images)} sub-goals need subgoal_steps (actions spent on each but the last)")
+        self._switch_steps = set(np.cumsum(config.subgoal_steps).tolist())
+        self._goal_latents: torch.Tensor | None = None  # [G, N, D]
+        self.plan_times: list[float] = []
+        self.reset()
+
+    # -- episode state -------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget the episode: history, plan, timings; the env's goal is re-read on the next act."""
+        self.planner.reset()
+        self.plan_times = []
+        self._frames: list[np.ndarray] = []
+        self._proprio: list[np.ndarray] = []
+        self._latents: list[torch.Tensor] = []  # [N, D] per frame in the history
+        self._steps = 0
+        if self.goal_from_env:
+            self._goal_latents = None
+
+    @property
+    def goal_index(self) -> int:
+        """Which goal the agent is heading for now."""
+        passed = np.cumsum(self.config.subgoal_steps)
+        return int((passed <= self._steps).sum())
+
+    @property
+    def goal_frame(self) -> np.ndarray | None:
+        """The goal image ``[S, S, 3]`` currently planned toward (None before the first act)."""
+        if not self.goal_images:
+            return None
+        return self.goal_images[min(self.goal_index, len(self.goal_images) - 1)]
+
+    def _encode(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 ``[T, H, W, 3]`` -> ``[T, N, D]`` on the model's device."""
+        return self.world_model.encode(torch.from_numpy(np.ascontiguousarray(frames))[None].to(self.device))[0]
+
+    def _goal(self) -> torch.Tensor:
+        if self._goal_latents is None:
+            if self.goal_from_env:
+                self.goal_images = [self.env.unwrapped.goal_image(self.config.camera, size=self.image_size)]
+            self._goal_latents = self._encode(np.stack(self.goal_images))
+        return self._goal_latents[min(self.goal_index, len(self._goal_latents) - 1)]
+
+    # -- acting --------------------------------------------------------------------------
+
+    def _observe(self, obs: dict[str, Any]) -> None:
+        key = f"rgb_{self.config.camera}"
+        if key not in obs:
+            raise KeyError(
+                f"the world-model agent plans from '{key}' images, the observation has {sorted(obs)}: make the env "
+                f"with obs_mode='pixels_state' and cameras including '{self.config.camera}'"
+            )
+        self._frames.append(np.asarray(obs[key]))
+        self._proprio.append(np.asarray(obs["proprio"], dtype=np.float32))
+        if self.config.reuse_context:
+            self._latents.append(self._encode(self._frames[-1][None])[0])
+        keep = self.config.context_frames
+        self._frames, self._proprio, self._latents = self._frames[-keep:], self._proprio[-keep:], self._latents[-keep:]
+
+    def energy_fn(self, goal: torch.Tensor):
+        """The energy ``actions [K, H, 7] -> [K]`` of the current history toward ``goal [N, D]``."""
+        wm = self.world_model
+        proprio = torch.from_numpy(np.stack(self._proprio))[None].to(self.device)  # [1, T, 7]
+        past = torch.from_numpy(proprio_delta(np.stack(self._proprio)))[None].to(self.device)  # [1, T-1, 7]
+
+        def context():
+            z = torch.stack(self._latents)[None] if self.config.reuse_context else self._encode(np.stack(self._frames))[None]
+            return wm.context(z, proprio, past)
+
+        shared = context() if self.config.reuse_context else None
+
+        def energy(actions: torch.Tensor) -> torch.Tensor:
+            ctx = shared if shared is not None else context()
+            imagined = wm.rollout(ctx, actions.to(self.device), use_cache=self.config.reuse_context)  # [K, H, N, D]
+            return (imagined[:, -1] - goal).abs().mean(dim=(-1, -2))
+
+        return energy
+
+    def act(self, obs: dict[str, Any]) -> np.ndarray:
+        """The env action ``[A]`` for ``obs``: plan, convert the first world-model action."""
+        start = time.perf_counter()
+        with torch.inference_mode():
+            self._observe(obs)
+            plan = self.planner.plan(self.energy_fn(self._goal()))
+        delta = plan[0].cpu().numpy()
+        action = delta_to_env_action(delta, self._proprio[-1])
+        if self.action_dim == 4:  # xyz + gripper (the orientation is held)
+            action = np.concatenate([action[:3], action[6:]])
+        self._steps += 1
+        if self._steps in self._switch_steps:  # heading for the next sub-goal: plan afresh
+            self.planner.reset()
+        self.plan_times.append(time.perf_counter() - start)
+        return action.astype(np.float32)
