@@ -1,0 +1,139 @@
+"""CEM and MPPI on toy energies whose minimum is known; bounds; warm start; refused configs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from armworld.agents.planners import CEM, MPPI, ActionBounds, CEMConfig, MPPIConfig, project_l1_ball
+
+TARGET = torch.tensor([0.3, -0.7, 0.5])
+
+
+def quadratic(target: torch.Tensor):
+    """Sum over steps of |a_h - target|^2: minimum at every step = target (projected on the bounds)."""
+    return lambda actions: (actions - target).pow(2).sum(dim=(-1, -2))
+
+
+def planners(bounds: ActionBounds, horizon: int = 2, seed: int = 0):
+    return [
+        CEM(CEMConfig(samples=128, iterations=12, top_k=12, horizon=horizon), bounds, seed=seed),
+        MPPI(MPPIConfig(samples=128, iterations=12, elites=16, horizon=horizon, temperature=100.0), bounds, seed=seed),
+    ]
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["cem", "mppi"])
+def test_finds_the_minimum_of_a_quadratic(index):
+    planner = planners(ActionBounds((1.0, 1.0, 1.0)))[index]
+    plan = planner.plan(quadratic(TARGET))
+    assert plan.shape == (2, 3)
+    tolerance = 0.01 if index == 0 else 0.1  # MPPI executes one sampled elite, CEM the refined mean
+    assert torch.allclose(plan, TARGET.expand(2, 3), atol=tolerance)
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["cem", "mppi"])
+def test_minimum_outside_the_box_lands_on_its_boundary(index):
+    bounds = ActionBounds((0.5, 0.5, 0.5))
+    plan = planners(bounds)[index].plan(quadratic(torch.tensor([2.0, -2.0, 0.2])))
+    tolerance = 0.02 if index == 0 else 0.15  # see above
+    assert (plan.abs() <= 0.5 + 1e-6).all()
+    assert torch.allclose(plan[:, :2], torch.tensor([0.5, -0.5]).expand(2, 2), atol=tolerance)
+    assert torch.allclose(plan[:, 2], torch.tensor(0.2), atol=tolerance)
+
+
+def test_cem_within_an_l1_ball_finds_the_projection_of_the_minimum():
+    bounds = ActionBounds((1.0, 1.0, 1.0), l1_radius=0.5)
+    plan = planners(bounds, horizon=1)[0].plan(quadratic(TARGET))
+    assert plan.abs().sum() <= 0.5 + 1e-5
+    # the nearest point of the ball to the unconstrained minimum
+    expected = project_l1_ball(TARGET, 0.5)
+    assert torch.allclose(plan[0], expected, atol=0.03)
+
+
+def test_l1_projection_exact_values():
+    assert torch.allclose(project_l1_ball(torch.tensor([3.0, 1.0]), 2.0), torch.tensor([2.0, 0.0]))
+    assert torch.allclose(project_l1_ball(torch.tensor([1.0, -1.0]), 1.0), torch.tensor([0.5, -0.5]))
+    inside = torch.tensor([0.1, -0.2, 0.3])
+    assert torch.equal(project_l1_ball(inside, 1.0), inside)
+    batch = torch.randn(500, 4)
+    assert (project_l1_ball(batch, 0.3).abs().sum(-1) <= 0.3 + 1e-6).all()
+
+
+def test_world_model_bounds_hold_rotation_and_optionally_the_gripper():
+    calls = []
+
+    def energy(actions):
+        calls.append(actions.clone())
+        return actions[..., 0].sum(-1)
+
+    for gripper in (True, False):
+        bounds = ActionBounds.world_model(hold_rotation=True, gripper=gripper)
+        plan = CEM(CEMConfig(samples=32, iterations=2, top_k=4), bounds, seed=0).plan(energy)
+        seen = torch.cat(calls)
+        assert (seen[..., 3:6] == 0).all() and (plan[..., 3:6] == 0).all()
+        assert (seen[..., :3].abs() <= 0.05 + 1e-7).all()
+        assert (seen[..., 6] != 0).any() == gripper
+        calls.clear()
+
+
+def test_every_iteration_evaluates_all_candidates_in_one_call():
+    shapes = []
+
+    def energy(actions):
+        shapes.append(tuple(actions.shape))
+        return actions.pow(2).sum(dim=(-1, -2))
+
+    CEM(CEMConfig(samples=40, iterations=3, top_k=5, horizon=4), ActionBounds((1.0, 1.0)), seed=0).plan(energy)
+    MPPI(MPPIConfig(samples=40, iterations=3, elites=5, horizon=4), ActionBounds((1.0, 1.0)), seed=0).plan(energy)
+    assert shapes == [(40, 4, 2)] * 6
+
+
+def test_warm_start_shifts_the_previous_plan_and_reset_forgets_it():
+    planner = CEM(CEMConfig(samples=64, iterations=5, top_k=8, horizon=3), ActionBounds((1.0,)), seed=0)
+    target = torch.tensor([[0.2], [0.5], [-0.4]])
+    plan = planner.plan(lambda a: (a - target).pow(2).sum(dim=(-1, -2)))
+    start = planner.initial_mean()
+    assert torch.equal(start[:2], plan[1:]) and torch.equal(start[2], torch.zeros(1))
+    planner.reset()
+    assert torch.equal(planner.initial_mean(), torch.zeros(3, 1))
+    cold = CEM(CEMConfig(horizon=3, warm_start=False), ActionBounds((1.0,)), seed=0)
+    cold.plan(lambda a: a.sum(dim=(-1, -2)))
+    assert torch.equal(cold.initial_mean(), torch.zeros(3, 1))
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["cem", "mppi"])
+def test_same_seed_same_plan(index):
+    a = planners(ActionBounds((1.0, 1.0, 1.0)), seed=3)[index].plan(quadratic(TARGET))
+    b = planners(ActionBounds((1.0, 1.0, 1.0)), seed=3)[index].plan(quadratic(TARGET))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: CEMConfig(samples=0), "samples"),
+        (lambda: CEMConfig(samples=8, top_k=9), "top_k"),
+        (lambda: CEMConfig(top_k=0), "top_k"),
+        (lambda: CEMConfig(iterations=0), "iterations"),
+        (lambda: CEMConfig(horizon=0), "horizon"),
+        (lambda: CEMConfig(momentum=1.0), "momentum"),
+        (lambda: CEMConfig(init_std=0.0), "init_std"),
+        (lambda: MPPIConfig(samples=16, elites=17), "elites"),
+        (lambda: MPPIConfig(temperature=0.0), "temperature"),
+        (lambda: MPPIConfig(min_std=0.5, max_std=0.1), "min_std"),
+        (lambda: ActionBounds(()), "scale"),
+        (lambda: ActionBounds((0.0, 0.0)), "scale"),
+        (lambda: ActionBounds((-1.0, 1.0)), "scale"),
+        (lambda: ActionBounds((1.0, 1.0), l1_radius=0.0), "l1_radius"),
+        (lambda: ActionBounds((1.0, 1.0), l1_radius=1.0, l1_dims=(0, 5)), "l1_dims"),
+    ],
+)
+def test_impossible_configs_are_refused_at_construction(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_an_energy_of_the_wrong_shape_is_reported():
+    planner = CEM(CEMConfig(samples=8, top_k=2), ActionBounds((1.0,)), seed=0)
+    with pytest.raises(ValueError, match=r"\[K\]"):
+        planner.plan(lambda a: a.sum(-1))

@@ -1,0 +1,268 @@
+"""The world-model agent: planning with an exact model reaches its goal; cached == uncached;
+goal images from the sim, files and sub-goals; bad goal images; loading and ``armworld demo``.
+
+The exact model is a small module with the ``WorldModel`` planning interface
+(``encode`` / ``context`` / ``rollout``), not the transformer with hand-set weights: a
+square drawn on a dark image marks a point on the table; ``encode`` reads the square's
+position back from the pixels and maps it linearly to latent tokens, ``z = W p``, and
+``rollout`` applies the hand-made linear dynamics ``z' = z + W a_xy``, which is exactly
+what :class:`SquareEnv` does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from types import SimpleNamespace
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import armworld  # noqa: F401  (registers the envs)
+from armworld.agents.evaluate import EvalConfig, evaluate, run_episode
+from armworld.agents.loading import AgentSpecError, env_kwargs_for, load_agent
+from armworld.agents.planners import CEM, MPPI, ActionBounds, CEMConfig, MPPIConfig
+from armworld.agents.world_model_agent import GoalImageError, WorldModelAgent, WorldModelAgentConfig, load_goal_image
+from armworld.cli import main
+from armworld.envs.conventions import MAX_POS_DELTA, SUCCESS_THRESHOLD
+from armworld.worldmodel.checkpoint import save_checkpoint
+from armworld.worldmodel.encoder import PRESETS, FrameEncoder
+from armworld.worldmodel.predictor import ACPredictor
+from armworld.worldmodel.train import ACTraining, predictor_config
+from armworld.worldmodel.world_model import Context, WorldModel
+
+SIZE = 64
+LOW, SPAN = np.array([0.25, -0.25]), 0.5  # the table square the images show (m)
+
+
+def draw(xy: np.ndarray) -> np.ndarray:
+    """uint8 [64, 64, 3]: a 7 px bright square centred on the pixel of point ``xy`` (m)."""
+    image = np.full((SIZE, SIZE, 3), 15, dtype=np.uint8)
+    col, row = np.round((np.asarray(xy) - LOW) / SPAN * (SIZE - 1)).astype(int)
+    image[max(row - 3, 0) : row + 4, max(col - 3, 0) : col + 4] = (240, 220, 40)
+    return image
+
+
+class SquareEnv(gymnasium.Env):
+    """A point moved by the env action's xyz x MAX_POS_DELTA (z ignored) toward a goal point."""
+
+    def __init__(self):
+        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (7,), np.float32)
+        vector = gymnasium.spaces.Box(-np.inf, np.inf, (3,), np.float64)
+        self.observation_space = gymnasium.spaces.Dict(
+            {
+                "rgb_front": gymnasium.spaces.Box(0, 255, (SIZE, SIZE, 3), np.uint8),
+                "proprio": gymnasium.spaces.Box(-np.inf, np.inf, (7,), np.float64),
+                "achieved_goal": vector,
+                "desired_goal": vector,
+            }
+        )
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pos = self.np_random.uniform(LOW + 0.08, LOW + SPAN - 0.08)
+        self.goal = self.np_random.uniform(LOW + 0.08, LOW + SPAN - 0.08)
+        return self._obs(), {}
+
+    def step(self, action):
+        self.pos = np.clip(self.pos + np.asarray(action)[:2] * MAX_POS_DELTA, LOW + 0.03, LOW + SPAN - 0.03)
+        distance = float(np.linalg.norm(self.pos - self.goal))
+        return self._obs(), 0.0, False, False, {"is_success": distance < SUCCESS_THRESHOLD}
+
+    def _obs(self):
+        proprio = np.array([*self.pos, 0.2, 0.0, 0.0, 0.0, 0.0])
+        return {
+            "rgb_front": draw(self.pos),
+            "proprio": proprio,
+            "achieved_goal": np.array([*self.pos, 0.0]),
+            "desired_goal": np.array([*self.goal, 0.0]),
+        }
+
+    def goal_image(self, camera="front", size=None):
+        return draw(self.goal)
+
+
+gymnasium.register("test/Square-v0", entry_point=SquareEnv, max_episode_steps=20)
+
+
+class LinearLatentModel(torch.nn.Module):
+    """``encode``: square position p (m) read from the pixels -> tokens ``W p`` [N=4, D=8];
+    ``rollout``: ``z_{h+1} = z_h + W a_h[:2]``, the exact dynamics of SquareEnv in latent space."""
+
+    def __init__(self):
+        super().__init__()
+        self.W = torch.nn.Parameter(torch.randn(4, 8, 2, generator=torch.Generator().manual_seed(0)), requires_grad=False)
+        self.encoder = SimpleNamespace(config=SimpleNamespace(image_size=SIZE))
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        bright = (frames[..., 0] > 128).float()  # [B, T, H, W]
+        rows, cols = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+        mass = bright.sum(dim=(-1, -2))
+        xy = torch.stack([(bright * cols).sum(dim=(-1, -2)), (bright * rows).sum(dim=(-1, -2))], -1) / mass[..., None]
+        position = torch.from_numpy(LOW).float() + xy / (SIZE - 1) * SPAN  # [B, T, 2]
+        return torch.einsum("ndk,btk->btnd", self.W, position)
+
+    def context(self, z, proprio, actions=None):
+        return Context(z=z, proprio=proprio, actions=actions, cache=None)
+
+    def rollout(self, context, actions, proprio=None, use_cache=True):
+        moves = torch.einsum("ndj,khj->khnd", self.W, actions[..., :2])  # [K, H, N, D]
+        return context.z[:, -1:] + moves.cumsum(dim=1)
+
+
+def exact_agent(env, planner, **kwargs):
+    return WorldModelAgent(LinearLatentModel(), planner, env=env, config=WorldModelAgentConfig(**kwargs))
+
+
+@pytest.mark.parametrize("kind", ["cem", "mppi"])
+def test_planning_with_an_exact_model_reaches_the_goal(kind):
+    bounds = ActionBounds.world_model(gripper=False)
+    planner = (
+        CEM(CEMConfig(samples=64, iterations=4, top_k=8), bounds, seed=0)
+        if kind == "cem"
+        else MPPI(MPPIConfig(samples=64, iterations=4, elites=8, temperature=50.0), bounds, seed=0)
+    )
+    result = evaluate(lambda env, seed: exact_agent(env, planner), EvalConfig("test/Square-v0", seeds=(0,), episodes=4))
+    assert result.overall.successes == 4, [e.final_distance for e in result.episodes]
+    assert result.overall.mean_final_distance < 0.02
+    assert result.overall.plan_time_per_action_s is not None
+
+
+def test_sub_goals_are_visited_in_turn(tmp_path):
+    env = gymnasium.make("test/Square-v0")
+    first, final = np.array([0.35, 0.15]), np.array([0.65, -0.15])
+    Image.fromarray(draw(first)).save(tmp_path / "first.png")
+    bounds = ActionBounds.world_model(gripper=False)
+    agent = WorldModelAgent(
+        LinearLatentModel(), CEM(CEMConfig(samples=64, iterations=4, top_k=8), bounds, seed=0),
+        goal=[tmp_path / "first.png", draw(final)], env=env, config=WorldModelAgentConfig(subgoal_steps=(8,)),
+    )
+    obs, _ = env.reset(seed=1)
+    agent.reset()
+    for step in range(20):
+        obs, *_ = env.step(agent.act(obs))
+        if step == 7:
+            assert np.linalg.norm(obs["achieved_goal"][:2] - first) < 0.02
+    assert np.linalg.norm(obs["achieved_goal"][:2] - final) < 0.02
+
+
+def tiny_world_model(seed: int = 0) -> WorldModel:
+    torch.manual_seed(seed)
+    encoder = FrameEncoder(PRESETS["tiny"])
+    return WorldModel(encoder, ACPredictor(predictor_config(encoder, "tiny"))).eval()
+
+
+def test_cached_and_uncached_planning_give_the_same_actions():
+    env = gymnasium.make("armworld/FrankaReach-v0", obs_mode="pixels_state")
+    wm = tiny_world_model()
+    actions = {}
+    for reuse in (True, False):
+        planner = CEM(CEMConfig(samples=24, iterations=2, top_k=4, horizon=2), ActionBounds.world_model(), seed=7)
+        agent = WorldModelAgent(wm, planner, env=env, config=WorldModelAgentConfig(context_frames=2, reuse_context=reuse))
+        obs, _ = env.reset(seed=3)
+        agent.reset()
+        actions[reuse] = []
+        for _ in range(3):
+            actions[reuse].append(agent.act(obs))
+            obs, *_ = env.step(actions[reuse][-1])
+        assert len(agent.plan_times) == 3
+    assert np.abs(np.stack(actions[True]) - np.stack(actions[False])).max() < 1e-4
+    assert np.abs(np.stack(actions[True])).max() > 0  # it moved
+
+
+def test_goal_images_are_resized_or_refused_with_a_reason(tmp_path):
+    big = np.asarray(Image.fromarray(draw(np.array([0.5, 0.0]))).resize((128, 128)))
+    Image.fromarray(big).save(tmp_path / "big.png")
+    assert load_goal_image(tmp_path / "big.png", SIZE).shape == (SIZE, SIZE, 3)
+    opaque = np.concatenate([draw(np.array([0.5, 0.0])), np.full((SIZE, SIZE, 1), 255, np.uint8)], -1)
+    assert np.array_equal(load_goal_image(opaque, SIZE), opaque[..., :3])
+    Image.fromarray(big[..., 0]).save(tmp_path / "gray.png")
+    Image.fromarray(np.concatenate([opaque[..., :3], np.zeros((SIZE, SIZE, 1), np.uint8)], -1)).save(tmp_path / "clear.png")
+    Image.fromarray(big[:, :100]).save(tmp_path / "wide.png")
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    for name, reason in [("gray.png", "RGB"), ("clear.png", "transparent"), ("wide.png", "square"),
+                         ("broken.png", "readable"), ("missing.png", "does not exist")]:
+        with pytest.raises(GoalImageError, match=reason):
+            load_goal_image(tmp_path / name, SIZE)
+    with pytest.raises(GoalImageError, match="8-bit"):
+        load_goal_image(np.zeros((SIZE, SIZE, 3), np.float32), SIZE)
+
+
+def test_agent_refuses_what_it_cannot_use():
+    bounds = ActionBounds.world_model()
+    env = gymnasium.make("armworld/FrankaReach-v0")  # state observations: no camera image
+    agent = WorldModelAgent(LinearLatentModel(), CEM(CEMConfig(samples=8, top_k=2), bounds), env=env)
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(KeyError, match="obs_mode='pixels_state'"):
+        agent.act(obs)
+    with pytest.raises(ValueError, match="subgoal_steps"):
+        WorldModelAgent(LinearLatentModel(), CEM(CEMConfig(), bounds), goal=[draw(np.zeros(2))] * 2, env=env)
+    with pytest.raises(ValueError, match="7-D"):
+        WorldModelAgent(LinearLatentModel(), CEM(CEMConfig(), ActionBounds((1.0,))), env=env)
+    with pytest.raises(ValueError, match="needs the env"):
+        WorldModelAgent(LinearLatentModel(), CEM(CEMConfig(), bounds))
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    """An `armworld train`-style run directory holding a freshly initialised tiny world model."""
+    wm = tiny_world_model()
+    config = dict(ACTraining(wm).checkpoint_config(), train={"camera": "front"})
+    save_checkpoint(tmp_path / "wm", 0, config, wm.state_dict(), metadata={})
+    return tmp_path / "wm"
+
+
+def test_wm_specs_load_the_checkpoint_and_ask_for_camera_images(tiny_checkpoint):
+    kwargs = env_kwargs_for(f"wm:{tiny_checkpoint}")
+    assert kwargs == {"obs_mode": "pixels_state", "cameras": ("front",), "image_size": 64}
+    env = gymnasium.make("armworld/FrankaReach-v0", **kwargs)
+    agent = load_agent(f"wm:{tiny_checkpoint}", env, seed=0)
+    obs, _ = env.reset(seed=0)
+    agent.reset()
+    action = agent.act(obs)
+    assert action.shape == (7,) and np.all(np.abs(action) <= 1) and np.all(action[3:6] == 0)
+    with pytest.raises(Exception, match="no checkpoint"):
+        load_agent(f"wm:{tiny_checkpoint}-missing", env)
+    try:
+        load_agent("wm:default", env)
+    except AgentSpecError as error:
+        assert "not shipped" in str(error)
+
+
+def test_eval_verb_with_a_world_model_and_a_goal_file(tiny_checkpoint, tmp_path, capsys):
+    goal = tmp_path / "goal.png"
+    Image.fromarray(np.full((96, 96, 3), 128, np.uint8)).save(goal)
+    out = tmp_path / "results"
+    code = main([
+        "eval", "--agent", f"wm:{tiny_checkpoint}", "--env", "armworld/FrankaReach-v0", "--episodes", "1",
+        "--seeds", "0", "--max-steps", "2", "--samples", "8", "--iterations", "1", "--top-k", "2",
+        "--goal", str(goal), "--out", str(out),
+    ])
+    assert code == 0, capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    assert results["episodes"] == 1 and results["plan_time_per_action_s"] > 0
+    assert results["env_kwargs"]["obs_mode"] == "pixels_state"
+
+
+def test_demo_runs_end_to_end_on_a_reduced_setting(tiny_checkpoint, tmp_path, capsys):
+    video = tmp_path / "demo.mp4"
+    code = main([
+        "demo", "--model", str(tiny_checkpoint), "--episodes", "1", "--max-steps", "3", "--seed", "5",
+        "--samples", "16", "--iterations", "2", "--top-k", "4", "--out", str(video),
+    ])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "FrankaReach-v0: success" in out and "FrankaPush-v0: success" in out and "s per action" in out
+    import imageio.v2 as imageio
+
+    frames = imageio.mimread(video)
+    assert len(frames) == 2 * 4 and frames[0].shape == (256, 512, 3)  # two episodes of 3 actions + final frame
+
+
+def test_demo_without_a_shipped_model_or_with_a_broken_one_says_so(tmp_path, capsys):
+    (tmp_path / "bad").mkdir()
+    assert main(["demo", "--model", str(tmp_path / "bad"), "--out", str(tmp_path / "x.mp4")]) == 1
+    assert "neither a run directory" in capsys.readouterr().err
