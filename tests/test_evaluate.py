@@ -1,0 +1,175 @@
+"""The evaluation harness on agents whose outcome is known: counts, Wilson intervals,
+per-seed breakdown, seeds disjoint from collection, results files, videos, agent loading."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+
+import armworld  # noqa: F401  (registers the envs)
+from armworld.agents.evaluate import EvalConfig, eval_seed, evaluate, wilson_interval, write_results
+from armworld.agents.loading import AgentSpecError, load_agent
+from armworld.cli import main
+
+
+class FlagEnv(gymnasium.Env):
+    """The achieved goal is (a_0, 0, 0) of the last action; the desired goal is (1, 0, 0).
+    An episode succeeds iff the last action's first value is 1; the final distance is then 0, else 2."""
+
+    def __init__(self):
+        self.action_space = gymnasium.spaces.Box(-1.0, 1.0, (7,), np.float32)
+        goal = gymnasium.spaces.Box(-2.0, 2.0, (3,), np.float64)
+        self.observation_space = gymnasium.spaces.Dict({"achieved_goal": goal, "desired_goal": goal})
+        self.resets: list[int | None] = []
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.resets.append(seed)
+        self.achieved = np.array([-1.0, 0.0, 0.0])
+        return self._obs(), {"is_success": False}
+
+    def step(self, action):
+        self.achieved = np.array([float(action[0]), 0.0, 0.0])
+        success = bool(np.linalg.norm(self.achieved - [1.0, 0.0, 0.0]) < 0.05)
+        return self._obs(), 0.0, False, False, {"is_success": success}
+
+    def _obs(self):
+        return {"achieved_goal": self.achieved.copy(), "desired_goal": np.array([1.0, 0.0, 0.0])}
+
+
+gymnasium.register("test/Flag-v0", entry_point=FlagEnv, max_episode_steps=4)
+
+
+class EveryOther:
+    """Succeeds on the 2nd, 4th, ... episode (counts its resets); ``wins`` forces the outcome."""
+
+    def __init__(self, wins: bool | None = None):
+        self.wins = wins
+        self.episodes = 0
+        self.steps = 0
+
+    def reset(self):
+        self.episodes += 1
+
+    def act(self, obs):
+        self.steps += 1
+        win = self.episodes % 2 == 0 if self.wins is None else self.wins
+        return np.full(7, 1.0 if win else -1.0, dtype=np.float32)
+
+
+def test_wilson_interval_matches_published_values():
+    # Reference values of the Wilson score interval at 95% (e.g. Brown, Cai & DasGupta 2001 tables).
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson_interval(45, 50) == pytest.approx((0.7864, 0.9565), abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)
+
+
+def test_counts_rates_distances_and_per_seed_breakdown(tmp_path):
+    made = {}
+
+    def factory(env, seed):
+        made[seed] = EveryOther(wins={0: None, 1: True, 2: False}[seed])
+        return made[seed]
+
+    config = EvalConfig("test/Flag-v0", seeds=(0, 1, 2), episodes=5)
+    result = evaluate(factory, config, agent_name="every-other")
+    assert [s.successes for s in result.per_seed.values()] == [2, 5, 0]
+    assert result.overall.successes == 7 and result.overall.episodes == 15
+    assert result.overall.success_rate == pytest.approx(7 / 15)
+    assert result.overall.success_ci == pytest.approx(wilson_interval(7, 15))
+    assert result.per_seed[1].success_ci == pytest.approx((0.5655, 1.0), abs=1e-4)
+    assert result.overall.mean_final_distance == pytest.approx(2.0 * 8 / 15)
+    assert result.overall.mean_episode_length == 4.0  # the fixed step budget
+    assert all(agent.episodes == 5 and agent.steps == 20 for agent in made.values())  # reset once per episode
+    assert result.overall.plan_time_per_action_s is None
+    assert [e.reset_seed for e in result.episodes] == config.reset_seeds()
+
+    json_path, md_path = write_results(result, tmp_path)
+    saved = json.loads(json_path.read_text())
+    for key in ("success_rate", "success_ci", "episodes", "mean_final_distance", "mean_episode_length", "plan_time_per_action_s"):
+        assert key in saved
+    assert saved["episodes"] == 15 and saved["per_seed"]["1"]["successes"] == 5 and len(saved["episode_results"]) == 15
+    table = md_path.read_text()
+    assert "| all | 15 | 46.7% (7) |" in table and "| 2 | 5 | 0.0% (0) |" in table
+
+
+def test_step_budget_and_success_judged_at_the_end():
+    class WinsThenLoses(EveryOther):
+        def act(self, obs):
+            self.steps += 1
+            return np.full(7, 1.0 if self.steps < 3 else -1.0, dtype=np.float32)
+
+    result = evaluate(lambda env, seed: WinsThenLoses(), EvalConfig("test/Flag-v0", seeds=(0,), episodes=1))
+    assert result.overall.successes == 0  # succeeded at steps 1-2, not at the end
+    short = evaluate(lambda env, seed: WinsThenLoses(), EvalConfig("test/Flag-v0", seeds=(0,), episodes=1, max_steps=2))
+    assert short.overall.successes == 1 and short.overall.mean_episode_length == 2
+
+
+def test_evaluation_seeds_never_meet_collection_seeds():
+    assert eval_seed(0, 0) == 1_000_000 and eval_seed(2, 49) == 1_002_049
+    seeds = EvalConfig("test/Flag-v0", seeds=(0, 1, 2), episodes=50).reset_seeds()
+    assert len(set(seeds)) == 150 and min(seeds) >= 1_000_000
+    collected = set(range(10_000))  # `armworld collect --seed 0` with 10k episodes
+    evaluate(lambda env, seed: EveryOther(), EvalConfig("test/Flag-v0", seeds=(0,), episodes=2), dataset_seeds=collected)
+    with pytest.raises(ValueError, match="overlap|were used to collect"):
+        evaluate(lambda env, seed: EveryOther(), EvalConfig("test/Flag-v0", seeds=(0,), episodes=2),
+                 dataset_seeds={1_000_001})
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(seeds=()), "seeds"),
+        (dict(seeds=(1, 1)), "seeds"),
+        (dict(episodes=0), "episodes"),
+        (dict(episodes=1001), "episodes"),
+        (dict(max_steps=0), "max_steps"),
+        (dict(videos=3, episodes=2), "videos"),
+    ],
+)
+def test_bad_evaluation_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        EvalConfig("test/Flag-v0", **kwargs)
+
+
+def test_expert_on_reach_with_videos_of_camera_and_goal(tmp_path):
+    config = EvalConfig("armworld/FrankaReach-v0", seeds=(0,), episodes=2, videos=1, video_size=64)
+    result = evaluate(lambda env, seed: load_agent("expert", env, seed=seed), config, "expert", out=tmp_path)
+    assert result.overall.successes == 2 and result.overall.mean_final_distance < 0.05
+    assert len(result.videos) == 1
+    frames = imageio.mimread(result.videos[0])
+    assert len(frames) == 31 and frames[0].shape == (64, 128, 3)
+    assert not np.array_equal(frames[0][:, :64], frames[-1][:, :64])  # the arm moved; the goal half stays
+    assert np.abs(frames[0][:, 64:].astype(int) - frames[-1][:, 64:].astype(int)).mean() < 3
+
+
+def test_eval_verb_writes_results_and_reports_bad_input(tmp_path, capsys):
+    out = tmp_path / "random"
+    assert main(["eval", "--agent", "random", "--env", "armworld/FrankaReach-v0", "--episodes", "2",
+                 "--seeds", "4", "--max-steps", "5", "--out", str(out)]) == 0
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["episodes"] == 2 and saved["seeds"] == [4] and saved["mean_episode_length"] == 5
+    assert "| all | 2 |" in (out / "results.md").read_text()
+    capsys.readouterr()
+    assert main(["eval", "--agent", "planner", "--env", "armworld/FrankaReach-v0", "--out", str(out)]) == 1
+    assert "unknown agent 'planner'" in capsys.readouterr().err
+    assert main(["eval", "--agent", "expert", "--env", "armworld/FrankaReach-v0", "--goal", "g.png", "--out", str(out)]) == 1
+    assert "world-model agents" in capsys.readouterr().err
+    assert main(["eval", "--agent", "expert", "--env", "armworld/Nope-v0", "--out", str(out)]) == 1
+    assert "Nope" in capsys.readouterr().err
+
+
+def test_unknown_specs_and_missing_sb3_models_get_clear_errors():
+    env = gymnasium.make("armworld/FrankaReach-v0")
+    with pytest.raises(AgentSpecError, match="expert, random, wm:PATH"):
+        load_agent("wm:", env)
+    with pytest.raises(Exception, match="nowhere|armworld.agents.rl"):
+        load_agent("sb3:nowhere/model.zip", env)
