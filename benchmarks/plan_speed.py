@@ -1,0 +1,106 @@
+"""Planning time per action of the world-model agent, printed as JSON.
+
+The agent drives a pixel env for a few episodes with its context reused across
+candidates and iterations (``reuse_context=True``: frames encoded once, history keys and
+values computed once per action, rollouts extend a shared KV cache) and, as the reference
+measured in the same run, without reuse (every energy call re-encodes the frames and
+recomputes the whole imagined sequence). Both use the same planner, seed and episodes.
+The time per action covers everything between observation and action.
+
+    python benchmarks/plan_speed.py [--model runs/wm] [--env armworld/FrankaPush-v0] [--threads 2]
+
+Without ``--model`` the world model is a freshly initialised ``tiny`` preset (the speed
+does not depend on the weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import time
+
+import gymnasium
+import numpy as np
+import torch
+
+import armworld  # noqa: F401  (registers the envs)
+from armworld.agents.evaluate import eval_seed, run_episode
+from armworld.agents.planners import CEM, MPPI, ActionBounds, CEMConfig, MPPIConfig
+from armworld.agents.world_model_agent import WorldModelAgent, WorldModelAgentConfig
+
+
+def fresh_tiny_model():
+    from armworld.worldmodel.encoder import PRESETS, FrameEncoder
+    from armworld.worldmodel.predictor import ACPredictor
+    from armworld.worldmodel.train import predictor_config
+    from armworld.worldmodel.world_model import WorldModel
+
+    torch.manual_seed(0)
+    encoder = FrameEncoder(PRESETS["tiny"])
+    return WorldModel(encoder, ACPredictor(predictor_config(encoder, "tiny"))).eval()
+
+
+def spread(times: list[float]) -> dict[str, float]:
+    """Median and spread (s) of per-action times."""
+    t = np.asarray(times)
+    return {
+        "median_s": float(np.median(t)),
+        "p10_s": float(np.percentile(t, 10)),
+        "p90_s": float(np.percentile(t, 90)),
+        "min_s": float(t.min()),
+        "max_s": float(t.max()),
+        "actions": int(t.size),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="world-model run or checkpoint (default: fresh tiny model)")
+    parser.add_argument("--env", default="armworld/FrankaPush-v0")
+    parser.add_argument("--planner", choices=("cem", "mppi"), default="cem")
+    parser.add_argument("--episodes", type=int, default=2)
+    parser.add_argument("--max-steps", type=int, default=10, help="actions per episode")
+    parser.add_argument("--context-frames", type=int, default=1)
+    parser.add_argument("--samples", type=int, default=None)
+    parser.add_argument("--iterations", type=int, default=None)
+    parser.add_argument("--horizon", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    if args.model:
+        from armworld.worldmodel.checkpoint import load_world_model
+
+        wm, model_name = load_world_model(args.model), args.model
+    else:
+        wm, model_name = fresh_tiny_model(), "fresh tiny (untrained)"
+    overrides = {k: v for k, v in (("samples", args.samples), ("iterations", args.iterations), ("horizon", args.horizon)) if v}
+    planner_config = dataclasses.replace(CEMConfig() if args.planner == "cem" else MPPIConfig(), **overrides)
+    env = gymnasium.make(args.env, obs_mode="pixels_state", image_size=wm.encoder.config.image_size)
+
+    result = {
+        "device": f"cpu ({platform.processor() or platform.machine()}), {args.threads} torch threads, {os.cpu_count()} cores",
+        "load_average_1min": os.getloadavg()[0],
+        "model": model_name,
+        "env": args.env,
+        "planner": {"name": args.planner, **dataclasses.asdict(planner_config)},
+        "context_frames": args.context_frames,
+    }
+    for reuse in (True, False):
+        planner_cls = CEM if args.planner == "cem" else MPPI
+        planner = planner_cls(planner_config, ActionBounds.world_model(), seed=0)
+        agent = WorldModelAgent(wm, planner, env=env, config=WorldModelAgentConfig(context_frames=args.context_frames, reuse_context=reuse))
+        run_episode(env, agent, eval_seed(0, 999), 2)  # warm-up
+        times, start = [], time.perf_counter()
+        for i in range(args.episodes):
+            times += run_episode(env, agent, eval_seed(0, i), args.max_steps).plan_times
+        result["with_reuse" if reuse else "without_reuse"] = dict(spread(times), wall_s=time.perf_counter() - start)
+    result["speedup_median"] = result["without_reuse"]["median_s"] / result["with_reuse"]["median_s"]
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
