@@ -5,14 +5,21 @@ Same action space (``Box(-1, 1, (7,))``) and observation keys as the sim env in
 observation, as the ``sim`` server does), so every agent runs unchanged. Every action
 passes the :class:`~armworld.envs.real.safety.SafetyLayer`.
 
-The control loop is deadline-paced (as DROID's): ``step`` waits for the next tick of
-a fixed ``control_hz`` clock, reads a fresh robot state, sends the filtered command,
-then observes. :meth:`RealArmEnv.timing` reports the send-period jitter and the
-observation-to-action latency. Episodes can be appended to an armworld HDF5 file.
+The control loop is deadline-paced (as DROID's) and observes late: ``step`` waits for
+the next tick of a fixed ``control_hz`` clock and sends the filtered command at once;
+the arm is read back ``hold`` seconds later, just early enough for the agent to compute
+its next action before the following tick, so the observation shows the arm moving
+toward the command (as the sim's does after a full step) and the observation-to-action
+latency is about the agent's compute time. With a network driver the command, the hold
+and the reading (state, health, served camera frames, task observation) are one
+request. A state older than half ``max_obs_age`` at send time (a slow agent) is read
+again first. :meth:`RealArmEnv.timing` reports the period jitter and the latency.
+Episodes can be appended to an armworld HDF5 file.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -24,8 +31,11 @@ import numpy as np
 from gymnasium import spaces
 
 from armworld.envs.conventions import ACTION_DIM, SUCCESS_THRESHOLD
-from armworld.envs.real.protocols import Camera, Kinematics, Robot, RobotState
+from armworld.envs.real.protocols import Camera, Command, Kinematics, Reading, Robot, check_fresh
 from armworld.envs.real.safety import SafetyLayer, SafetyRecord
+from armworld.envs.real.server import RemoteCamera, RobotClient
+
+HOLD_MARGIN_S = 0.005  # slack (s) kept between the agent's expected action and the next tick
 
 
 @dataclass(frozen=True)
@@ -85,11 +95,19 @@ class RealArmEnv(gymnasium.Env):
         for name in self.cameras:
             keys[f"rgb_{name}"] = spaces.Box(0, 255, (size, size, 3), dtype=np.uint8)
         self.observation_space = spaces.Dict(keys)
+        served = [name for name, camera in self.cameras.items()
+                  if isinstance(camera, RemoteCamera) and camera.client is robot]
+        self._served = served if isinstance(robot, RobotClient) else None  # camera names the exchange brings
+        self._reading: Reading | None = None
+        self._sent: Command | None = None
         self._next_tick = 0.0
-        self._obs_t = 0.0
+        self._returned_at = time.monotonic()
+        self._agent_s: collections.deque[float] = collections.deque(maxlen=10)
+        self._transport_s: collections.deque[float] = collections.deque(maxlen=10)
         self._send_times: list[float] = []
         self._latencies: list[float] = []
         self._overruns = 0
+        self._refreshes = 0
         self._episode: dict[str, list] | None = None
         self._episodes = 0
 
@@ -106,41 +124,52 @@ class RealArmEnv(gymnasium.Env):
         super().reset(seed=seed)
         self._flush_episode()
         if self.config.dry_run:  # nothing moves, not even to home
-            state = self.robot.get_observation()
-            self.safety.adopt(state)
+            self.safety.adopt(self.robot.get_observation())
         else:
-            state = self.safety.reset(timeout_s=self.config.reset_timeout_s)
-        obs = self._observe(state)
+            self.safety.reset(timeout_s=self.config.reset_timeout_s)
+        _, reading = self._exchange(None, hold_s=0.0)
+        obs = self._observe(reading)
         self._next_tick = time.monotonic() + self.dt
-        self._episode = {"obs": [obs], "states": [np.concatenate([state.q, state.qd])], "actions": [],
-                         "rewards": [], "success": [], "seed": seed}
+        self._episode = {"obs": [obs], "states": [np.concatenate([reading.state.q, reading.state.qd])],
+                         "actions": [], "rewards": [], "success": [], "seed": seed}
         return obs, self._info(obs, None)
 
     def step(self, action: np.ndarray):
-        now = time.monotonic()
-        if now < self._next_tick:
-            time.sleep(self._next_tick - now)
-        else:
-            self._overruns += now - self._next_tick > 0.1 * self.dt
-        state = self.robot.get_observation()
+        called = time.monotonic()
+        self._agent_s.append(called - self._returned_at)
+        if called < self._next_tick:
+            time.sleep(self._next_tick - called)
+        reading = self._reading
+        if time.monotonic() - reading.state.t > self.safety.spec.max_obs_age / 2:  # the agent was slow
+            _, reading = self._exchange(None, hold_s=0.0)
+            self._refreshes += 1
+        hold_s = self._hold_s()
+        started = time.monotonic()
+        late = started - self._next_tick > 0.1 * self.dt
+        self._overruns += late
+        self._next_tick = (started if late else self._next_tick) + self.dt  # no catching up in a burst
         if self.config.dry_run:
-            record = self.safety.plan(action, state)
+            record = self.safety.plan(action, reading.state)
+            self._exchange(None, hold_s)
+            sent_at = started
         else:
-            record = self.safety.step(action, state)
-        sent_at = time.monotonic()
+            record = self.safety.step(action, reading.state, reading.health,
+                                      send=lambda command: self._exchange(command, hold_s)[0])
+            sent_at = self._sent.t
+        self._transport_s.append(time.monotonic() - started - hold_s)
         self._send_times.append(sent_at)
-        self._latencies.append(sent_at - self._obs_t)
-        self._next_tick = max(self._next_tick + self.dt, sent_at)
-        new_state = self.robot.get_observation()
-        obs = self._observe(new_state)
+        self._latencies.append(sent_at - reading.state.t)
+        obs = self._observe(self._reading)
         info = self._info(obs, record)
         reward = 0.0 if info["is_success"] else -1.0
         if self._episode is not None:
+            state = self._reading.state
             self._episode["obs"].append(obs)
-            self._episode["states"].append(np.concatenate([new_state.q, new_state.qd]))
+            self._episode["states"].append(np.concatenate([state.q, state.qd]))
             self._episode["actions"].append(np.clip(record.clipped, -1.0, 1.0))
             self._episode["rewards"].append(reward)
             self._episode["success"].append(info["is_success"])
+        self._returned_at = time.monotonic()
         return obs, reward, False, False, info
 
     def close(self) -> None:
@@ -152,21 +181,46 @@ class RealArmEnv(gymnasium.Env):
 
     # -- observations
 
-    def _observe(self, state: RobotState) -> dict[str, np.ndarray]:
+    # -- talking to the arm
+
+    def _exchange(self, command: Command | None, hold_s: float) -> tuple[Command | None, Reading]:
+        """Send ``command`` (if any), wait ``hold_s`` (s), read the arm back: one request with a network driver."""
+        if self._served is not None:
+            sent, reading = self.robot.exchange(command, hold_s, self._served, self._has_task)
+        else:
+            sent = None if command is None else self.robot.send_action(command)
+            if hold_s > 0:
+                time.sleep(hold_s)
+            task = self.robot.task_observation() if self._has_task else None
+            reading = Reading(self.robot.get_observation(), self.robot.health(), {}, task)
+        self._reading, self._sent = reading, sent
+        return sent, reading
+
+    def _hold_s(self) -> float:
+        """The wait (s) between a command and its reading: the period minus the recent worst agent and transport times."""
+        lead = max(self._agent_s, default=self.dt) + max(self._transport_s, default=0.0) + HOLD_MARGIN_S
+        return float(np.clip(self.dt - lead, 0.0, self.dt))
+
+    def _observe(self, reading: Reading) -> dict[str, np.ndarray]:
+        state = reading.state
         obs: dict[str, np.ndarray] = {}
-        if self._has_task:
-            obs.update(self.robot.task_observation())
+        if reading.task is not None:
+            obs.update(reading.task)
         else:
             goal = self.config.goal if self.config.goal is not None else (0.0, 0.0, 0.0)
             obs.update(achieved_goal=state.ee_pos.copy(), desired_goal=np.array(goal, dtype=np.float64))
         obs["proprio"] = state.proprio.astype(np.float64)
-        size = self.config.image_size
+        size, max_age = self.config.image_size, self.safety.spec.max_obs_age
         for name, camera in self.cameras.items():
-            image = camera.read_latest(self.safety.spec.max_obs_age).image
+            frame = reading.frames.get(name)
+            if frame is None:
+                frame = camera.read_latest(max_age)
+            else:
+                check_fresh(frame.t, time.monotonic(), max_age, f"camera {name}")
+            image = frame.image
             if image.shape[:2] != (size, size):
                 image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
             obs[f"rgb_{name}"] = image
-        self._obs_t = state.t
         return obs
 
     def _info(self, obs: dict[str, np.ndarray], record: SafetyRecord | None) -> dict[str, Any]:
@@ -178,7 +232,13 @@ class RealArmEnv(gymnasium.Env):
         return info
 
     def timing(self) -> dict[str, float]:
-        """Control-loop timing so far: send period mean and jitter (std, max |period - dt|), latency (s)."""
+        """Control-loop timing so far (s): command period mean and jitter (std, max |period - dt|), latency.
+
+        Commands are stamped when the arm got them (network drivers) or when they were made
+        (local drivers); the latency runs from the reading of the state a command was planned
+        from to that stamp. ``overruns`` counts commands more than 10% of a period late;
+        ``state_refreshes`` the extra reads after a slow agent.
+        """
         periods = np.diff(self._send_times)
         latencies = np.array(self._latencies)
         if len(periods) == 0:
@@ -191,6 +251,7 @@ class RealArmEnv(gymnasium.Env):
             "obs_to_action_latency_mean_s": float(latencies.mean()),
             "obs_to_action_latency_max_s": float(latencies.max()),
             "overruns": float(self._overruns),
+            "state_refreshes": float(self._refreshes),
         }
 
     # -- recording

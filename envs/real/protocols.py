@@ -239,6 +239,24 @@ class Frame:
     t: float
 
 
+@dataclass(frozen=True)
+class Reading:
+    """Everything one control step reads back from the arm's side.
+
+    Attributes:
+        state: the arm's state.
+        health: the arm's health, read with ``state``.
+        frames: frames of the cameras served with the arm, by name (network drivers).
+        task: the privileged task observation (``observation``, ``achieved_goal``,
+            ``desired_goal``) when the robot serves one (the sim), else ``None``.
+    """
+
+    state: RobotState
+    health: Health
+    frames: dict[str, Frame] = dataclasses.field(default_factory=dict)
+    task: dict[str, np.ndarray] | None = None
+
+
 @runtime_checkable
 class Robot(Protocol):
     """An arm the bridge can drive (LeRobot-style lifecycle)."""
@@ -299,6 +317,7 @@ def check_fresh(t: float, now: float, max_age_s: float, what: str) -> None:
 
 
 __all__ = [
-    "Camera", "Command", "DriverError", "Frame", "Health", "HealthState", "Kinematics", "RealRobotError", "Robot",
+    "Camera", "Command", "DriverError", "Frame", "Health", "HealthState", "Kinematics", "Reading", "RealRobotError",
+    "Robot",
     "RobotSpec", "RobotState", "SafetyFault", "StaleDataError", "check_fresh",
 ]

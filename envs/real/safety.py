@@ -48,6 +48,7 @@ from armworld.envs.conventions import (
 from armworld.envs.real.geometry import matrix_from_rotvec, rotation_angle, rotvec_from_matrix
 from armworld.envs.real.protocols import (
     Command,
+    Health,
     Kinematics,
     Robot,
     RobotSpec,
@@ -378,8 +379,17 @@ class SafetyLayer:
 
     # -- sending
 
-    def step(self, action: np.ndarray, state: RobotState) -> SafetyRecord:
+    def step(self, action: np.ndarray, state: RobotState, health: Health | None = None,
+             send: Callable[[Command], Command] | None = None) -> SafetyRecord:
         """Filter ``action`` given the observed ``state``, send it, log it and kick the watchdog.
+
+        Args:
+            action: the policy's action ``[7]`` or ``[4]``.
+            state: the arm's state the action is applied to.
+            health: the arm's health read with ``state`` (default: asked now).
+            send: delivers the command and returns what was sent (default ``robot.send_action``);
+                :class:`~armworld.envs.real.env.RealArmEnv` passes one that reads the arm back in
+                the same network exchange.
 
         Raises:
             SafetyFault: a fault is latched, the robot is not healthy, or the driver failed.
@@ -389,16 +399,16 @@ class SafetyLayer:
             if self._fault is not None:
                 raise SafetyFault(f"latched fault, reset() first: {self._fault}")
             check_fresh(state.t, self._clock(), self.spec.max_obs_age, "robot state")
-            health = self.robot.health()
+            health = self.robot.health() if health is None else health
             if not health.ok:
                 self._latch(f"{health.state.value}: {health.message}")
             record, vel = self._plan(action, state)
+            self.watchdog.kick()  # now: a network send may also wait for the reading that follows
             try:
-                sent = self.robot.send_action(record.sent)
+                sent = (send or self.robot.send_action)(record.sent)
             except Exception as error:  # any driver failure latches; nothing else is sent
                 self._latch(f"driver error: {error!r}", cause=error)
             self._last, self._vel = sent, vel
-            self.watchdog.kick()
             self.records.append(record)
             log.debug("safety t=%.3f raw=%s clipped=%s sent=%s events=%s", record.t, record.raw, record.clipped,
                       sent.ee_pos, record.events)

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import msgpack
 import numpy as np
@@ -31,6 +31,7 @@ from armworld.envs.real.protocols import (
     Frame,
     Health,
     HealthState,
+    Reading,
     Robot,
     RobotSpec,
     RobotState,
@@ -172,6 +173,8 @@ class RobotServer:
             self.watchdog.pause()
             robot.stop()
             return None
+        if op == "step":
+            return self._step(args)
         if op == "frame":
             if args["camera"] not in self.cameras:
                 raise DriverError(f"no camera {args['camera']!r}; this server has {sorted(self.cameras)}")
@@ -184,6 +187,32 @@ class RobotServer:
         if op in ("connect", "disconnect"):
             return None  # the server owns the robot's lifetime
         raise DriverError(f"unknown op {op!r}")
+
+    def _step(self, args: dict) -> dict:
+        """One control step in one exchange: execute the command (if any), wait ``hold_s``, read everything back."""
+        robot, sent = self.robot, None
+        for name in args["cameras"]:
+            if name not in self.cameras:
+                raise DriverError(f"no camera {name!r}; this server has {sorted(self.cameras)}")
+        if args["command"] is not None:
+            sent = robot.send_action(Command(**args["command"], t=time.monotonic()))
+            self.watchdog.kick()
+        if args["hold_s"] > 0:
+            time.sleep(args["hold_s"])
+        state, health = robot.get_observation(), robot.health()
+        frames = {name: self.cameras[name].read_latest(float("inf")) for name in args["cameras"]}
+        task = robot.task_observation() if args["task"] else None
+        now = time.monotonic()
+        if sent is not None:
+            sent = {**dataclasses.asdict(sent), "age": now - sent.t}
+            del sent["t"]
+        return {
+            "sent": sent,
+            "state": _state_to_wire(state, now),
+            "health": {"state": health.state.value, "message": health.message},
+            "frames": {name: {"image": f.image, "age": now - f.t} for name, f in frames.items()},
+            "task": task,
+        }
 
 
 class RobotClient:
@@ -232,6 +261,36 @@ class RobotClient:
     def health(self) -> Health:
         result = self._call("health")
         return Health(HealthState(result["state"]), result["message"])
+
+    def exchange(self, command: Command | None, hold_s: float = 0.0, cameras: Sequence[str] = (),
+                 task: bool = False) -> tuple[Command | None, Reading]:
+        """A whole control step in one round trip.
+
+        The server executes ``command`` (if any), waits ``hold_s`` (s) so that the reading
+        shows the arm moving toward it, then reads the state, health, frames of the served
+        ``cameras`` and (``task``) the task observation. Returns the command as executed,
+        stamped when the arm got it, and the reading, both on this machine's clock.
+        """
+        fields = None
+        if command is not None:
+            fields = dataclasses.asdict(command)
+            del fields["t"]
+        args = {"command": fields, "hold_s": float(hold_s), "cameras": list(cameras), "task": task}
+        result, received, rtt = self._timed("step", args, timeout_s=self.timeout_s + hold_s)
+        stamp = lambda age: received - age - (rtt - hold_s) / 2  # noqa: E731  (the hold is not transit)
+        sent = None
+        if result["sent"] is not None:
+            age = result["sent"].pop("age")
+            sent = Command(**result["sent"], t=stamp(age))
+        state = result["state"]
+        age = state.pop("age")
+        reading = Reading(
+            state=RobotState(**state, t=stamp(age)),
+            health=Health(HealthState(result["health"]["state"]), result["health"]["message"]),
+            frames={name: Frame(f["image"], stamp(f["age"])) for name, f in result["frames"].items()},
+            task=result["task"],
+        )
+        return sent, reading
 
     def task_observation(self) -> dict[str, np.ndarray]:
         """The server's privileged task observation (sim servers only)."""
