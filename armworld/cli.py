@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("envs", "data", "model", "agents", "real")
+COMMAND_MODULES = ("envs", "data", "model", "agents", "real", "rl")
 
 
 def build_parser() -> argparse.ArgumentParser:

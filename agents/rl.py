@@ -1,0 +1,364 @@
+"""Stable-Baselines3 baselines on the armworld envs: PPO, SAC, TD3 and TQC (sb3-contrib),
+with HER for the goal-conditioned tasks, state or pixel observations, and the trained
+model acting through the ``Agent`` protocol.
+
+Hyperparameters live in ``agents/hyperparams/<algo>.yaml`` (RL Zoo style, one entry per env
+id, a ``pixels:`` block overriding it for pixel observations); ``RLConfig.hyperparams``
+overrides single keys. A run directory holds::
+
+    config.json        the RLConfig, the resolved hyperparameters and the env kwargs
+    progress.json      success over training: {"points": [{"env_steps", "successes", "episodes",
+                       "success_rate", "mean_final_distance", "wall_time_s", "act_time_per_step_s"}],
+                       "train_wall_time_s", "finished", ...}; what ``armworld compare`` reads
+    model.zip          the final model
+    checkpoints/       latest.zip (+ latest_replay_buffer.pkl) for ``resume``
+    tb/                TensorBoard logs
+
+Success is judged as everywhere in armworld: ``info["is_success"]`` at the end of the
+episode (goal within 0.05 m), deterministic actions, on evaluation seeds that never overlap
+the training seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import gymnasium
+import numpy as np
+import yaml
+from sb3_contrib import TQC
+from stable_baselines3 import PPO, SAC, TD3, HerReplayBuffer
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import DictReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.noise import NormalActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.preprocessing import is_image_space
+
+import armworld
+from armworld.agents.evaluate import Summary, eval_seed, run_episode
+
+ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC, "td3": TD3, "tqc": TQC}
+OBS_MODES = ("state", "pixels")
+CONFIG, PROGRESS, MODEL = "config.json", "progress.json", "model.zip"
+
+
+@dataclass
+class RLConfig:
+    """One training run.
+
+    algo: ppo, sac, td3 or tqc. env_id: an armworld env id (``FrankaReach-v0`` is
+    accepted for ``armworld/FrankaReach-v0``). obs_mode: ``state`` or ``pixels`` (the front
+    camera at ``image_size`` px, plus proprio and the goal vectors). her: HER replay for the
+    off-policy algorithms; None takes the YAML's choice. steps: env steps to train (None:
+    the YAML's ``n_timesteps``). eval_freq: env steps between evaluations, each of
+    ``eval_episodes`` episodes. checkpoint_freq: env steps between checkpoints (0: only at
+    the end). hyperparams: overrides of single YAML keys. resume: continue the run in
+    ``out`` from its latest checkpoint.
+    """
+
+    algo: str = "sac"
+    env_id: str = "armworld/FrankaReach-v0"
+    obs_mode: str = "state"
+    her: bool | None = None
+    steps: int | None = None
+    seed: int = 0
+    out: str = "runs/rl/run"
+    image_size: int = 64
+    eval_freq: int = 2000
+    eval_episodes: int = 20
+    checkpoint_freq: int = 10000
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    progress_bar: bool = True
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGOS:
+            raise ValueError(f"unknown algo {self.algo!r}; choose from {sorted(ALGOS)}")
+        if "/" not in self.env_id:
+            self.env_id = f"armworld/{self.env_id}"
+        if self.env_id not in armworld.ENV_IDS:
+            raise ValueError(f"unknown env id {self.env_id!r}; choose from {sorted(armworld.ENV_IDS)}")
+        if self.obs_mode not in OBS_MODES:
+            raise ValueError(f"unknown obs_mode {self.obs_mode!r}; choose from {OBS_MODES}")
+        if self.her and self.algo == "ppo":
+            raise ValueError("HER needs an off-policy algorithm (sac, td3, tqc); PPO learns from the dense reward")
+        if self.steps is not None and self.steps <= 0:
+            raise ValueError(f"steps must be positive, got {self.steps}")
+        if self.eval_freq <= 0 or self.eval_episodes <= 0:
+            raise ValueError("eval_freq and eval_episodes must be positive")
+
+
+def load_hyperparams(algo: str, env_id: str, obs_mode: str = "state", overrides: dict | None = None) -> dict[str, Any]:
+    """The YAML entry for ``env_id`` in ``hyperparams/<algo>.yaml``, its ``pixels:`` block
+    applied for pixel observations, then ``overrides`` (keys replaced whole)."""
+    text = (resources.files("armworld.agents") / "hyperparams" / f"{algo}.yaml").read_text()
+    table = yaml.safe_load(text)
+    if env_id not in table:
+        raise ValueError(f"hyperparams/{algo}.yaml has no entry for {env_id!r}; it has {sorted(table)}")
+    hp = dict(table[env_id])
+    pixels = hp.pop("pixels", {})
+    if obs_mode == "pixels":
+        hp.update(pixels)
+    hp.update(overrides or {})
+    return hp
+
+
+def env_kwargs_for(config: RLConfig, hp: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for ``gymnasium.make(config.env_id, ...)``."""
+    kwargs = dict(hp.get("env_kwargs", {}))
+    kwargs["obs_mode"] = config.obs_mode
+    if config.obs_mode == "pixels":
+        kwargs.update(cameras=("front",), image_size=config.image_size)
+    return kwargs
+
+
+def build_model(config: RLConfig, hp: dict[str, Any], env, tensorboard_log: str | None = None) -> BaseAlgorithm:
+    """An untrained SB3 model for ``env`` (a VecEnv) from resolved hyperparameters."""
+    kwargs = {k: v for k, v in hp.items() if k not in ("n_timesteps", "policy", "her", "env_kwargs", "n_envs", "noise_type", "noise_std")}
+    use_her = hp.get("her", False) if config.her is None else config.her
+    if use_her:
+        kwargs["replay_buffer_class"] = HerReplayBuffer
+    else:
+        kwargs.pop("replay_buffer_kwargs", None)
+    if hp.get("noise_type") == "normal":
+        n = env.action_space.shape[0]
+        kwargs["action_noise"] = NormalActionNoise(np.zeros(n), hp["noise_std"] * np.ones(n))
+    model = ALGOS[config.algo](hp["policy"], env, seed=config.seed, tensorboard_log=tensorboard_log, verbose=0, **kwargs)
+    check_image_keys(model)
+    return model
+
+
+def check_image_keys(model: BaseAlgorithm) -> None:
+    """Every ``rgb_*`` key must look like an image to SB3, so that ``MultiInputPolicy``'s
+    ``CombinedExtractor`` gives it a CNN (NatureCNN) rather than flattening it into an MLP."""
+    for key, space in model.observation_space.spaces.items():
+        if key.startswith("rgb_") and not is_image_space(space, check_channels=False):
+            raise ValueError(f"observation {key!r} ({space}) is not an image space; it would be flattened, not convolved")
+
+
+class SB3Agent:
+    """An SB3 model behind the ``Agent`` protocol: deterministic actions ``[A]`` float32.
+
+    ``plan_times`` holds the seconds each ``act`` of the current episode took (the
+    evaluation harness reports their median as the time per action, as for planners).
+    """
+
+    def __init__(self, model: BaseAlgorithm, deterministic: bool = True):
+        self.model = model
+        self.deterministic = deterministic
+        self.keys = list(model.observation_space.spaces)
+        self.plan_times: list[float] = []
+
+    def reset(self) -> None:
+        """The policies are memoryless: only the timings are cleared."""
+        self.plan_times = []
+
+    def act(self, obs: dict[str, Any]) -> np.ndarray:
+        start = time.perf_counter()
+        action, _ = self.model.predict({k: obs[k] for k in self.keys}, deterministic=self.deterministic)
+        self.plan_times.append(time.perf_counter() - start)
+        return np.asarray(action, dtype=np.float32)
+
+
+def _model_file(path: str | Path) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL
+    if not path.is_file():
+        raise FileNotFoundError(f"no SB3 model at {path}; give a run directory (with {MODEL}) or a model .zip")
+    return path
+
+
+def _algo_of(model_file: Path) -> type[BaseAlgorithm]:
+    """The algorithm that saved an SB3 zip, told by its policy class's module
+    (``sac.policies``, ``td3.policies``, ``tqc.policies``; PPO's is ``common.policies``)."""
+    try:
+        with zipfile.ZipFile(model_file) as archive:
+            module = json.loads(archive.read("data"))["policy_class"]["__module__"]
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as error:
+        raise ValueError(f"{model_file} is not a Stable-Baselines3 model zip ({error})") from error
+    for name in ("sac", "td3", "tqc"):
+        if f".{name}." in module:
+            return ALGOS[name]
+    if module == "stable_baselines3.common.policies":
+        return PPO
+    raise ValueError(f"{model_file} holds a {module} policy; armworld loads {sorted(ALGOS)}")
+
+
+def sb3_env_kwargs(path: str | Path) -> dict[str, Any]:
+    """The env id and kwargs a run was trained with: ``{"env_id": ..., "env_kwargs": {...}}``,
+    read from the run's config.json (``path``: the run directory or a model zip inside it)."""
+    path = Path(path)
+    for folder in (path, *path.parents[:2]):
+        if (folder / CONFIG).is_file():
+            config = json.loads((folder / CONFIG).read_text())
+            return {"env_id": config["config"]["env_id"], "env_kwargs": config["env_kwargs"]}
+    raise FileNotFoundError(f"no {CONFIG} at or above {path}; is it an `armworld rl train` run?")
+
+
+def load_sb3_agent(path: str, env: gymnasium.Env) -> SB3Agent:
+    """Load a trained model (run directory or .zip) as an Agent for ``env``.
+
+    The env must offer every observation key the model reads, with the same shapes, and
+    the same action shape; otherwise a ValueError says which env kwargs the run used.
+    """
+    model_file = _model_file(path)
+    # acting needs no replay buffer (a HER buffer would even need the training env)
+    no_buffer = {"buffer_size": 1, "replay_buffer_class": DictReplayBuffer, "replay_buffer_kwargs": {}}
+    model = _algo_of(model_file).load(model_file, device="cpu", custom_objects=no_buffer)
+    problems = []
+    for key, space in model.observation_space.spaces.items():
+        env_space = env.observation_space.spaces.get(key)
+        if env_space is None:
+            problems.append(f"observation key {key!r} missing")
+        elif sorted(env_space.shape) != sorted(space.shape) if is_image_space(space) else env_space.shape != space.shape:
+            problems.append(f"{key!r} has shape {env_space.shape}, the model expects {space.shape}")
+    if env.action_space.shape != model.action_space.shape:
+        problems.append(f"action shape {env.action_space.shape}, the model acts in {model.action_space.shape}")
+    if problems:
+        try:
+            hint = f"make the env with {sb3_env_kwargs(model_file)}"
+        except FileNotFoundError:
+            hint = "make the env with the obs_mode, image_size and action_dim the model was trained with"
+        raise ValueError(f"{model_file} does not fit this env: {'; '.join(problems)}; {hint}")
+    return SB3Agent(model)
+
+
+def evaluate_model(model: BaseAlgorithm, env: gymnasium.Env, episodes: int) -> dict[str, float]:
+    """Evaluation seed 0 of the harness (reset seeds ``eval_seed(0, i)``, ``i < episodes``),
+    deterministic actions: ``successes``, ``episodes``, ``success_rate``,
+    ``mean_final_distance`` (m), ``act_time_per_step_s`` (median)."""
+    agent = SB3Agent(model)
+    max_steps = env.spec.max_episode_steps
+    summary = Summary.of([run_episode(env, agent, eval_seed(0, i), max_steps) for i in range(episodes)])
+    return {
+        "successes": summary.successes,
+        "episodes": summary.episodes,
+        "success_rate": summary.success_rate,
+        "mean_final_distance": summary.mean_final_distance,
+        "act_time_per_step_s": summary.plan_time_per_action_s,
+    }
+
+
+def _write_json(path: Path, obj: object) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
+class ProgressCallback(BaseCallback):
+    """Evaluates every ``eval_freq`` env steps (and at the start and end), appends a point to
+    progress.json and TensorBoard, and checkpoints every ``checkpoint_freq`` steps.
+
+    ``wall_time_s`` counts training only (evaluations excluded), continued across resumes.
+    """
+
+    def __init__(self, run_dir: Path, progress: dict, eval_env: gymnasium.Env, config: RLConfig):
+        super().__init__()
+        self.run_dir, self.progress, self.eval_env, self.config = run_dir, progress, eval_env, config
+        points = progress["points"]
+        self.wall_offset = points[-1]["wall_time_s"] if points else 0.0
+        self.next_eval = (points[-1]["env_steps"] if points else 0) + config.eval_freq
+        self.next_checkpoint = config.checkpoint_freq or float("inf")
+        self.eval_time = 0.0
+
+    def _on_training_start(self) -> None:
+        self.start = time.perf_counter()
+        if self.next_checkpoint != float("inf"):
+            self.next_checkpoint = self.num_timesteps + self.config.checkpoint_freq
+        if not self.progress["points"]:
+            self.evaluate()
+
+    def train_wall_time(self) -> float:
+        return self.wall_offset + time.perf_counter() - self.start - self.eval_time
+
+    def evaluate(self) -> None:
+        start = time.perf_counter()
+        result = evaluate_model(self.model, self.eval_env, self.config.eval_episodes)
+        self.eval_time += time.perf_counter() - start
+        point = {"env_steps": int(self.num_timesteps), **result, "wall_time_s": self.train_wall_time()}
+        self.progress["points"].append(point)
+        self.progress["train_wall_time_s"] = point["wall_time_s"]
+        _write_json(self.run_dir / PROGRESS, self.progress)
+        self.logger.record("eval/success_rate", result["success_rate"])
+        self.logger.record("eval/mean_final_distance", result["mean_final_distance"])
+
+    def checkpoint(self) -> None:
+        folder = self.run_dir / "checkpoints"
+        folder.mkdir(exist_ok=True)
+        self.model.save(folder / "latest.zip")
+        if isinstance(self.model, OffPolicyAlgorithm):
+            self.model.save_replay_buffer(folder / "latest_replay_buffer.pkl")
+
+    def _on_step(self) -> bool:
+        # the last evaluation waits for the end of training (off-policy algorithms still
+        # take their gradient steps after this call), so it judges the saved model
+        if self.next_eval <= self.num_timesteps < self.model._total_timesteps:
+            self.evaluate()
+            self.next_eval += self.config.eval_freq
+        if self.num_timesteps >= self.next_checkpoint:
+            self.checkpoint()
+            self.next_checkpoint += self.config.checkpoint_freq
+        return True
+
+    def _on_training_end(self) -> None:
+        if self.progress["points"][-1]["env_steps"] != self.num_timesteps:
+            self.evaluate()
+        self.checkpoint()
+
+
+def train(config: RLConfig) -> Path:
+    """Train (or resume) one run; returns its directory."""
+    hp = load_hyperparams(config.algo, config.env_id, config.obs_mode, config.hyperparams)
+    total = int(config.steps or hp["n_timesteps"])
+    env_kwargs = env_kwargs_for(config, hp)
+    run_dir = Path(config.out)
+    checkpoint = run_dir / "checkpoints" / "latest.zip"
+    if config.resume and not checkpoint.is_file():
+        raise FileNotFoundError(f"cannot resume: {checkpoint} does not exist; train without --resume first")
+    if not config.resume and (run_dir / PROGRESS).exists():
+        raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    env = make_vec_env(config.env_id, n_envs=int(hp.get("n_envs", 1)), seed=config.seed, env_kwargs=env_kwargs)
+    eval_env = gymnasium.make(config.env_id, **env_kwargs)
+    tb = str(run_dir / "tb")
+    if config.resume:
+        model = ALGOS[config.algo].load(checkpoint, env=env, tensorboard_log=tb)
+        buffer = checkpoint.with_name("latest_replay_buffer.pkl")
+        if isinstance(model, OffPolicyAlgorithm) and buffer.is_file():
+            model.load_replay_buffer(buffer)
+        progress = json.loads((run_dir / PROGRESS).read_text())
+        progress["points"] = [p for p in progress["points"] if p["env_steps"] <= model.num_timesteps]
+        print(f"resuming {run_dir} at {model.num_timesteps} env steps")
+    else:
+        model = build_model(config, hp, env, tensorboard_log=tb)
+        progress = {"points": []}
+    progress.update(
+        algo=config.algo, env_id=config.env_id, obs_mode=config.obs_mode, her=isinstance(getattr(model, "replay_buffer", None), HerReplayBuffer),
+        seed=config.seed, total_steps=total, finished=False,
+    )
+    _write_json(run_dir / CONFIG, {"config": dataclasses.asdict(config), "hyperparams": hp, "env_kwargs": env_kwargs, "armworld_version": armworld.__version__})
+
+    callback = ProgressCallback(run_dir, progress, eval_env, config)
+    remaining = total - model.num_timesteps
+    if remaining > 0:
+        model.learn(remaining, callback=callback, progress_bar=config.progress_bar, reset_num_timesteps=not config.resume, tb_log_name="run")
+    model.save(run_dir / MODEL)
+    progress["finished"] = True
+    _write_json(run_dir / PROGRESS, progress)
+    env.close()
+    eval_env.close()
+    return run_dir

@@ -1,0 +1,89 @@
+"""CLI verbs for the RL baselines: ``armworld rl train`` and ``armworld compare``.
+
+    armworld rl train --algo sac --her --env FrankaReach-v0 --obs-mode state --steps 20000 --seed 0 --out runs/rl/reach_sac_s0
+    armworld rl train ... --out runs/rl/reach_sac_s0 --resume      # continue from the latest checkpoint
+    armworld compare runs/rl/reach_sac_s* results/wm_reach --out report/
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+import yaml
+
+
+def _override(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (VALUE in YAML, e.g. gamma=0.98), got {text!r}")
+    return key, yaml.safe_load(value)
+
+
+def register(subparsers) -> None:
+    """Add this area's verbs to the ``armworld`` parser."""
+    rl = subparsers.add_parser("rl", help="Stable-Baselines3 baselines (PPO, SAC, TD3, TQC)")
+    verbs = rl.add_subparsers(dest="rl_command", metavar="VERB", required=True)
+    tr = verbs.add_parser(
+        "train",
+        help="train an SB3 baseline on an armworld env",
+        description="Train PPO, SAC, TD3 or TQC (+HER) with the hyperparameters in agents/hyperparams/<algo>.yaml; "
+        "writes model.zip, progress.json (success against env steps), checkpoints and TensorBoard logs.",
+    )
+    tr.add_argument("--algo", required=True, choices=("ppo", "sac", "td3", "tqc"))
+    tr.add_argument("--her", action=argparse.BooleanOptionalAction, default=None, help="HER replay (default: the YAML's)")
+    tr.add_argument("--env", required=True, help="env id, e.g. FrankaReach-v0 or armworld/FrankaPush-v0")
+    tr.add_argument("--obs-mode", choices=("state", "pixels"), default="state")
+    tr.add_argument("--image-size", type=int, default=64, help="camera image side for --obs-mode pixels (px)")
+    tr.add_argument("--steps", type=int, default=None, help="env steps (default: the YAML's n_timesteps)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--out", required=True, help="run directory")
+    tr.add_argument("--eval-freq", type=int, default=2000, help="env steps between evaluations")
+    tr.add_argument("--eval-episodes", type=int, default=20, help="episodes per evaluation")
+    tr.add_argument("--checkpoint-freq", type=int, default=10000, help="env steps between checkpoints (0: at the end only)")
+    tr.add_argument("--hyperparams", "-p", nargs="*", type=_override, default=[], metavar="KEY=VALUE", help="override YAML keys")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    tr.add_argument("--no-progress-bar", action="store_true")
+    tr.set_defaults(func=run_train)
+
+    cmp = subparsers.add_parser(
+        "compare",
+        help="report: RL success against env steps beside world-model agents",
+        description="Read RL runs (progress.json) and evaluations (results.json) and write report.md with "
+        "success-against-env-steps plots and a table of final success with Wilson intervals.",
+    )
+    cmp.add_argument("runs", nargs="+", metavar="RUN_DIR", help="RL run directories and `armworld eval` output directories")
+    cmp.add_argument("--out", required=True, help="report directory")
+    cmp.set_defaults(func=run_compare)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from armworld.agents.rl import RLConfig, train
+
+    config = RLConfig(
+        algo=args.algo, env_id=args.env, obs_mode=args.obs_mode, her=args.her, steps=args.steps, seed=args.seed,
+        out=args.out, image_size=args.image_size, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
+        checkpoint_freq=args.checkpoint_freq, hyperparams=dict(args.hyperparams),
+        progress_bar=not args.no_progress_bar, resume=args.resume,
+    )
+    try:
+        run_dir = train(config)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"trained {run_dir}: model.zip, progress.json; evaluate with `armworld eval --agent sb3:{run_dir} ...`")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from armworld.agents.compare import compare
+
+    command = "armworld compare " + " ".join(shlex.quote(r) for r in args.runs) + f" --out {shlex.quote(args.out)}"
+    try:
+        report = compare(args.runs, args.out, command=command)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {report}")
+    return 0

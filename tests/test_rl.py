@@ -1,0 +1,137 @@
+"""RL baselines: SAC+HER learns FrankaReach, saved models act through the Agent protocol,
+runs resume, and the compare report carries the right numbers."""
+
+import json
+
+import gymnasium
+import numpy as np
+import pytest
+
+import armworld  # noqa: F401  (registers the envs)
+from armworld.agents import Agent
+from armworld.agents.compare import compare
+from armworld.agents.evaluate import EvalConfig, evaluate, wilson_interval
+from armworld.agents.loading import load_agent
+from armworld.agents.rl import RLConfig, load_hyperparams, load_sb3_agent, sb3_env_kwargs, train
+from armworld.cli import main
+
+# sac.yaml as shipped, learning from step 300: 3000 steps (sparse reward, HER) train in
+# ~18 s on 2 CPU cores and reach 100% on the 20 evaluation episodes with seed 0.
+REACH = dict(algo="sac", env_id="FrankaReach-v0", her=True, seed=0, eval_episodes=20, checkpoint_freq=0, progress_bar=False)
+REACH_HP = {"learning_starts": 300}
+
+
+@pytest.fixture(scope="module")
+def reach_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rl") / "reach_sac"
+    return train(RLConfig(**REACH, steps=3000, eval_freq=3000, out=str(out), hyperparams=REACH_HP))
+
+
+def test_sac_her_improves_reach_success_over_the_untrained_policy(reach_run):
+    points = json.loads((reach_run / "progress.json").read_text())["points"]
+    assert [p["env_steps"] for p in points] == [0, 3000]
+    untrained, trained = points[0], points[-1]
+    assert trained["success_rate"] >= untrained["success_rate"] + 0.3
+    assert trained["mean_final_distance"] < untrained["mean_final_distance"]
+
+
+def test_saved_model_acts_through_the_agent_protocol_and_the_harness(reach_run):
+    kwargs = sb3_env_kwargs(reach_run)
+    assert kwargs["env_kwargs"]["action_dim"] == 4
+    env = gymnasium.make(kwargs["env_id"], **kwargs["env_kwargs"])
+    agent = load_agent(f"sb3:{reach_run}", env)
+    assert isinstance(agent, Agent)
+    obs, _ = env.reset(seed=5)
+    agent.reset()
+    action = agent.act(obs)
+    assert action.shape == (4,) and action.dtype == np.float32 and np.all(np.abs(action) <= 1)
+    np.testing.assert_array_equal(agent.act(obs), action)  # deterministic
+
+    # The harness on evaluation seed 0 replays the episodes of the last training evaluation.
+    result = evaluate(lambda env, seed: load_sb3_agent(str(reach_run / "model.zip"), env),
+                      EvalConfig(kwargs["env_id"], seeds=(0,), episodes=20, env_kwargs=kwargs["env_kwargs"]))
+    last = json.loads((reach_run / "progress.json").read_text())["points"][-1]
+    assert result.overall.successes == last["successes"]
+    assert result.overall.mean_final_distance == pytest.approx(last["mean_final_distance"])
+    assert result.overall.plan_time_per_action_s > 0
+
+
+def test_a_model_refuses_an_env_it_was_not_trained_for(reach_run):
+    env = gymnasium.make("armworld/FrankaReach-v0")  # 7-D actions
+    with pytest.raises(ValueError, match="action shape.*action_dim"):
+        load_sb3_agent(str(reach_run), env)
+    with pytest.raises(FileNotFoundError, match="no SB3 model"):
+        load_sb3_agent(str(reach_run / "missing.zip"), env)
+
+
+def test_pixel_ppo_gets_a_cnn_and_resumes(tmp_path):
+    out = tmp_path / "ppo_pixels"
+    config = dict(algo="ppo", env_id="FrankaReach-v0", obs_mode="pixels", steps=64, eval_freq=64, eval_episodes=1,
+                  checkpoint_freq=0, progress_bar=False, out=str(out), hyperparams={"n_steps": 16, "batch_size": 16, "n_epochs": 1})
+    train(RLConfig(**config))
+    agent = load_sb3_agent(str(out), gymnasium.make("armworld/FrankaReach-v0", obs_mode="pixels", image_size=64, action_dim=4))
+    extractor = agent.model.policy.features_extractor
+    assert type(extractor.extractors["rgb_front"]).__name__ == "NatureCNN"
+    assert type(extractor.extractors["desired_goal"]).__name__ == "Flatten"
+
+    train(RLConfig(**{**config, "steps": 128, "resume": True}))
+    progress = json.loads((out / "progress.json").read_text())
+    assert [p["env_steps"] for p in progress["points"]] == [0, 64, 128]
+    assert progress["finished"] and progress["points"][-1]["wall_time_s"] >= progress["points"][1]["wall_time_s"]
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(RLConfig(**config))
+
+
+def test_bad_configs_are_refused():
+    with pytest.raises(ValueError, match="off-policy"):
+        RLConfig(algo="ppo", her=True)
+    with pytest.raises(ValueError, match="unknown algo"):
+        RLConfig(algo="dqn")
+    with pytest.raises(ValueError, match="no entry"):
+        load_hyperparams("sac", "armworld/FrankaSlide-v0")
+    assert load_hyperparams("tqc", "armworld/FrankaPush-v0", "pixels")["buffer_size"] == 50000
+
+
+def _write_run(path, algo, seed, points, wall):
+    path.mkdir(parents=True)
+    progress = {"algo": algo, "env_id": "armworld/FrankaReach-v0", "obs_mode": "state", "her": True, "seed": seed,
+                "train_wall_time_s": wall, "finished": True,
+                "points": [{"env_steps": s, "successes": k, "episodes": 10, "success_rate": k / 10,
+                            "mean_final_distance": 0.1, "act_time_per_step_s": 0.001, "wall_time_s": wall * s / points[-1][0]}
+                           for s, k in points]}
+    (path / "progress.json").write_text(json.dumps(progress))
+
+
+def test_compare_reports_the_right_numbers(tmp_path):
+    _write_run(tmp_path / "sac_s0", "sac", 0, [(0, 0), (1000, 4), (2000, 8)], wall=100.0)
+    _write_run(tmp_path / "sac_s1", "sac", 1, [(0, 0), (1000, 2), (2000, 6)], wall=120.0)
+    expert = tmp_path / "expert_eval"
+    expert.mkdir()
+    (expert / "results.json").write_text(json.dumps({
+        "agent": "expert", "env_id": "armworld/FrankaReach-v0", "episodes": 50, "successes": 49, "success_rate": 0.98,
+        "seeds": [0], "per_seed": {"0": {"success_rate": 0.98}}, "plan_time_per_action_s": None}))
+
+    out = tmp_path / "report"
+    assert main(["compare", str(tmp_path / "sac_s0"), str(tmp_path / "sac_s1"), str(expert), "--out", str(out)]) == 0
+    report = (out / "report.md").read_text()
+    assert (out / "success_FrankaReach_v0.png").stat().st_size > 1000
+    lo, hi = wilson_interval(14, 20)  # seeds pooled: 8 + 6 of 10 + 10
+    sac_row = next(line for line in report.splitlines() if line.startswith("| SAC+HER (state)"))
+    assert "| 2,000 | 70.0% (14/20) |" in sac_row and f"[{lo:.1%}, {hi:.1%}]" in sac_row
+    assert "| 0.80, 0.60 | 110 | 1.00 |" in sac_row  # per-seed rates, mean wall time (s), act time (ms)
+    lo, hi = wilson_interval(49, 50)
+    assert f"| expert | - | 98.0% (49/50) | [{lo:.1%}, {hi:.1%}] |" in report
+
+    from armworld.agents.compare import collect
+
+    (sac,) = [e for e in collect([tmp_path / "sac_s0", tmp_path / "sac_s1"])]
+    steps, mean, low, high = sac.curve
+    np.testing.assert_allclose(steps, [0, 1000, 2000])
+    np.testing.assert_allclose(mean, [0.0, 0.3, 0.7])
+    np.testing.assert_allclose(low, [0.0, 0.2, 0.6])
+    np.testing.assert_allclose(high, [0.0, 0.4, 0.8])
+
+
+def test_compare_refuses_an_unknown_directory(tmp_path, capsys):
+    assert main(["compare", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "neither an RL run" in capsys.readouterr().err
