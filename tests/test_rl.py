@@ -135,3 +135,30 @@ def test_compare_reports_the_right_numbers(tmp_path):
 def test_compare_refuses_an_unknown_directory(tmp_path, capsys):
     assert main(["compare", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
     assert "neither an RL run" in capsys.readouterr().err
+
+
+def test_compare_places_a_world_model_at_the_env_steps_of_its_data(tmp_path):
+    import torch
+
+    from armworld.agents.compare import collect
+    from armworld.datasets.hdf5 import TrajectoryWriter
+    from armworld.worldmodel.checkpoint import describe_files, save_checkpoint
+    from datasets_helpers import ENV_ARGS, synthetic_episode
+
+    data = tmp_path / "reach.h5"
+    with TrajectoryWriter(data, ENV_ARGS) as writer:
+        for i, n in enumerate((5, 7, 9)):
+            writer.append(synthetic_episode(n, seed=i))
+    run = tmp_path / "wm"
+    save_checkpoint(run, 1, {"kind": "world_model"}, {"w": torch.zeros(1)}, {"data": describe_files([str(data), str(data)])})
+    evaluation = tmp_path / "wm_eval"
+    evaluation.mkdir()
+    (evaluation / "results.json").write_text(json.dumps({
+        "agent": f"wm:{run}", "env_id": "armworld/FrankaReach-v0", "episodes": 50, "successes": 40,
+        "seeds": [0], "per_seed": {"0": {"success_rate": 0.8}}, "plan_time_per_action_s": 0.5}))
+    _write_run(tmp_path / "sac_s0", "sac", 0, [(0, 0), (20, 9)], wall=10.0)
+
+    wm = [e for e in collect([evaluation, tmp_path / "sac_s0"]) if e.kind == "wm"][0]
+    assert wm.env_steps == 21  # 5 + 7 + 9 actions, the file counted once
+    report = compare([evaluation, tmp_path / "sac_s0"], tmp_path / "report").read_text()
+    assert f"| wm:{run} | 21 | 80.0% (40/50) |" in report and "| 500.00 | harness |" in report
