@@ -60,8 +60,14 @@ class PushExpert(ScriptedExpert):
     def plan(self, tcp, cube, goal):
         to_goal = goal[:2] - cube[:2]
         distance = np.linalg.norm(to_goal)
-        if distance < 0.015:
-            return np.array([tcp[0], tcp[1], PUSH_HEIGHT + 0.03]), CLOSED
+        if self.phase == "done" and distance > 0.04:
+            self.phase = "approach"  # the cube moved off the goal: push again
+        if self.phase == "done" or distance < 0.02:
+            if self.phase != "done":  # back off horizontally before rising, or the fingers drag the cube
+                away = tcp[:2] - cube[:2]
+                self.phase, self.retreat = "done", tcp[:2] + 0.03 * away / np.linalg.norm(away)
+            height = tcp[2] if np.linalg.norm(tcp[:2] - self.retreat) > 0.005 else cube[2] + CUBE_HALF_SIZE + HOVER
+            return np.array([self.retreat[0], self.retreat[1], height]), CLOSED
         u = to_goal / distance
         behind = cube[:2] - u * (CUBE_HALF_SIZE + 0.03)
         relative = tcp[:2] - cube[:2]
@@ -70,7 +76,12 @@ class PushExpert(ScriptedExpert):
             self.phase = "approach"
         if self.phase != "push":
             off_line = np.linalg.norm(tcp[:2] - behind) > 0.015
-            if off_line and tcp[2] < cube[2] + CUBE_HALF_SIZE + 0.02:  # rise before moving over the cube
+            if off_line and tcp[2] < cube[2] + CUBE_HALF_SIZE + 0.02:  # rise before moving over the cube,
+                away = tcp[:2] - cube[:2]  # after backing off if close: rising fingers drag the cube
+                gap = np.linalg.norm(away)
+                if gap < CUBE_HALF_SIZE + 0.03:
+                    side = tcp[:2] + (CUBE_HALF_SIZE + 0.035 - gap) * away / gap
+                    return np.array([side[0], side[1], tcp[2]]), CLOSED
                 return np.array([tcp[0], tcp[1], cube[2] + CUBE_HALF_SIZE + HOVER]), CLOSED
             if off_line:
                 return np.array([behind[0], behind[1], cube[2] + CUBE_HALF_SIZE + HOVER]), CLOSED
