@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import armworld  # noqa: F401  (sets MUJOCO_GL before mujoco is imported)
+import cv2
 import mujoco
 import numpy as np
 import pytest
+import yaml
 
+from armworld.cli import main
 from armworld.envs.conventions import matrix_from_euler_xyz
 from armworld.envs.real.calibration import (
     CalibrationError,
@@ -103,8 +106,9 @@ def test_front_camera_extrinsics_from_a_board_on_the_table(cell):
     assert position_m < 0.01 and angle_deg < 1.0, (position_m, angle_deg)
 
 
-def test_wrist_camera_hand_eye(cell):
-    """Eye-in-hand: the arm looks at the table board from six tilted poses; recover the wrist camera mount."""
+def test_wrist_camera_hand_eye(cell, tmp_path):
+    """Eye-in-hand: the arm looks at the table board from six tilted poses; recover the wrist camera mount,
+    through the API and through ``armworld calibrate hand-eye``."""
     model, data, T_base_board = cell
     ik = PandaIK(model)
     qpos_ids = ik.solver.qpos_ids
@@ -120,12 +124,24 @@ def test_wrist_camera_hand_eye(cell):
         mujoco.mj_forward(model, data)
         tcp = model.site("tcp").id
         grippers.append(pose_matrix(data.site_xmat[tcp].reshape(3, 3), data.site_xpos[tcp]))
-        boards.append(detect_board(render(model, data, "wrist"), BOARD, intrinsics(model, "wrist")).T_camera_board)
+        image = render(model, data, "wrist")
+        cv2.imwrite(str(tmp_path / f"{i}.png"), image[:, :, ::-1])
+        boards.append(detect_board(image, BOARD, intrinsics(model, "wrist")).T_camera_board)
     result = hand_eye(grippers, boards, "wrist")
     truth = invert_pose(grippers[-1]) @ mujoco_camera_pose(model, data, "wrist")
     position_m, angle_deg = pose_error(result.T, truth)
     assert position_m < 0.01 and angle_deg < 1.0, (position_m, angle_deg)
     assert pose_error(result.T_target, T_base_board)[0] < 0.01 and result.position_spread_m < 0.01
+
+    np.save(tmp_path / "poses.npy", np.array(grippers))
+    board_args = ["calibrate", "--squares", "5x7", "--square-mm", "40", "--marker-mm", "30"]
+    assert main([*board_args, "hand-eye", "--images", *(str(tmp_path / f"{i}.png") for i in range(len(tilts))),
+                 "--poses", str(tmp_path / "poses.npy"), "--mount", "wrist", "--fovy", "75",
+                 "--out", str(tmp_path / "wrist.yaml")]) == 0
+    written = yaml.safe_load((tmp_path / "wrist.yaml").read_text())
+    np.testing.assert_allclose(written["T_gripper_camera"], result.T, atol=1e-5)
+    assert main([*board_args, "board", "--out", str(tmp_path / "board.png")]) == 0
+    assert cv2.imread(str(tmp_path / "board.png")).shape[:2] == (7 * 200, 5 * 200)
 
 
 def random_pose(rng, scale: float) -> np.ndarray:

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from armworld.cli import main
 from armworld.datasets.hdf5 import TrajectoryFile, validate
@@ -75,9 +76,34 @@ def test_dry_run_prints_and_sends_nothing(monkeypatch, capsys):
     assert robots[0].sent == [] and "reset" not in robots[0].calls
 
 
+def test_deploy_runs_a_world_model_agent_toward_a_goal_image(sim_server, tmp_path, capsys):
+    """``--agent wm:RUN`` loads through ``armworld.agents.loading`` and sees the model's camera at its size."""
+    from test_world_model_agent import tiny_world_model
+
+    from armworld.worldmodel.checkpoint import save_checkpoint
+    from armworld.worldmodel.train import ACTraining
+
+    wm = tiny_world_model()
+    save_checkpoint(tmp_path / "wm", 0, dict(ACTraining(wm).checkpoint_config(), train={"camera": "front"}),
+                    wm.state_dict(), metadata={})
+    goal = tmp_path / "goal.png"
+    Image.fromarray(np.full((64, 64, 3), 128, dtype=np.uint8)).save(goal)
+    code = main(["deploy", "--robot", f"sim://127.0.0.1:{sim_server}", "--agent", f"wm:{tmp_path / 'wm'}",
+                 "--goal", str(goal), "--max-steps", "1", "--speed", "1.0"])
+    out = capsys.readouterr().out
+    assert code == 1 and "steps=1" in out  # an untrained model does not reach the goal in one step
+    with pytest.raises(SystemExit, match="--goal"):
+        main(["deploy", "--robot", "mock", "--agent", f"wm:{tmp_path / 'wm'}", "--max-steps", "2"])
+    with pytest.raises(SystemExit, match="lacks"):
+        main(["deploy", "--robot", "mock", "--agent", f"wm:{tmp_path / 'wm'}", "--goal", str(goal),
+              "--cameras", "wrist=0", "--max-steps", "2"])
+
+
 def test_deploy_rejects_bad_arguments():
-    with pytest.raises(SystemExit):
-        main(["deploy", "--robot", "mock", "--agent", "random", "--max-steps", "3", "--yes"])
+    with pytest.raises(SystemExit, match="unknown agent"):
+        main(["deploy", "--robot", "mock", "--agent", "oracle", "--max-steps", "3", "--yes"])
+    with pytest.raises(SystemExit, match="no SB3 model|config.json"):
+        main(["deploy", "--robot", "mock", "--agent", "sb3:/nonexistent/run", "--max-steps", "3", "--yes"])
     with pytest.raises(ValueError, match="unknown robot"):
         main(["deploy", "--robot", "kuka://1.2.3.4", "--agent", "expert", "--yes"])
     with pytest.raises(SystemExit, match="x,y,z"):

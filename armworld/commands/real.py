@@ -1,4 +1,4 @@
-"""CLI verbs for the sim-to-real bridge: ``robot-server`` and ``deploy``."""
+"""CLI verbs for the sim-to-real bridge: ``robot-server``, ``deploy`` and ``calibrate``."""
 
 from __future__ import annotations
 
@@ -24,19 +24,41 @@ def register(subparsers) -> None:
 
     deploy_parser = subparsers.add_parser("deploy", help="run an agent on a robot behind the safety layer")
     deploy_parser.add_argument("--robot", required=True, help="mock | sim://HOST:PORT | franka://IP | ur://IP | xarm://IP")
-    deploy_parser.add_argument("--agent", required=True, help="expert | wm:RUN_DIR | sb3:PATH")
+    deploy_parser.add_argument("--agent", required=True, help="expert | random | wm:RUN_DIR | sb3:PATH")
     deploy_parser.add_argument("--task", default="reach", choices=("reach", "push", "pick_place"))
     deploy_parser.add_argument("--goal", help="goal image (PNG) for world-model agents")
     deploy_parser.add_argument("--goal-pos", help="desired TCP position x,y,z (m) when the robot serves no task state")
     deploy_parser.add_argument("--max-steps", type=int, default=100)
     deploy_parser.add_argument("--cameras", default="", help="comma-separated cameras: served ones for sim://, "
                                "else NAME=DEVICE (OpenCV index or path)")
-    deploy_parser.add_argument("--image-size", type=int, default=64)
+    deploy_parser.add_argument("--image-size", type=int, default=64, help="image side (pixels) for agents "
+                               "that do not fix it (world models and pixel policies use their own)")
+    deploy_parser.add_argument("--seed", type=int, default=0, help="seed of the agent's randomness")
     deploy_parser.add_argument("--speed", type=float, default=0.25, help="speed factor in (0, 1] (starts slow)")
     deploy_parser.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
     deploy_parser.add_argument("--yes", action="store_true", help="skip the confirmation prompt")
     deploy_parser.add_argument("--record", help="append the episode to this HDF5 trajectory file")
     deploy_parser.set_defaults(func=deploy)
+
+    calibrate_parser = subparsers.add_parser("calibrate", help="ChArUco board images and hand-eye camera calibration")
+    calibrate_parser.add_argument("--squares", default="9x14", help="board squares, columns x rows")
+    calibrate_parser.add_argument("--square-mm", type=float, default=20.0, help="chessboard square side (mm)")
+    calibrate_parser.add_argument("--marker-mm", type=float, default=16.0, help="ArUco marker side (mm)")
+    calibrate_parser.add_argument("--dictionary", default="DICT_5X5_100", help="a cv2.aruco.DICT_* name")
+    steps = calibrate_parser.add_subparsers(dest="step", required=True)
+    board = steps.add_parser("board", help="write the board image to print (check the printed square size)")
+    board.add_argument("--out", required=True, help="PNG file")
+    board.add_argument("--pixels-per-square", type=int, default=200)
+    eye = steps.add_parser("hand-eye", help="camera pose from board images taken at several robot poses")
+    eye.add_argument("--images", nargs="+", required=True, help="one image per robot pose, in order")
+    eye.add_argument("--poses", required=True, help=".npy file of T_base_gripper [N, 4, 4] (m), the TCP poses")
+    eye.add_argument("--mount", required=True, choices=("wrist", "fixed"),
+                     help="wrist: camera on the gripper, board fixed; fixed: camera fixed, board in the gripper")
+    intrinsics = eye.add_mutually_exclusive_group(required=True)
+    intrinsics.add_argument("--fovy", type=float, help="vertical field of view (deg) of an undistorted camera")
+    intrinsics.add_argument("--intrinsics", help="YAML with K (3x3, pixels) and dist (OpenCV order)")
+    eye.add_argument("--out", required=True, help="YAML file for the result")
+    calibrate_parser.set_defaults(func=calibrate)
 
 
 def robot_server(args: argparse.Namespace) -> int:
@@ -83,15 +105,30 @@ def _cameras(robot, spec: str) -> dict:
     return cameras
 
 
-def _agent(spec: str, env):
-    kind, _, target = spec.partition(":")
-    if kind == "expert":
-        from armworld.agents import make_expert
+def _agent_env_settings(args: argparse.Namespace) -> tuple[str, int, int]:
+    """Cameras, image size and action size the agent was trained with (the command line's where the agent has none)."""
+    from armworld.agents.loading import AgentSpecError, check_spec, env_kwargs_for
 
-        return make_expert(env)
-    if kind in ("wm", "sb3"):
-        raise SystemExit(f"agent kind {kind!r} has no loader in armworld.agents yet; use --agent expert")
-    raise SystemExit(f"unknown agent {spec!r}: use expert, wm:RUN_DIR or sb3:PATH")
+    try:
+        check_spec(args.agent)
+        if args.agent.startswith("sb3:"):
+            from armworld.agents.rl import sb3_env_kwargs
+
+            trained = sb3_env_kwargs(args.agent[4:])["env_kwargs"]
+        else:
+            trained = env_kwargs_for(args.agent)
+    except (AgentSpecError, FileNotFoundError) as error:
+        raise SystemExit(str(error)) from None
+    cameras, size = args.cameras, args.image_size
+    if trained.get("obs_mode", "state") != "state":
+        needed = tuple(trained.get("cameras", ("front",)))
+        given = _names(cameras)
+        missing = [name for name in needed if name not in {item.partition("=")[0] for item in given}]
+        if given and missing:
+            raise SystemExit(f"{args.agent} sees cameras {list(needed)}; --cameras lacks {missing}")
+        cameras = cameras or ",".join(needed)
+        size = int(trained.get("image_size", size))
+    return cameras, size, int(trained.get("action_dim", 7))
 
 
 def deploy(args: argparse.Namespace) -> int:
@@ -104,6 +141,9 @@ def deploy(args: argparse.Namespace) -> int:
 
     if args.max_steps <= 0:
         raise SystemExit("--max-steps must be positive")
+    if args.agent.startswith("wm:") and not args.goal:
+        raise SystemExit(f"{args.agent} plans toward a goal image: give --goal goal.png (taken by the deploy camera)")
+    cameras, image_size, action_dim = _agent_env_settings(args)
     goal = tuple(float(v) for v in args.goal_pos.split(",")) if args.goal_pos else None
     if goal is not None and len(goal) != 3:
         raise SystemExit("--goal-pos takes x,y,z in metres")
@@ -114,15 +154,21 @@ def deploy(args: argparse.Namespace) -> int:
             print("aborted")
             return 1
     recorder = None
-    config = RealArmEnvConfig(task=args.task, image_size=args.image_size, speed_factor=args.speed, goal=goal,
-                              dry_run=args.dry_run)
+    config = RealArmEnvConfig(task=args.task, action_dim=action_dim, image_size=image_size, speed_factor=args.speed,
+                              goal=goal, dry_run=args.dry_run)
     robot.connect()
-    env = RealArmEnv(robot, _cameras(robot, args.cameras), make_kinematics(robot), config)
+    env = RealArmEnv(robot, _cameras(robot, cameras), make_kinematics(robot), config)
     if args.record:
         from armworld.datasets.hdf5 import TrajectoryWriter
 
         recorder = env.recorder = TrajectoryWriter(args.record, env.env_args(), exist="resume")
-    agent = _agent(args.agent, env)
+    from armworld.agents.loading import load_agent
+
+    try:
+        agent = load_agent(args.agent, env, seed=args.seed, **({"goal": args.goal} if args.agent.startswith("wm:") else {}))
+    except (ValueError, FileNotFoundError) as error:
+        env.close()
+        raise SystemExit(f"cannot run {args.agent} on this robot: {error}") from None
     status, info = 0, {"is_success": False, "distance": float("nan")}
     try:
         obs, info = env.reset()
@@ -151,3 +197,53 @@ def deploy(args: argparse.Namespace) -> int:
     print(f"success={info['is_success']} distance={info['distance']:.4f} m steps={int(timing['steps'])} "
           + " ".join(f"{k}={v:.4f}" for k, v in timing.items() if k != "steps"))
     return status if status else (0 if info["is_success"] else 1)
+
+
+def calibrate(args: argparse.Namespace) -> int:
+    """``armworld calibrate board|hand-eye``."""
+    import cv2
+    import numpy as np
+    import yaml
+
+    from armworld.envs.real.calibration import CharucoBoardConfig, Intrinsics, detect_board, hand_eye
+
+    columns, _, rows = args.squares.partition("x")
+    if not (columns.isdigit() and rows.isdigit()):
+        raise SystemExit(f"--squares takes COLUMNSxROWS, e.g. 9x14, got {args.squares!r}")
+    board = CharucoBoardConfig(int(columns), int(rows), args.square_mm / 1e3, args.marker_mm / 1e3, args.dictionary)
+    if args.step == "board":
+        cv2.imwrite(args.out, board.image(args.pixels_per_square))
+        width, height = board.size_m
+        print(f"wrote {args.out}: print it so that the board measures {width * 1e3:.0f} x {height * 1e3:.0f} mm")
+        return 0
+
+    poses = np.load(args.poses)
+    if poses.shape != (len(args.images), 4, 4):
+        raise SystemExit(f"{args.poses} holds {poses.shape}; need [{len(args.images)}, 4, 4], one pose per image")
+    images = []
+    for path in args.images:
+        bgr = cv2.imread(path)
+        if bgr is None:
+            raise SystemExit(f"cannot read image {path}")
+        images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    height, width = images[0].shape[:2]
+    if args.fovy is not None:
+        camera = Intrinsics.from_fovy(args.fovy, width, height)
+    else:
+        data = yaml.safe_load(open(args.intrinsics))
+        camera = Intrinsics(np.array(data["K"], dtype=np.float64), np.array(data.get("dist", [0.0] * 5)), width, height)
+    seen = [detect_board(image, board, camera) for image in images]
+    result = hand_eye(list(poses), [s.T_camera_board for s in seen], args.mount)
+    frame = "T_gripper_camera" if args.mount == "wrist" else "T_base_camera"
+    report = {
+        "mount": args.mount,
+        frame: np.round(result.T, 6).tolist(),
+        "board_position_spread_m": result.position_spread_m,
+        "board_rotation_spread_deg": float(np.degrees(result.rotation_spread_rad)),
+        "reprojection_px_max": max(s.reprojection_px for s in seen),
+    }
+    with open(args.out, "w") as file:
+        yaml.safe_dump(report, file, sort_keys=False)
+    print(f"{frame} written to {args.out}; the board poses agree within {result.position_spread_m * 1e3:.1f} mm "
+          f"and {report['board_rotation_spread_deg']:.2f} deg")
+    return 0

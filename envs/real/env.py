@@ -1,6 +1,6 @@
 """``RealArmEnv``: a real (or served sim) arm behind the sim env's Gymnasium interface.
 
-Same action space (``Box(-1, 1, (7,))``) and observation keys as the sim env in
+Same action space (``Box(-1, 1, (7,))``, or ``(4,)`` with ``action_dim=4``) and observation keys as the sim env in
 ``pixels_state`` mode (``observation`` only when the robot serves a privileged task
 observation, as the ``sim`` server does), so every agent runs unchanged. Every action
 passes the :class:`~armworld.envs.real.safety.SafetyLayer`.
@@ -44,6 +44,8 @@ class RealArmEnvConfig:
 
     Attributes:
         task: ``reach``, ``push`` or ``pick_place`` (what scripted experts key on).
+        action_dim: 7 (position, rotation, gripper deltas) or 4 (position and gripper, the
+            orientation held), as the sim env's ``action_dim``.
         image_size: side of the square ``rgb_<camera>`` images (pixels); frames are resized.
         speed_factor: in (0, 1]; scales the robot's step, speed and acceleration limits.
         goal: desired TCP position [3] (m) when the robot serves no task observation.
@@ -52,6 +54,7 @@ class RealArmEnvConfig:
     """
 
     task: str = "reach"
+    action_dim: int = ACTION_DIM
     image_size: int = 64
     speed_factor: float = 1.0
     goal: tuple[float, float, float] | None = None
@@ -85,7 +88,9 @@ class RealArmEnv(gymnasium.Env):
         self.safety = SafetyLayer(robot, kinematics, speed_factor=config.speed_factor)
         self.dt = self.safety.spec.dt
         self._has_task = hasattr(robot, "task_observation") and self._probe_task()
-        self.action_space = spaces.Box(-1.0, 1.0, (ACTION_DIM,), dtype=np.float32)
+        if config.action_dim not in (4, ACTION_DIM):
+            raise ValueError(f"action_dim must be 4 or {ACTION_DIM}, got {config.action_dim}")
+        self.action_space = spaces.Box(-1.0, 1.0, (config.action_dim,), dtype=np.float32)
         vector = lambda n: spaces.Box(-np.inf, np.inf, (n,), dtype=np.float64)  # noqa: E731
         keys: dict[str, spaces.Space] = {}
         if self._has_task:
@@ -166,7 +171,7 @@ class RealArmEnv(gymnasium.Env):
             state = self._reading.state
             self._episode["obs"].append(obs)
             self._episode["states"].append(np.concatenate([state.q, state.qd]))
-            self._episode["actions"].append(np.clip(record.clipped, -1.0, 1.0))
+            self._episode["actions"].append(np.clip(record.clipped, -1.0, 1.0))  # 7-D, as in the sim's files
             self._episode["rewards"].append(reward)
             self._episode["success"].append(info["is_success"])
         self._returned_at = time.monotonic()
