@@ -171,7 +171,7 @@ class RealArmEnv(gymnasium.Env):
             state = self._reading.state
             self._episode["obs"].append(obs)
             self._episode["states"].append(np.concatenate([state.q, state.qd]))
-            self._episode["actions"].append(np.clip(record.clipped, -1.0, 1.0))  # 7-D, as in the sim's files
+            self._episode["actions"].append(np.clip(record.clipped, -1.0, 1.0))  # 7-D whatever action_dim
             self._episode["rewards"].append(reward)
             self._episode["success"].append(info["is_success"])
         self._returned_at = time.monotonic()
@@ -183,8 +183,6 @@ class RealArmEnv(gymnasium.Env):
         for camera in self.cameras.values():
             camera.disconnect()
         self.robot.disconnect()
-
-    # -- observations
 
     # -- talking to the arm
 
@@ -205,6 +203,8 @@ class RealArmEnv(gymnasium.Env):
         """The wait (s) between a command and its reading: the period minus the recent worst agent and transport times."""
         lead = max(self._agent_s, default=self.dt) + max(self._transport_s, default=0.0) + HOLD_MARGIN_S
         return float(np.clip(self.dt - lead, 0.0, self.dt))
+
+    # -- observations
 
     def _observe(self, reading: Reading) -> dict[str, np.ndarray]:
         state = reading.state
