@@ -73,8 +73,9 @@ def budget_table(runs: list[Path], budgets: list[int]) -> str:
     lines = [
         "## Success at equal budgets",
         "",
-        "Training evaluations (evaluation seed 0's episodes, deterministic actions) at each budget: mean over "
-        "seeds, lowest-highest in brackets.",
+        "Training evaluations (evaluation seed 0's episodes, deterministic actions) at each budget, or at the "
+        "first evaluation after it where rollouts overshoot (PPO collects 512 steps at a time): mean over seeds, "
+        "lowest-highest in brackets.",
         "",
         "| env | obs | algo | seeds | " + " | ".join(f"{b:,} steps" for b in budgets) + " |",
         "|---|---|---|---:|" + "---:|" * len(budgets),
@@ -82,7 +83,8 @@ def budget_table(runs: list[Path], budgets: list[int]) -> str:
     for (env_id, obs, algo), progresses in sorted(groups.items()):
         cells = []
         for b in budgets:
-            rates = [pt["success_rate"] for p in progresses for pt in p["points"] if pt["env_steps"] == b]
+            rates = [next((pt["success_rate"] for pt in p["points"] if pt["env_steps"] >= b), None) for p in progresses]
+            rates = [r for r in rates if r is not None]
             cells.append(f"{np.mean(rates):.2f} [{min(rates):.2f}-{max(rates):.2f}]" if rates else "-")
         lines.append(f"| {env_id} | {obs} | {algo} | {len(progresses)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
