@@ -178,7 +178,7 @@ def plot_env(entries: list[Entry], env_id: str, path: Path) -> None:
     for e in entries:
         if e.curve is not None:
             steps, mean, low, high = e.curve
-            (line,) = ax.plot(steps, mean, label=f"{e.label}, {len(e.seeds)} seed(s)")
+            (line,) = ax.plot(steps, mean, marker="o", markersize=3, label=f"{e.label}, {len(e.seeds)} seed(s)")
             ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
         elif e.kind == "wm":
             lo, hi = wilson_interval(e.successes, e.episodes)
