@@ -77,7 +77,7 @@ def register(subparsers) -> None:
         "fresh evaluation seeds, write an MP4 and print success and planning time per action.",
     )
     demo.add_argument("--model", default="default", help="world-model run or checkpoint (default: the shipped model)")
-    demo.add_argument("--episodes", type=int, default=1, help="episodes per env")
+    demo.add_argument("--episodes", type=int, default=2, help="episodes per env")
     demo.add_argument("--max-steps", type=int, default=None, help="step budget per episode (default: the env's)")
     demo.add_argument("--seed", type=int, default=None, help="evaluation seed (default: a fresh random one)")
     demo.add_argument("--envs", default=",".join(DEMO_ENVS), help="comma-separated env ids")
