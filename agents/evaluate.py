@@ -96,7 +96,7 @@ class EvalConfig:
 class EpisodeResult:
     """One episode: its seeds, outcome at the last step, length and planning times."""
 
-    seed: int  # evaluation seed
+    seed: int  # evaluation seed (-1 for an episode run outside `evaluate`)
     reset_seed: int
     success: bool
     final_distance: float  # m
