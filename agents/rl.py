@@ -255,6 +255,7 @@ def _write_json(path: Path, obj: object) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:
         json.dump(obj, f, indent=2)
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the logs from other users
     os.replace(tmp, path)
 
 
