@@ -162,3 +162,10 @@ def test_compare_places_a_world_model_at_the_env_steps_of_its_data(tmp_path):
     assert wm.env_steps == 21  # 5 + 7 + 9 actions, the file counted once
     report = compare([evaluation, tmp_path / "sac_s0"], tmp_path / "report").read_text()
     assert f"| wm:{run} | 21 | 80.0% (40/50) |" in report and "| 500.00 | harness |" in report
+
+
+def test_rl_train_verb_refuses_bad_input_plainly(tmp_path, capsys):
+    assert main(["rl", "train", "--algo", "ppo", "--her", "--env", "FrankaReach-v0", "--out", str(tmp_path / "r")]) == 2
+    assert "off-policy" in capsys.readouterr().err
+    assert main(["rl", "train", "--algo", "sac", "--env", "FrankaSlide-v0", "--out", str(tmp_path / "r")]) == 2
+    assert "unknown env id" in capsys.readouterr().err

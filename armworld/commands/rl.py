@@ -61,13 +61,13 @@ def register(subparsers) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from armworld.agents.rl import RLConfig, train
 
-    config = RLConfig(
-        algo=args.algo, env_id=args.env, obs_mode=args.obs_mode, her=args.her, steps=args.steps, seed=args.seed,
-        out=args.out, image_size=args.image_size, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
-        checkpoint_freq=args.checkpoint_freq, hyperparams=dict(args.hyperparams),
-        progress_bar=not args.no_progress_bar, resume=args.resume,
-    )
     try:
+        config = RLConfig(
+            algo=args.algo, env_id=args.env, obs_mode=args.obs_mode, her=args.her, steps=args.steps, seed=args.seed,
+            out=args.out, image_size=args.image_size, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
+            checkpoint_freq=args.checkpoint_freq, hyperparams=dict(args.hyperparams),
+            progress_bar=not args.no_progress_bar, resume=args.resume,
+        )
         run_dir = train(config)
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
