@@ -1,6 +1,6 @@
 """armworld's whole pipeline at small scale, the script to read first.
 
-    python examples/pipeline.py --out runs/pipeline        # about 5 minutes on 2 CPU cores
+    python examples/pipeline.py --out runs/pipeline        # a few minutes on 2 CPU cores (38 s with --episodes 6 --steps 5)
 
 1. collect   trajectories with camera images from the sim (expert + coloured-noise segments)
 2. pretrain  the video encoder without actions (JEPA: masked-token prediction, EMA target)
