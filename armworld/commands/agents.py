@@ -20,6 +20,16 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, e.g. 0,1,2; got {text!r}") from None
 
 
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({error}); write e.g. '{{\"action_dim\": 4}}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object of env arguments, got {text!r}")
+    return value
+
+
 def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("world-model planner (wm: agents)")
     group.add_argument("--planner", choices=("cem", "mppi"), default="cem")
@@ -63,7 +73,7 @@ def register(subparsers) -> None:
     ev.add_argument("--max-steps", type=int, default=None, help="step budget per episode (default: the env's)")
     ev.add_argument("--out", required=True, help="output directory")
     ev.add_argument("--videos", type=int, default=0, help="episodes per seed recorded as MP4")
-    ev.add_argument("--env-kwargs", type=json.loads, default={}, help='extra env arguments as JSON, e.g. \'{"action_dim": 4}\'')
+    ev.add_argument("--env-kwargs", type=_json_object, default={}, help='extra env arguments as JSON, e.g. \'{"action_dim": 4}\'')
     ev.add_argument("--dataset", nargs="*", default=[], help="trajectory files the agent learned from: their seeds must not be evaluated on")
     ev.add_argument("--goal", nargs="*", default=None, help="goal image file(s) instead of the sim's goal image (wm: agents)")
     ev.add_argument("--subgoal-steps", type=_ints, default=(), help="actions spent on each goal but the last, e.g. 4,10")
