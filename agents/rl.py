@@ -14,9 +14,10 @@ overrides single keys. A run directory holds::
     checkpoints/       latest.zip (+ latest_replay_buffer.pkl) for ``resume``
     tb/                TensorBoard logs
 
-Success is judged as everywhere in armworld: ``info["is_success"]`` at the end of the
-episode (goal within 0.05 m), deterministic actions, on evaluation seeds that never overlap
-the training seeds.
+Training evaluations judge success as the harness (agents/evaluate.py) does:
+``info["is_success"]`` after the episode's last step (goal within 0.05 m), deterministic
+actions, on the harness's evaluation seed 0 (reset seeds ``1_000_000 + i``), which never
+meet the training seeds (the run's seed, one per parallel env).
 """
 
 from __future__ import annotations
