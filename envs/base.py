@@ -317,14 +317,21 @@ class FrankaEnv(gymnasium.Env):
         mujoco.mj_objectVelocity(self.model, self.data, mujoco.mjtObj.mjOBJ_SITE, self.kinematics.tcp_id, velocity, 0)
         return np.concatenate([proprio, [self.finger_width()], velocity[3:]])
 
-    def _get_obs(self) -> dict[str, np.ndarray]:
+    def state_observation(self) -> dict[str, np.ndarray]:
+        """The non-image keys of the current observation, whatever the obs mode, rendering
+        nothing: ``observation``, ``achieved_goal``, ``desired_goal``, ``proprio``."""
         proprio = self.proprio()
-        obs = {}
-        if self.config.obs_mode in ("state", "pixels_state"):
-            obs["observation"] = np.concatenate([self._robot_observation(proprio), self._task_observation()])
-        obs["achieved_goal"] = self._achieved_goal().copy()
-        obs["desired_goal"] = self.goal.copy()
-        obs["proprio"] = proprio
+        return {
+            "observation": np.concatenate([self._robot_observation(proprio), self._task_observation()]),
+            "achieved_goal": self._achieved_goal().copy(),
+            "desired_goal": self.goal.copy(),
+            "proprio": proprio,
+        }
+
+    def _get_obs(self) -> dict[str, np.ndarray]:
+        obs = self.state_observation()
+        if self.config.obs_mode == "pixels":
+            del obs["observation"]
         if self.config.obs_mode in ("pixels", "pixels_state"):
             for camera in self.config.cameras:
                 obs[f"rgb_{camera}"] = self._renderer.render(self.data, camera)

@@ -134,7 +134,7 @@ class MujocoRobot:
         """The sim's privileged ``observation``, ``achieved_goal`` and ``desired_goal``."""
         env = self._env()
         with self.lock:
-            obs = env._get_obs()  # the env's own assembly; obs_mode "state" renders nothing
+            obs = env.state_observation()
         return {k: obs[k] for k in ("observation", "achieved_goal", "desired_goal")}
 
     def render(self, renderer: CameraRenderer, camera: str) -> Frame:
