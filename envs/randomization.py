@@ -28,6 +28,7 @@ class RandomizationConfig:
     table_rgb: float = 0.0
     light_scale: tuple[float, float] = (1.0, 1.0)
     camera_position_jitter: float = 0.0  # m, per axis
+    camera_aim_jitter: float = 0.0  # m, per axis, of the point the front camera looks at (~0.08 deg per mm)
     actuator_gain_scale: tuple[float, float] = (1.0, 1.0)
     action_latency_steps: tuple[int, int] = (0, 0)  # control steps an action is delayed
 
@@ -47,6 +48,7 @@ PRESETS: dict[str, RandomizationConfig] = {
         table_rgb=0.1,
         light_scale=(0.6, 1.3),
         camera_position_jitter=0.02,
+        camera_aim_jitter=0.02,
     ),
     "sim2real": RandomizationConfig(
         object_rgb=0.15,
@@ -56,6 +58,7 @@ PRESETS: dict[str, RandomizationConfig] = {
         table_rgb=0.08,
         light_scale=(0.5, 1.4),
         camera_position_jitter=0.01,
+        camera_aim_jitter=0.01,
         actuator_gain_scale=(0.8, 1.2),
         action_latency_steps=(0, 1),
     ),
@@ -80,11 +83,12 @@ class SceneRandomizer:
         self.object_bodies = np.unique(model.geom_bodyid[self.object_geoms]) if object_geoms else np.array([], int)
         self.table_geom = model.geom("table").id
         self.cameras = np.array([model.camera(name).id for name in ("front", "top")])
+        self.camera_target = model.body("workspace_center").id
         self.nominal = {
             name: getattr(model, name).copy()
             for name in (
                 "geom_rgba", "geom_size", "geom_rbound", "geom_aabb", "geom_friction", "body_mass",
-                "body_inertia", "light_diffuse", "cam_pos", "actuator_gainprm", "actuator_biasprm",
+                "body_inertia", "light_diffuse", "cam_pos", "body_pos", "actuator_gainprm", "actuator_biasprm",
             )
         }
         self.latency_steps = 0
@@ -114,6 +118,7 @@ class SceneRandomizer:
         model.cam_pos[self.cameras] += rng.uniform(
             -cfg.camera_position_jitter, cfg.camera_position_jitter, (len(self.cameras), 3)
         )
+        model.body_pos[self.camera_target] += rng.uniform(-cfg.camera_aim_jitter, cfg.camera_aim_jitter, 3)
         gain_scale = rng.uniform(*cfg.actuator_gain_scale, size=7)
         model.actuator_gainprm[:7, 0] *= gain_scale
         model.actuator_biasprm[:7, 1] *= gain_scale
