@@ -71,7 +71,12 @@ def check_spec(spec: str) -> None:
 
 
 def env_kwargs_for(spec: str) -> dict[str, Any]:
-    """Env arguments the agent ``spec`` needs (``{}`` for agents that read the state)."""
+    """Env arguments the agent ``spec`` needs: a world model's camera and image size, an
+    SB3 run's training env kwargs (``{}`` for the expert and random agents)."""
+    if spec.startswith("sb3:"):
+        from armworld.agents.rl import sb3_env_kwargs
+
+        return sb3_env_kwargs(spec[len("sb3:") :])["env_kwargs"]
     if not spec.startswith("wm:"):
         return {}
     camera, size = model_settings(model_path(spec))

@@ -111,12 +111,7 @@ def _agent_env_settings(args: argparse.Namespace) -> tuple[str, int, int]:
 
     try:
         check_spec(args.agent)
-        if args.agent.startswith("sb3:"):
-            from armworld.agents.rl import sb3_env_kwargs
-
-            trained = sb3_env_kwargs(args.agent[4:])["env_kwargs"]
-        else:
-            trained = env_kwargs_for(args.agent)
+        trained = env_kwargs_for(args.agent)
     except (AgentSpecError, FileNotFoundError) as error:
         raise SystemExit(str(error)) from None
     cameras, size = args.cameras, args.image_size
