@@ -20,7 +20,7 @@ ACTION = st.one_of(
 )
 SEQUENCE = st.lists(ACTION, min_size=1, max_size=6)
 RANDOM_PER_EXAMPLE = 3  # seeded random sequences run after each hypothesis-drawn one
-MOCK_EXAMPLES, SIM_EXAMPLES = 2_500, 300  # x (1 + RANDOM_PER_EXAMPLE): 10,000 and 1,200 sequences
+MOCK_EXAMPLES, SIM_EXAMPLES = 2_500, 2_500  # x (1 + RANDOM_PER_EXAMPLE): 10,000 sequences each
 
 
 def random_sequences(seed: int) -> list[np.ndarray]:
