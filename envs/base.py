@@ -34,7 +34,7 @@ from armworld.envs.conventions import (
 )
 from armworld.envs.randomization import RandomizationConfig, SceneRandomizer, resolve
 from armworld.envs.rendering import CameraRenderer
-from armworld.envs.robot import FINGER_OPEN, JOINT_VELOCITY_LIMITS, PandaKinematics
+from armworld.envs.robot import FINGER_OPEN, JOINT_VELOCITY_LIMITS, REST_QPOS, PandaKinematics
 
 OBS_MODES = ("state", "pixels", "pixels_state")
 REWARD_TYPES = ("sparse", "dense")
@@ -168,8 +168,6 @@ class FrankaEnv(gymnasium.Env):
         return spaces.Dict(keys)
 
     def _solve_start_pose(self, tcp: np.ndarray) -> np.ndarray:
-        from armworld.envs.robot import REST_QPOS
-
         q, error = self.kinematics.solve(REST_QPOS, tcp, np.eye(3), iterations=50)
         assert error < 1e-3, f"start pose {tcp} unreachable ({error:.4f} m)"
         return q

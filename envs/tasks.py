@@ -68,9 +68,6 @@ class CubeTask(FrankaEnv):
         """Half the cube's side (m), after any randomisation."""
         return float(self.model.geom_size[self.model.geom("cube").id, 0])
 
-    def cube_position(self) -> np.ndarray:
-        return self.data.xpos[self.model.body("cube").id].copy()
-
     def _place_cube(self, xy: np.ndarray, z: float | None = None) -> None:
         adr = self._cube_qpos
         self.data.qpos[adr : adr + 3] = [xy[0], xy[1], self.cube_half_size if z is None else z]
