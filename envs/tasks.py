@@ -3,6 +3,7 @@
 - Reach: bring the TCP to a goal point.
 - Push: push a cube across the table to a goal on the table.
 - PickPlace: pick the cube up and place it at a goal, on the table or in the air.
+- Stack: pick the cube up and put it on top of a second cube.
 
 Success everywhere: the achieved goal within 0.05 m of the desired goal.
 """
@@ -20,6 +21,23 @@ TABLE_REGION_LOW = np.array([0.38, -0.2])
 TABLE_REGION_HIGH = np.array([0.62, 0.2])
 CUBE_HALF_SIZE = 0.025  # m
 CUBE_MASS = 0.1  # kg
+MIN_GOAL_DISTANCE = 0.1  # m, on the table between the cube's start and its goal (or the base cube)
+STACK_TCP_CLEARANCE = 0.08  # m, TCP above the stacked cube's centre once it has let go
+
+
+def add_cube(spec: mujoco.MjSpec, name: str, rgba: list[float], xy: tuple[float, float]) -> None:
+    """A free cube of side ``2 * CUBE_HALF_SIZE`` on the table: body, geom ``name``, joint ``<name>_joint``."""
+    body = spec.worldbody.add_body(name=name, pos=[xy[0], xy[1], CUBE_HALF_SIZE])
+    body.add_freejoint(name=f"{name}_joint")
+    body.add_geom(
+        name=name,
+        type=mujoco.mjtGeom.mjGEOM_BOX,
+        size=[CUBE_HALF_SIZE] * 3,
+        mass=CUBE_MASS,
+        rgba=rgba,
+        friction=[1.0, 0.005, 0.0001],
+        condim=4,
+    )
 
 
 class FrankaReachEnv(FrankaEnv):
@@ -47,32 +65,28 @@ class CubeTask(FrankaEnv):
     object_geom_names = ("cube",)
 
     def _add_objects(self, spec: mujoco.MjSpec) -> None:
-        body = spec.worldbody.add_body(name="cube", pos=[0.5, 0.0, CUBE_HALF_SIZE])
-        body.add_freejoint(name="cube_joint")
-        body.add_geom(
-            name="cube",
-            type=mujoco.mjtGeom.mjGEOM_BOX,
-            size=[CUBE_HALF_SIZE] * 3,
-            mass=CUBE_MASS,
-            rgba=[0.85, 0.15, 0.1, 1.0],
-            friction=[1.0, 0.005, 0.0001],
-            condim=4,
-        )
-
-    @property
-    def _cube_qpos(self) -> int:
-        return self.model.jnt_qposadr[self.model.joint("cube_joint").id]
+        add_cube(spec, "cube", [0.85, 0.15, 0.1, 1.0], (0.5, 0.0))
 
     @property
     def cube_half_size(self) -> float:
         """Half the cube's side (m), after any randomisation."""
         return float(self.model.geom_size[self.model.geom("cube").id, 0])
 
-    def _place_cube(self, xy: np.ndarray, z: float | None = None) -> None:
-        adr = self._cube_qpos
-        self.data.qpos[adr : adr + 3] = [xy[0], xy[1], self.cube_half_size if z is None else z]
+    def _place_cube(self, xy: np.ndarray, z: float | None = None, name: str = "cube") -> None:
+        """Put cube ``name`` at rest, unrotated, at ``xy`` and height ``z`` (default: on the table)."""
+        joint = self.model.joint(f"{name}_joint").id
+        adr = self.model.jnt_qposadr[joint]
+        half = float(self.model.geom_size[self.model.geom(name).id, 0])
+        self.data.qpos[adr : adr + 3] = [xy[0], xy[1], half if z is None else z]
         self.data.qpos[adr + 3 : adr + 7] = [1.0, 0.0, 0.0, 0.0]
-        self.data.qvel[self.model.jnt_dofadr[self.model.joint("cube_joint").id] :][:6] = 0.0
+        self.data.qvel[self.model.jnt_dofadr[joint] :][:6] = 0.0
+
+    def _table_point_away_from(self, xy: np.ndarray) -> np.ndarray:
+        """A point [2] of the table region at least ``MIN_GOAL_DISTANCE`` from ``xy`` (m)."""
+        while True:
+            point = self.np_random.uniform(TABLE_REGION_LOW, TABLE_REGION_HIGH)
+            if np.linalg.norm(point - xy) > MIN_GOAL_DISTANCE:
+                return point
 
     def _reset_task(self) -> None:
         self.cube_start = self.np_random.uniform(TABLE_REGION_LOW, TABLE_REGION_HIGH)
@@ -85,8 +99,9 @@ class CubeTask(FrankaEnv):
     def _achieved_goal(self) -> np.ndarray:
         return self.data.xpos[self.model.body("cube").id]
 
-    def _task_observation(self) -> np.ndarray:
-        body = self.model.body("cube").id
+    def _cube_observation(self, name: str) -> np.ndarray:
+        """[15]: pos, euler, pos relative to the TCP, linear and angular velocity of cube ``name``."""
+        body = self.model.body(name).id
         pos = self.data.xpos[body]
         velocity = np.empty(6)
         mujoco.mj_objectVelocity(self.model, self.data, mujoco.mjtObj.mjOBJ_BODY, body, velocity, 0)
@@ -99,6 +114,9 @@ class CubeTask(FrankaEnv):
                 velocity[:3],
             ]
         )
+
+    def _task_observation(self) -> np.ndarray:
+        return self._cube_observation("cube")
 
 
 class FrankaPushEnv(CubeTask):
@@ -128,13 +146,39 @@ class FrankaPickPlaceEnv(CubeTask):
     task = "pick_place"
 
     def _sample_goal(self) -> np.ndarray:
-        while True:
-            xy = self.np_random.uniform(TABLE_REGION_LOW, TABLE_REGION_HIGH)
-            if np.linalg.norm(xy - self.cube_start) > 0.1:
-                break
+        xy = self._table_point_away_from(self.cube_start)
         height = self.np_random.uniform(0.05, 0.2) if self.np_random.uniform() < 0.5 else 0.0
         return np.array([xy[0], xy[1], self.cube_half_size + height])
 
     def _solved_pose(self) -> tuple[np.ndarray, float]:
         self._place_cube(self.goal[:2], self.goal[2])
         return self.goal.copy(), 1.0 - 2 * self.cube_half_size / GRIPPER_MAX_WIDTH
+
+
+class FrankaStackEnv(CubeTask):
+    """Pick the red cube up and stack it on the blue base cube, at least 10 cm away on the table.
+
+    The goal is where the red cube's centre rests on the base cube as it was placed at reset
+    (its top plus half a cube); success, as everywhere, is that centre within 0.05 m of it.
+    """
+
+    task = "stack"
+    task_observation_size = 2 * CubeTask.task_observation_size  # the cube's 15, then the base cube's
+    object_geom_names = ("cube", "base_cube")
+
+    def _add_objects(self, spec: mujoco.MjSpec) -> None:
+        super()._add_objects(spec)
+        add_cube(spec, "base_cube", [0.15, 0.3, 0.85, 1.0], (0.5, 0.15))
+
+    def _sample_goal(self) -> np.ndarray:
+        self.base_start = self._table_point_away_from(self.cube_start)
+        self._place_cube(self.base_start, name="base_cube")
+        base_half = float(self.model.geom_size[self.model.geom("base_cube").id, 0])
+        return np.array([self.base_start[0], self.base_start[1], 2 * base_half + self.cube_half_size])
+
+    def _task_observation(self) -> np.ndarray:
+        return np.concatenate([super()._task_observation(), self._cube_observation("base_cube")])
+
+    def _solved_pose(self) -> tuple[np.ndarray, float]:
+        self._place_cube(self.goal[:2], self.goal[2])
+        return self.goal + np.array([0.0, 0.0, STACK_TCP_CLEARANCE]), 0.0
