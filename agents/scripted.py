@@ -14,11 +14,12 @@ import gymnasium
 import numpy as np
 
 from armworld.envs.conventions import MAX_POS_DELTA
-from armworld.envs.tasks import CUBE_HALF_SIZE
+from armworld.envs.tasks import CUBE_HALF_SIZE, STACK_TCP_CLEARANCE
 
 OPEN, CLOSED = -1.0, 1.0
 HOVER = 0.08  # m above the cube top when approaching it
 PUSH_HEIGHT = 0.02  # m, TCP height while pushing
+STACK_LIFT = 0.04  # m, the carried cube's bottom above the base cube's top while moving over it
 
 
 class ScriptedExpert:
@@ -96,13 +97,14 @@ class PushExpert(ScriptedExpert):
 class PickPlaceExpert(ScriptedExpert):
     """Hover over the cube, descend, close, carry to the goal, hold it there."""
 
-    def plan(self, tcp, cube, goal):
-        above_cube = cube + np.array([0.0, 0.0, HOVER])
-        grasped = np.linalg.norm(cube - tcp) < 0.02
-        if self.phase in ("start", "approach"):
-            self.phase = "approach"
-            if np.linalg.norm(tcp[:2] - cube[:2]) > 0.01:
-                return above_cube, OPEN
+    def pick(self, tcp: np.ndarray, cube: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """Approach and grasp ``cube``: this step's waypoint while that goes on, None once it is held."""
+        if self.phase in ("start", "approach", "descend"):
+            # hysteresis: once descending, a drift of up to 1.5 cm is corrected on the way down
+            if np.linalg.norm(tcp[:2] - cube[:2]) > (0.015 if self.phase == "descend" else 0.01):
+                self.phase = "approach"
+                return cube + np.array([0.0, 0.0, HOVER]), OPEN
+            self.phase = "descend"
             if tcp[2] - cube[2] > 0.008:
                 return cube, OPEN
             self.phase, self.closing_steps = "grasp", 0
@@ -111,13 +113,50 @@ class PickPlaceExpert(ScriptedExpert):
             if self.closing_steps >= 3:
                 self.phase = "carry"
             return cube, CLOSED
-        if not grasped:  # dropped it: start over
+        if np.linalg.norm(cube - tcp) >= 0.02:  # dropped it: start over
             self.phase = "approach"
             return np.array([tcp[0], tcp[1], tcp[2] + 0.03]), OPEN
-        return goal + (tcp - cube), CLOSED
+        return None
+
+    def plan(self, tcp, cube, goal):
+        waypoint = self.pick(tcp, cube)
+        return waypoint if waypoint is not None else (goal + (tcp - cube), CLOSED)
 
 
-EXPERTS = {"reach": ReachExpert, "push": PushExpert, "pick_place": PickPlaceExpert}
+class StackExpert(PickPlaceExpert):
+    """Pick the cube as PickPlace does, rise, carry it over the goal (on the base cube),
+    lower it, let go, rise clear; pick it again if it did not stay there."""
+
+    def plan(self, tcp, cube, goal):
+        clear = goal + np.array([0.0, 0.0, STACK_TCP_CLEARANCE])
+        if self.phase == "release":
+            self.opening_steps += 1
+            if self.opening_steps >= 3:
+                self.phase = "retreat"
+            return tcp, OPEN
+        if self.phase == "retreat":
+            if np.linalg.norm(cube - goal) > 0.02:  # it fell off: pick it again
+                self.phase = "approach"
+            return clear, OPEN
+        waypoint = self.pick(tcp, cube)
+        if waypoint is not None:
+            return waypoint
+        grip = tcp - cube
+        off_goal = np.linalg.norm(cube[:2] - goal[:2])
+        if off_goal > (0.02 if self.phase == "lower" else 0.01):
+            self.phase = "carry"
+            above = goal + np.array([0.0, 0.0, STACK_LIFT])
+            if cube[2] < above[2] - 0.01 and off_goal > 0.02:  # rise first: moving sideways low hits the base cube
+                return np.array([tcp[0], tcp[1], above[2] + grip[2]]), CLOSED
+            return above + grip, CLOSED
+        self.phase = "lower"
+        if cube[2] - goal[2] > 0.005:
+            return goal + grip, CLOSED
+        self.phase, self.opening_steps = "release", 0
+        return tcp, OPEN
+
+
+EXPERTS = {"reach": ReachExpert, "push": PushExpert, "pick_place": PickPlaceExpert, "stack": StackExpert}
 
 
 def make_expert(env: gymnasium.Env, noise: float = 0.0, seed: int | None = None) -> ScriptedExpert:
