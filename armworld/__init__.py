@@ -21,6 +21,7 @@ ENV_IDS = {
     "armworld/FrankaReach-v0": ("armworld.envs.tasks:FrankaReachEnv", 30),
     "armworld/FrankaPush-v0": ("armworld.envs.tasks:FrankaPushEnv", 60),
     "armworld/FrankaPickPlace-v0": ("armworld.envs.tasks:FrankaPickPlaceEnv", 60),
+    "armworld/FrankaStack-v0": ("armworld.envs.tasks:FrankaStackEnv", 80),
 }
 
 for _env_id, (_entry_point, _steps) in ENV_IDS.items():
