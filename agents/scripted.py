@@ -133,10 +133,12 @@ class StackExpert(PickPlaceExpert):
             self.opening_steps += 1
             if self.opening_steps >= 3:
                 self.phase = "retreat"
-            return tcp, OPEN
+            return self.release_tcp, OPEN
         if self.phase == "retreat":
-            if np.linalg.norm(cube - goal) > 0.02:  # it fell off: pick it again
+            if np.linalg.norm(cube - goal) > 0.03:  # it fell off (or sits askew at the edge): pick it again
                 self.phase = "approach"
+            if tcp[2] < cube[2] + CUBE_HALF_SIZE + 0.02:  # straight up first, or the fingers drag it along
+                return np.array([self.release_tcp[0], self.release_tcp[1], clear[2]]), OPEN
             return clear, OPEN
         waypoint = self.pick(tcp, cube)
         if waypoint is not None:
@@ -152,7 +154,7 @@ class StackExpert(PickPlaceExpert):
         self.phase = "lower"
         if cube[2] - goal[2] > 0.005:
             return goal + grip, CLOSED
-        self.phase, self.opening_steps = "release", 0
+        self.phase, self.opening_steps, self.release_tcp = "release", 0, tcp
         return tcp, OPEN
 
 

@@ -1,0 +1,32 @@
+"""Scripted experts beyond their noiseless success (test_envs.py checks that for every env id)."""
+
+import gymnasium
+import numpy as np
+import pytest
+
+import armworld  # noqa: F401  (registers the envs)
+from armworld.agents import make_expert
+
+
+@pytest.mark.parametrize("env_id", ["armworld/FrankaPickPlace-v0", "armworld/FrankaStack-v0"])
+def test_experts_with_action_noise_still_pick_and_place(env_id):
+    # noise as data collection adds it (armworld collect --noise): 0.2 x 0.05 m per step
+    env = gymnasium.make(env_id)
+    successes = []
+    for seed in range(30_000, 30_008):
+        expert = make_expert(env, noise=0.2, seed=seed)
+        obs, _ = env.reset(seed=seed)
+        expert.reset()
+        truncated = False
+        while not truncated:
+            obs, _, _, truncated, info = env.step(expert.act(obs))
+        successes.append(info["is_success"])
+    assert np.mean(successes) >= 0.85, successes
+
+
+def test_make_expert_names_the_tasks_it_knows():
+    class NoTask:
+        unwrapped = object()
+
+    with pytest.raises(ValueError, match=r"experts exist for \['pick_place', 'push', 'reach', 'stack'\]"):
+        make_expert(NoTask())
