@@ -26,6 +26,7 @@ from armworld.envs.conventions import (
     MAX_POS_DELTA,
     MAX_ROT_DELTA,
     PHYSICS_DT,
+    PROPRIO_DIM,
     SUCCESS_THRESHOLD,
     euler_xyz_from_matrix,
     expand_action,
@@ -45,7 +46,7 @@ WORKSPACE_HIGH = np.array([0.75, 0.35, 0.45])
 # Episodes start with the TCP here (m), jittered by +- START_JITTER, gripper down and open.
 START_TCP = np.array([0.45, 0.0, 0.2])
 START_JITTER = 0.03
-UNSTABLE_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL)
+UNSTABLE_WARNINGS = np.array([int(w) for w in (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL)])
 ROBOT_OBS_SIZE = 11  # tcp pos 3, tcp euler 3, gripper closure 1, finger width 1, tcp velocity 3
 
 
@@ -137,6 +138,8 @@ class FrankaEnv(gymnasium.Env):
         self._state_spec = mujoco.mjtState.mjSTATE_INTEGRATION
         self._state_buffer = np.empty(mujoco.mj_stateSize(self.model, self._state_spec))
         self._max_joint_step = JOINT_VELOCITY_LIMITS * self.dt
+        self._min_joint_step = -self._max_joint_step
+        self._tcp_velocity = np.empty(6)
 
         config = resolve(self.config.randomization)
         object_geoms = [self.model.geom(name).id for name in self.object_geom_names]
@@ -210,7 +213,8 @@ class FrankaEnv(gymnasium.Env):
         self._reset_task()
         self.model.site_pos[self._goal_site] = self.goal
         mujoco.mj_forward(self.model, self.data)
-        return self._get_obs(), self._get_info()
+        obs = self._get_obs()
+        return obs, self._get_info(obs["achieved_goal"])
 
     def step(self, action: np.ndarray):
         action = self._validate_action(action)
@@ -223,17 +227,14 @@ class FrankaEnv(gymnasium.Env):
                 action = self._pending_actions.popleft()
         self._apply_action(expand_action(action))
         mujoco.mj_getState(self.model, self.data, self._state_buffer, self._state_spec)
-        warnings_before = [self.data.warning[w].number for w in UNSTABLE_WARNINGS]
+        warnings_before = self._instability_warnings()
         mujoco.mj_step(self.model, self.data, self.n_substeps)
-        unstable = any(self.data.warning[w].number != n for w, n in zip(UNSTABLE_WARNINGS, warnings_before))
-        unstable = unstable or not np.isfinite(self.data.qpos).all()
+        unstable = self._instability_warnings() != warnings_before or not np.isfinite(self.data.qpos).all()
         if unstable:  # roll back so no non-finite value ever leaves the env
             mujoco.mj_setState(self.model, self.data, self._state_buffer, self._state_spec)
-        # positions, velocities and contacts of the state just reached (mj_step leaves them
-        # one substep old); set_sim_state does the same, so restored states act identically
-        mujoco.mj_forward(self.model, self.data)
+        self._update_observed_quantities()
         obs = self._get_obs()
-        info = self._get_info()
+        info = self._get_info(obs["achieved_goal"])
         reward = float(self.compute_reward(obs["achieved_goal"], obs["desired_goal"], info))
         if unstable:
             info["sim_unstable"] = True
@@ -241,7 +242,7 @@ class FrankaEnv(gymnasium.Env):
 
     def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
         """Reward for goals ``[..., 3]`` (batched for HER): sparse -1/0, or minus the distance (m)."""
-        distance = np.linalg.norm(np.asarray(achieved_goal) - np.asarray(desired_goal), axis=-1)
+        distance = np.sqrt(np.square(np.subtract(achieved_goal, desired_goal)).sum(axis=-1))  # as np.linalg.norm, faster
         if self.config.reward_type == "sparse":
             return -(distance > SUCCESS_THRESHOLD).astype(np.float32)
         return -distance.astype(np.float32)
@@ -279,18 +280,40 @@ class FrankaEnv(gymnasium.Env):
             )
         if not np.isfinite(action).all():
             raise ValueError(f"action contains NaN or inf: {action}; the simulation was not stepped")
-        return np.clip(action, -1.0, 1.0)
+        action = np.minimum(action, 1.0)  # a new array: the caller's action stays untouched
+        return np.maximum(action, -1.0, out=action)
 
     def _apply_action(self, action: np.ndarray) -> None:
         """Turn a 7-D action in [-1, 1] into joint and finger position targets."""
-        pos, _ = self.kinematics.tcp_pose(self.data)
-        target_pos = np.clip(pos + action[:3] * MAX_POS_DELTA, WORKSPACE_LOW, WORKSPACE_HIGH)
-        if action[3:6].any():
+        # in-place numpy calls on small arrays: this runs every control step
+        target_pos = action[:3] * MAX_POS_DELTA
+        target_pos += self.data.site_xpos[self.kinematics.tcp_id]
+        np.minimum(target_pos, WORKSPACE_HIGH, out=target_pos)
+        np.maximum(target_pos, WORKSPACE_LOW, out=target_pos)
+        if np.count_nonzero(action[3:6]):
             self._target_R = matrix_from_euler_xyz(action[3:6] * MAX_ROT_DELTA) @ self._target_R
-        q_now = self.data.qpos[self._arm_qpos]
-        q_target, _ = self.kinematics.solve(q_now, target_pos, self._target_R, iterations=2)
-        self.data.ctrl[:7] = q_now + np.clip(q_target - q_now, -self._max_joint_step, self._max_joint_step)
-        self.data.ctrl[7] = FINGER_OPEN * (1.0 - (action[6] + 1.0) / 2.0)
+        q_now = self.data.qpos[:7]  # the arm's joints come first (PandaKinematics checks)
+        joint_step = self.kinematics.step_toward(q_now, target_pos, self._target_R, iterations=2)
+        joint_step -= q_now
+        np.minimum(joint_step, self._max_joint_step, out=joint_step)
+        np.maximum(joint_step, self._min_joint_step, out=joint_step)
+        np.add(q_now, joint_step, out=self.data.ctrl[:7])
+        self.data.ctrl[7] = FINGER_OPEN * (1.0 - (float(action[6]) + 1.0) / 2.0)
+
+    def _update_observed_quantities(self) -> None:
+        """Bring what observations, rewards and cameras read up to the state just reached
+        (``mj_step`` leaves them one substep old): body, site and camera poses, centre-of-mass
+        quantities and velocities. Cheaper than ``mj_forward``, which would also redo collision
+        detection and the constraint solve: contacts, forces and accelerations in ``data``
+        stay those of the last substep, as after Gymnasium's ``MujocoEnv`` steps. The next
+        ``mj_step`` recomputes everything from the state, so the dynamics are the same.
+        """
+        for stage in (mujoco.mj_kinematics, mujoco.mj_comPos, mujoco.mj_camlight, mujoco.mj_comVel):
+            stage(self.model, self.data)
+
+    def _instability_warnings(self) -> int:
+        """How many of the ``UNSTABLE_WARNINGS`` MuJoCo has raised on ``data`` so far."""
+        return int(self.data.warning.number[UNSTABLE_WARNINGS].sum())
 
     # -- observations ---------------------------------------------------------------------
 
@@ -300,30 +323,39 @@ class FrankaEnv(gymnasium.Env):
 
     def finger_width(self) -> float:
         """Opening between the finger pads (m)."""
-        return float(self.data.qpos[self._finger_qpos].sum())
+        first, second = self._finger_qpos
+        return float(self.data.qpos[first] + self.data.qpos[second])
 
     def gripper_closure(self) -> float:
         return float(gripper_closure(self.finger_width()))
 
     def proprio(self) -> np.ndarray:
         """[7]: TCP xyz (m), extrinsic XYZ Euler angles (rad), gripper closure (0 open, 1 closed)."""
-        pos, R = self.tcp_pose()
-        return np.concatenate([pos, euler_xyz_from_matrix(R), [self.gripper_closure()]])
+        return self._write_proprio(np.empty(PROPRIO_DIM))
 
-    def _robot_observation(self, proprio: np.ndarray) -> np.ndarray:
-        velocity = np.empty(6)
-        mujoco.mj_objectVelocity(self.model, self.data, mujoco.mjtObj.mjOBJ_SITE, self.kinematics.tcp_id, velocity, 0)
-        return np.concatenate([proprio, [self.finger_width()], velocity[3:]])
+    def _write_proprio(self, out: np.ndarray) -> np.ndarray:
+        """Writes the proprio state into ``out[:7]`` and returns ``out``."""
+        tcp = self.kinematics.tcp_id
+        out[:3] = self.data.site_xpos[tcp]
+        out[3:6] = euler_xyz_from_matrix(self.data.site_xmat[tcp].reshape(3, 3))
+        out[6] = self.gripper_closure()
+        return out
 
     def state_observation(self) -> dict[str, np.ndarray]:
         """The non-image keys of the current observation, whatever the obs mode, rendering
-        nothing: ``observation``, ``achieved_goal``, ``desired_goal``, ``proprio``."""
-        proprio = self.proprio()
+        nothing: ``observation`` (proprio 7, finger width in m, TCP linear velocity 3 in m/s,
+        then the task's values), ``achieved_goal``, ``desired_goal``, ``proprio``."""
+        observation = self._write_proprio(np.empty(ROBOT_OBS_SIZE + self.task_observation_size))
+        observation[PROPRIO_DIM] = self.finger_width()
+        velocity = self._tcp_velocity  # [6]: angular, then linear (world frame)
+        mujoco.mj_objectVelocity(self.model, self.data, mujoco.mjtObj.mjOBJ_SITE, self.kinematics.tcp_id, velocity, 0)
+        observation[PROPRIO_DIM + 1 : ROBOT_OBS_SIZE] = velocity[3:]
+        observation[ROBOT_OBS_SIZE:] = self._task_observation()
         return {
-            "observation": np.concatenate([self._robot_observation(proprio), self._task_observation()]),
+            "observation": observation,
             "achieved_goal": self._achieved_goal().copy(),
             "desired_goal": self.goal.copy(),
-            "proprio": proprio,
+            "proprio": observation[:PROPRIO_DIM].copy(),
         }
 
     def _get_obs(self) -> dict[str, np.ndarray]:
@@ -335,8 +367,8 @@ class FrankaEnv(gymnasium.Env):
                 obs[f"rgb_{camera}"] = self._renderer.render(self.data, camera)
         return obs
 
-    def _get_info(self) -> dict[str, Any]:
-        distance = float(np.linalg.norm(self._achieved_goal() - self.goal))
+    def _get_info(self, achieved_goal: np.ndarray) -> dict[str, Any]:
+        distance = float(np.linalg.norm(achieved_goal - self.goal))
         return {"is_success": distance < SUCCESS_THRESHOLD, "distance": distance}
 
     # -- state and goal images ------------------------------------------------------------

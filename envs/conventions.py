@@ -38,10 +38,11 @@ def euler_xyz_from_matrix(R: np.ndarray) -> np.ndarray:
     ``R = Rz(c) @ Ry(b) @ Rx(a)``; ``b`` is in [-pi/2, pi/2].
     """
     R = np.asarray(R, dtype=np.float64)
-    a = np.arctan2(R[..., 2, 1], R[..., 2, 2])
-    b = np.arcsin(np.clip(-R[..., 2, 0], -1.0, 1.0))
-    c = np.arctan2(R[..., 1, 0], R[..., 0, 0])
-    return np.stack([a, b, c], axis=-1)
+    euler = np.empty(R.shape[:-1])  # written in place: envs call this every step
+    np.arctan2(R[..., 2, 1], R[..., 2, 2], out=euler[..., 0])
+    np.arcsin(np.minimum(np.maximum(-R[..., 2, 0], -1.0), 1.0), out=euler[..., 1])
+    np.arctan2(R[..., 1, 0], R[..., 0, 0], out=euler[..., 2])
+    return euler
 
 
 def matrix_from_euler_xyz(euler: np.ndarray) -> np.ndarray:
@@ -135,4 +136,4 @@ def expand_action(action: np.ndarray) -> np.ndarray:
 
 def gripper_closure(finger_width: float | np.ndarray) -> float | np.ndarray:
     """Gripper closure in [0, 1] (0 open, 1 closed) from the finger opening (m)."""
-    return np.clip(1.0 - np.asarray(finger_width) / GRIPPER_MAX_WIDTH, 0.0, 1.0)
+    return np.minimum(np.maximum(1.0 - np.asarray(finger_width) / GRIPPER_MAX_WIDTH, 0.0), 1.0)
