@@ -4,6 +4,10 @@ Off by default. ``randomization="default"`` varies what a vision model should be
 robust to; ``"sim2real"`` adds what differs between the sim and a real cell
 (camera pose at the scale of calibration error, actuator gains, action latency).
 Every draw comes from the env's ``np_random``, so the same reset seed gives the same scene.
+MuJoCo derives constants from masses, inertias and sizes at compile time (subtree masses,
+the inverse weights that scale contact softness, actuator accelerations, model statistics);
+after every draw they are recomputed for the drawn model (``mj_setConst``), or a heavier cube
+would meet contacts tuned for the nominal one.
 """
 
 from __future__ import annotations
@@ -75,7 +79,12 @@ def resolve(randomization: str | RandomizationConfig | None) -> RandomizationCon
 
 
 class SceneRandomizer:
-    """Remembers the nominal model and redraws the randomised fields from it."""
+    """Remembers the nominal model and redraws the randomised fields from it.
+
+    Only the randomised fields are stored and restored; every derived constant is recomputed
+    from them after each draw, so a draw equal to the nominal values gives back the compiled
+    model bit for bit and nothing of a previous episode's draw survives.
+    """
 
     def __init__(self, model: mujoco.MjModel, config: RandomizationConfig, object_geoms: list[int]):
         self.config = config
@@ -89,12 +98,18 @@ class SceneRandomizer:
             for name in (
                 "geom_rgba", "geom_size", "geom_rbound", "geom_aabb", "geom_friction", "body_mass",
                 "body_inertia", "light_diffuse", "cam_pos", "body_pos", "actuator_gainprm", "actuator_biasprm",
+                # not randomised, but the env moves the goal marker every episode: restored so that
+                # what mj_setConst derives from it (site_sameframe) never depends on the last episode
+                "site_pos",
             )
         }
         self.latency_steps = 0
+        # mj_setConst works in a data of its own (it poses it at qpos0): the env's is left alone
+        self._scratch = mujoco.MjData(model)
 
     def apply(self, model: mujoco.MjModel, rng: np.random.Generator) -> None:
-        """Redraw every randomised field of ``model`` from its nominal value."""
+        """Redraw every randomised field of ``model`` from its nominal value, then the
+        constants MuJoCo derives from them."""
         cfg, nominal = self.config, self.nominal
         for name, value in nominal.items():
             getattr(model, name)[:] = value
@@ -124,3 +139,4 @@ class SceneRandomizer:
         model.actuator_biasprm[:7, 1] *= gain_scale
         low, high = cfg.action_latency_steps
         self.latency_steps = int(rng.integers(low, high + 1))
+        mujoco.mj_setConst(model, self._scratch)
