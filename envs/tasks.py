@@ -10,6 +10,8 @@ Success everywhere: the achieved goal within 0.05 m of the desired goal.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import mujoco
 import numpy as np
 
@@ -96,12 +98,17 @@ class CubeTask(FrankaEnv):
     def _sample_goal(self) -> np.ndarray:
         raise NotImplementedError
 
+    @cached_property
+    def _body_ids(self) -> dict[str, int]:
+        """Body ids by name, looked up once: observations read them every step."""
+        return {self.model.body(i).name: i for i in range(self.model.nbody)}
+
     def _achieved_goal(self) -> np.ndarray:
-        return self.data.xpos[self.model.body("cube").id]
+        return self.data.xpos[self._body_ids["cube"]]
 
     def _cube_observation(self, name: str) -> np.ndarray:
         """[15]: pos, euler, pos relative to the TCP, linear and angular velocity of cube ``name``."""
-        body = self.model.body(name).id
+        body = self._body_ids[name]
         pos = self.data.xpos[body]
         velocity = np.empty(6)
         mujoco.mj_objectVelocity(self.model, self.data, mujoco.mjtObj.mjOBJ_BODY, body, velocity, 0)
