@@ -291,7 +291,9 @@ class FrankaEnv(gymnasium.Env):
         np.minimum(target_pos, WORKSPACE_HIGH, out=target_pos)
         np.maximum(target_pos, WORKSPACE_LOW, out=target_pos)
         if np.count_nonzero(action[3:6]):
-            self._target_R = matrix_from_euler_xyz(action[3:6] * MAX_ROT_DELTA) @ self._target_R
+            target_R = np.empty((3, 3))
+            mujoco.mju_mulMatMat(target_R, matrix_from_euler_xyz(action[3:6] * MAX_ROT_DELTA), self._target_R)
+            self._target_R = target_R
         q_now = self.data.qpos[:7]  # the arm's joints come first (PandaKinematics checks)
         joint_step = self.kinematics.step_toward(q_now, target_pos, self._target_R, iterations=2)
         joint_step -= q_now
@@ -311,9 +313,10 @@ class FrankaEnv(gymnasium.Env):
         for stage in (mujoco.mj_kinematics, mujoco.mj_comPos, mujoco.mj_camlight, mujoco.mj_comVel):
             stage(self.model, self.data)
 
-    def _instability_warnings(self) -> int:
-        """How many of the ``UNSTABLE_WARNINGS`` MuJoCo has raised on ``data`` so far."""
-        return int(self.data.warning.number[UNSTABLE_WARNINGS].sum())
+    def _instability_warnings(self) -> bytes:
+        """A snapshot of MuJoCo's counters of the ``UNSTABLE_WARNINGS`` (as bytes: the
+        cheapest to take and compare)."""
+        return self.data.warning.number[UNSTABLE_WARNINGS].tobytes()
 
     # -- observations ---------------------------------------------------------------------
 

@@ -48,8 +48,10 @@ def euler_xyz_from_matrix(R: np.ndarray) -> np.ndarray:
 def matrix_from_euler_xyz(euler: np.ndarray) -> np.ndarray:
     """Rotation matrices ``[..., 3, 3]`` from extrinsic XYZ Euler angles ``[..., 3]`` (rad)."""
     euler = np.asarray(euler, dtype=np.float64)
-    ca, cb, cc = np.cos(euler[..., 0]), np.cos(euler[..., 1]), np.cos(euler[..., 2])
-    sa, sb, sc = np.sin(euler[..., 0]), np.sin(euler[..., 1]), np.sin(euler[..., 2])
+    cos, sin = np.cos(euler), np.sin(euler)
+    if euler.ndim > 1:
+        cos, sin = np.moveaxis(cos, -1, 0), np.moveaxis(sin, -1, 0)
+    (ca, cb, cc), (sa, sb, sc) = cos, sin  # numpy scalars for one triple: faster than 0-d arrays
     R = np.empty(euler.shape[:-1] + (3, 3))
     R[..., 0, 0] = cc * cb
     R[..., 0, 1] = cc * sb * sa - sc * ca
@@ -136,4 +138,4 @@ def expand_action(action: np.ndarray) -> np.ndarray:
 
 def gripper_closure(finger_width: float | np.ndarray) -> float | np.ndarray:
     """Gripper closure in [0, 1] (0 open, 1 closed) from the finger opening (m)."""
-    return np.minimum(np.maximum(1.0 - np.asarray(finger_width) / GRIPPER_MAX_WIDTH, 0.0), 1.0)
+    return np.minimum(np.maximum(1.0 - finger_width / GRIPPER_MAX_WIDTH, 0.0), 1.0)
