@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 
@@ -35,11 +36,12 @@ def env_rate(env_id: str, steps: int, **kwargs) -> tuple[float, np.ndarray]:
     rng = np.random.default_rng(0)
     actions = np.cumsum(rng.normal(0, 0.3, (steps,) + env.action_space.shape), axis=0)
     actions = np.clip(np.sin(actions), -1, 1).astype(np.float32)  # wanders without pinning to the walls
+    data = env.unwrapped.data
     controls = np.empty((steps, env.unwrapped.model.nu))
     start = time.perf_counter()
     for t, action in enumerate(actions):
         env.step(action)
-        controls[t] = env.unwrapped.data.ctrl
+        controls[t] = data.ctrl
     rate = steps / (time.perf_counter() - start)
     env.close()
     return rate, controls
@@ -61,6 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000, help="control steps per measurement")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     results = {}
     for env_id in armworld.ENV_IDS:
         row = {}
@@ -73,7 +76,13 @@ def main() -> None:
             row[f"{name}_steps_per_s"] = round(rate, 1)
             row[f"{name}_vs_physics"] = round(rate / physics, 3)
         results[env_id] = row
-    print(json.dumps({"machine": platform.processor() or platform.machine(), "mujoco": mujoco.__version__, "results": results}, indent=2))
+    report = {
+        "machine": platform.processor() or platform.machine(),
+        "mujoco": mujoco.__version__,
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # before, after
+        "results": results,
+    }
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
