@@ -10,7 +10,13 @@ import torch
 from worldmodel_synthetic import MovingSquareClips
 
 from armworld.cli import build_parser
-from armworld.worldmodel.checkpoint import CheckpointError, load_encoder, load_world_model, read_checkpoint
+from armworld.worldmodel.checkpoint import (
+    CheckpointError,
+    export_checkpoint,
+    load_encoder,
+    load_world_model,
+    read_checkpoint,
+)
 from armworld.worldmodel.encoder import PRESETS, FrameEncoder
 from armworld.worldmodel.engine import LoopConfig, fit, learning_rate, make_optimizer
 from armworld.worldmodel.predictor import ACPredictor
@@ -151,6 +157,33 @@ def test_broken_checkpoints_fail_clearly(tmp_path):
     with pytest.raises(CheckpointError, match="neither a run directory"):
         load_world_model(tmp_path / "empty")
     assert not list((tmp_path / "wm").glob(".step-*"))  # no temporary directories left behind
+
+
+def test_export_half_precision_weights_that_load_and_predict_alike(tmp_path):
+    task = ACTraining(new_world_model())
+    source = fit(task, LoopConfig(steps=1, **LOOP), MovingSquareClips(4), None, tmp_path / "wm")
+    out = export_checkpoint(tmp_path / "wm", tmp_path / "ship", "float16")
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "metadata.json", "model.safetensors"]
+    shipped, original = read_checkpoint(out), read_checkpoint(source)
+    assert all(v.dtype == torch.float16 for v in shipped.state_dict.values() if v.is_floating_point())
+    assert shipped.metadata["weights_bytes"] < 0.55 * original.metadata["weights_bytes"]
+    assert shipped.metadata["exported_from"]["weights_sha256"] == original.metadata["weights_sha256"]
+    assert shipped.metadata["step"] == original.metadata["step"] == 1 and shipped.metadata["dtype"] == "float16"
+
+    loaded, reference = load_world_model(out), task.model.eval()
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    z, s, a = torch.randn(1, 2, 16, 128), torch.randn(1, 2, 7), torch.randn(1, 2, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.predict(z, s, a), reference.predict(z, s, a), atol=2e-2, rtol=0)
+
+    export_checkpoint(tmp_path / "wm", out, "float32")  # replaces the previous export in place
+    assert read_checkpoint(out).metadata["dtype"] == "float32"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ship")]  # no temporary directories left
+    with pytest.raises(ValueError, match="choose one of"):
+        export_checkpoint(tmp_path / "wm", tmp_path / "bad", "int8")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        export_checkpoint(tmp_path / "missing", tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_cli_verbs_parse():

@@ -108,6 +108,46 @@ def save_checkpoint(
     return final
 
 
+EXPORT_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def export_checkpoint(path: str | Path, out: str | Path, dtype: str = "float16") -> Path:
+    """Write the checkpoint ``path`` names as a stand-alone checkpoint directory ``out`` to ship.
+
+    Floating-point weights are stored as ``dtype`` (loading casts them back to the model's
+    float32); the optimizer state is left out; the metadata keeps the training record and
+    adds ``exported_from`` (step and sha256 of the source weights) and ``dtype``. ``out`` is
+    replaced atomically, so an interrupted export leaves the previous one intact.
+    """
+    if dtype not in EXPORT_DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {sorted(EXPORT_DTYPES)}")
+    ckpt = read_checkpoint(path)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        tensors = {
+            k: (v.to(EXPORT_DTYPES[dtype]) if v.is_floating_point() else v).contiguous() for k, v in ckpt.state_dict.items()
+        }
+        save_file(tensors, tmp / WEIGHTS)
+        source = {"path": str(path), "step": ckpt.metadata.get("step"), "weights_sha256": ckpt.metadata.get("weights_sha256")}
+        meta = dict(ckpt.metadata, exported_from=source, dtype=dtype)
+        meta.update(weights_bytes=os.path.getsize(tmp / WEIGHTS), weights_sha256=file_sha256(tmp / WEIGHTS))
+        (tmp / CONFIG).write_text(json.dumps(ckpt.config, indent=2, sort_keys=True))
+        (tmp / METADATA).write_text(json.dumps(meta, indent=2, sort_keys=True))
+        if out.exists():
+            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old."))
+            os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
 def resolve(path: str | Path) -> Path:
     """The checkpoint directory that ``path`` (a run directory or a checkpoint) names."""
     path = Path(path)

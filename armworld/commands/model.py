@@ -1,7 +1,8 @@
-"""CLI verbs for the world model: ``armworld pretrain`` and ``armworld train``.
+"""CLI verbs for the world model: ``armworld pretrain``, ``armworld train``, ``armworld export``.
 
-Both are thin wrappers over :mod:`armworld.worldmodel.pretrain` and
-:mod:`armworld.worldmodel.train`; torch is imported only when a verb runs.
+Thin wrappers over :mod:`armworld.worldmodel.pretrain`, :mod:`armworld.worldmodel.train`
+and :func:`armworld.worldmodel.checkpoint.export_checkpoint`; torch is imported only when
+a verb runs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ def _train(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _export(args: argparse.Namespace) -> int:
+    from armworld.worldmodel.checkpoint import export_checkpoint, read_checkpoint
+
+    out = export_checkpoint(args.checkpoint, args.out, args.dtype)
+    meta = read_checkpoint(out).metadata
+    print(f"wrote {out}: {meta['weights_bytes'] / 1e6:.1f} MB of {args.dtype} weights (sha256 {meta['weights_sha256'][:12]}...)")
+    return 0
+
+
 def register(subparsers) -> None:
     """Add this area's verbs to the ``armworld`` parser."""
     p = subparsers.add_parser(
@@ -39,3 +49,12 @@ def register(subparsers) -> None:
     )
     add_train_arguments(t)
     t.set_defaults(func=_train)
+    e = subparsers.add_parser(
+        "export",
+        help="write a checkpoint as a small stand-alone directory to ship (e.g. float16 weights)",
+        description="Export a pretrain or train checkpoint: weights cast to --dtype, no optimizer state, metadata kept.",
+    )
+    e.add_argument("checkpoint", help="run directory (its latest checkpoint) or one checkpoint directory")
+    e.add_argument("--out", required=True, help="checkpoint directory to write (replaced atomically)")
+    e.add_argument("--dtype", default="float16", choices=["float32", "float16", "bfloat16"], help="weight dtype (default float16)")
+    e.set_defaults(func=_export)
