@@ -123,15 +123,17 @@ class PandaKinematics:
     ) -> np.ndarray:
         """``solve`` without measuring the result: joint angles [7] after ``iterations``
         (default ``config.iterations``) damped least-squares steps from ``q_init`` [7]."""
-        q = np.minimum(q_init, self.upper)  # a new array: the caller's stays untouched
+        q = self._arm_qpos  # the iterate lives in the scratch data's arm joints
+        np.minimum(q_init, self.upper, out=q)
         np.maximum(q, self.lower, out=q)
         target_R = np.ascontiguousarray(target_R, dtype=np.float64)
         for _ in range(self.config.iterations if iterations is None else iterations):
-            self._iterate(q, target_pos, target_R)
-        return q
+            self._iterate(target_pos, target_R)
+        return q.copy()
 
-    def _iterate(self, q: np.ndarray, target_pos: np.ndarray, target_R: np.ndarray) -> None:
-        """One damped least-squares step on ``q`` [7] (in place), with a null-space pull.
+    def _iterate(self, target_pos: np.ndarray, target_R: np.ndarray) -> None:
+        """One damped least-squares step on the scratch data's arm joints q [7], with a
+        null-space pull.
 
         With the task error e [6] (position in m, then the axis-angle vector in rad that
         rotates the TCP onto ``target_R``, world frame), the TCP Jacobian J [6, nv], the
@@ -139,9 +141,8 @@ class PandaKinematics:
         step J^T A^-1 e + (I - J^T A^-1 J) p equals J^T z + p with (J J^T + D) z = e - J p,
         one 6x6 Cholesky solve. The TCP's Jacobian is zero past the arm's 7 dofs.
         """
-        model, data, jac, A = self.model, self._scratch, self._jac, self._A
+        model, data, jac, A, q = self.model, self._scratch, self._jac, self._A, self._arm_qpos
         gain = self.config.nullspace_gain
-        self._arm_qpos[:] = q
         mujoco.mj_kinematics(model, data)
         mujoco.mj_comPos(model, data)  # the Jacobian needs cdof and subtree_com
         mujoco.mj_jacSite(model, data, self._jac_pos, self._jac_rot, self.tcp_id)
