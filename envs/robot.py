@@ -75,12 +75,16 @@ class PandaKinematics:
         # needs no weighting at all in this form: (J J^T + damping^2 W^-2) z = e - J p.
         w = config.rotation_weight
         self._damping = config.damping**2 * np.array([1.0, 1.0, 1.0, w**-2, w**-2, w**-2])
-        # work arrays of one iteration (see _iterate), and views into the scratch data;
-        # vectors over all nv dofs are zero past the arm
+        self._allocate()
+
+    def _allocate(self) -> None:
+        """The work arrays of one iteration (see ``_iterate``) and views into the scratch
+        data. Vectors over all nv dofs are zero past the arm."""
+        nv = self.model.nv
         self._arm_qpos = self._scratch.qpos[:7]
         self._tcp_pos = self._scratch.site_xpos[self.tcp_id]
         self._tcp_R = self._scratch.site_xmat[self.tcp_id].reshape(3, 3)
-        self._jac = np.zeros((6, model.nv))
+        self._jac = np.zeros((6, nv))
         self._jac_pos, self._jac_rot = self._jac[:3], self._jac[3:]
         self._A = np.empty((6, 6))
         self._A_diagonal = self._A.reshape(-1)[::7]  # a view into A
@@ -89,12 +93,18 @@ class PandaKinematics:
         self._rotation = np.empty((3, 3))
         self._rotation_flat = self._rotation.reshape(-1)
         self._quat = np.empty(4)
-        self._to_rest = np.zeros(model.nv)
+        self._to_rest = np.zeros(nv)
         self._to_rest_arm = self._to_rest[:7]
         self._rhs = np.empty(6)
         self._z = np.empty(6)
-        self._dq = np.empty(model.nv)
+        self._dq = np.empty(nv)
         self._dq_arm = self._dq[:7]
+
+    def __setstate__(self, state: dict) -> None:
+        """After a copy or unpickling: the views must point into the new arrays again (a
+        view copied on its own aliases nothing)."""
+        self.__dict__.update(state)
+        self._allocate()
 
     def tcp_pose(self, data: mujoco.MjData) -> tuple[np.ndarray, np.ndarray]:
         """TCP position [3] (m) and rotation matrix [3, 3] in the base frame."""

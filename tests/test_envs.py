@@ -1,5 +1,6 @@
 """The Franka envs: API contracts, determinism, control accuracy, bad input, experts."""
 
+import copy
 import importlib.util
 
 import gymnasium
@@ -11,6 +12,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import armworld
 from armworld.agents import make_expert
 from armworld.envs.conventions import MAX_POS_DELTA, SUCCESS_THRESHOLD
+from armworld.envs.robot import REST_QPOS
 
 ENV_IDS = list(armworld.ENV_IDS)
 
@@ -72,6 +74,16 @@ def test_same_seed_gives_bit_identical_observations():
     assert not np.array_equal(first[0]["achieved_goal"], rollout(env, seed=4)[0]["achieved_goal"])
 
 
+def test_a_deep_copy_steps_exactly_like_the_original():
+    env = make("armworld/FrankaPickPlace-v0").unwrapped
+    env.reset(seed=0)
+    copied = copy.deepcopy(env)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        action = rng.uniform(-1, 1, 7)
+        assert_same([env.step(action)[0]], [copied.step(action)[0]])
+
+
 def test_goal_image_shows_the_solved_scene_and_restores_state():
     env = make("armworld/FrankaPickPlace-v0", obs_mode="pixels", image_size=48)
     assert_same(rollout(env, seed=1), rollout(env, seed=1, with_goal_image=True))
@@ -99,6 +111,38 @@ def test_ik_tracks_commanded_deltas():
         errors.append(np.linalg.norm(achieved - action[:3] * MAX_POS_DELTA))
     assert np.mean(errors) < 0.004 and np.max(errors) < 0.01, errors
     np.testing.assert_allclose(env.unwrapped.proprio()[3:6], 0.0, atol=0.02)  # orientation held
+
+
+def test_ik_reaches_poses_of_the_arm_and_leaves_its_input_alone():
+    kinematics = make().unwrapped.kinematics
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        q_goal = np.clip(REST_QPOS + rng.uniform(-0.4, 0.4, 7), kinematics.lower, kinematics.upper)
+        pos, R = kinematics.forward(q_goal)
+        q_init = REST_QPOS.copy()
+        q, error = kinematics.solve(q_init, pos, R, iterations=50)
+        assert error < 1e-4
+        np.testing.assert_array_equal(q_init, REST_QPOS)
+        assert np.all(q >= kinematics.lower) and np.all(q <= kinematics.upper)
+        _, reached_R = kinematics.forward(q)
+        np.testing.assert_allclose(reached_R, R, atol=1e-3)
+        np.testing.assert_array_equal(kinematics.step_toward(q_init, pos, R, iterations=50), q)
+    # a start outside the joint limits is clipped into them first
+    outside = kinematics.upper + 0.5
+    assert np.all(kinematics.step_toward(outside, pos, R, iterations=0) == kinematics.upper)
+
+
+def test_step_observations_are_those_of_the_state_reached():
+    """A step updates only what observations read; a full mj_forward of the same state
+    (what set_sim_state runs) must give the very same observation, images included."""
+    env = make("armworld/FrankaPickPlace-v0", obs_mode="pixels_state", image_size=32, cameras="front,wrist")
+    env.reset(seed=0)
+    unwrapped = env.unwrapped
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        obs, *_ = env.step(rng.uniform(-1, 1, 7))
+    unwrapped.set_sim_state(unwrapped.get_sim_state())
+    assert_same([obs], [unwrapped._get_obs()])
 
 
 def test_rotation_actions_compose_with_the_current_orientation():
