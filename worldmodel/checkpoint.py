@@ -135,6 +135,9 @@ def export_checkpoint(path: str | Path, out: str | Path, dtype: str = "float16")
         meta.update(weights_bytes=os.path.getsize(tmp / WEIGHTS), weights_sha256=file_sha256(tmp / WEIGHTS))
         (tmp / CONFIG).write_text(json.dumps(ckpt.config, indent=2, sort_keys=True))
         (tmp / METADATA).write_text(json.dumps(meta, indent=2, sort_keys=True))
+        for f in tmp.iterdir():  # readable by everyone, like any installed package data
+            f.chmod(0o644)
+        tmp.chmod(0o755)
         if out.exists():
             old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old."))
             os.replace(out, old / out.name)
