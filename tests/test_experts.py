@@ -4,8 +4,9 @@ import gymnasium
 import numpy as np
 import pytest
 
-import armworld  # noqa: F401  (registers the envs)
+import armworld
 from armworld.agents import make_expert
+from armworld.envs.randomization import RandomizationConfig
 
 
 @pytest.mark.parametrize("env_id", ["armworld/FrankaPickPlace-v0", "armworld/FrankaStack-v0"])
@@ -22,6 +23,23 @@ def test_experts_with_action_noise_still_pick_and_place(env_id):
             obs, _, _, truncated, info = env.step(expert.act(obs))
         successes.append(info["is_success"])
     assert np.mean(successes) >= 0.85, successes
+
+
+@pytest.mark.parametrize("env_id", armworld.ENV_IDS)
+def test_experts_settle_when_actions_land_a_step_late(env_id):
+    # the sim2real preset's latency alone: at full gain the experts circled their waypoints
+    # (Reach 1, Push 0, PickPlace 2, Stack 0 of these 10 episodes succeeded)
+    env = gymnasium.make(env_id, randomization=RandomizationConfig(action_latency_steps=(1, 1)))
+    expert = make_expert(env)
+    successes = []
+    for seed in range(50_000, 50_010):
+        obs, _ = env.reset(seed=seed)
+        expert.reset()
+        truncated = False
+        while not truncated:
+            obs, _, _, truncated, info = env.step(expert.act(obs))
+        successes.append(info["is_success"])
+    assert np.mean(successes) >= 0.9, successes
 
 
 def test_make_expert_names_the_tasks_it_knows():
