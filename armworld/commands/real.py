@@ -25,7 +25,9 @@ def register(subparsers) -> None:
     deploy_parser = subparsers.add_parser("deploy", help="run an agent on a robot behind the safety layer")
     deploy_parser.add_argument("--robot", required=True, help="mock | sim://HOST:PORT | franka://IP | ur://IP | xarm://IP")
     deploy_parser.add_argument("--agent", required=True, help="expert | random | wm:RUN_DIR | sb3:PATH")
-    deploy_parser.add_argument("--task", default="reach", choices=("reach", "push", "pick_place"))
+    deploy_parser.add_argument("--task", default="reach", choices=("reach", "push", "pick_place", "stack"),
+                               help="what the scripted expert does; all but reach need the cube pose and goal "
+                               "that a robot serving a task observation (sim://) provides")
     deploy_parser.add_argument("--goal", help="goal image (PNG) for world-model agents")
     deploy_parser.add_argument("--goal-pos", help="desired TCP position x,y,z (m) when the robot serves no task state")
     deploy_parser.add_argument("--max-steps", type=int, default=100)
@@ -153,6 +155,11 @@ def deploy(args: argparse.Namespace) -> int:
                               goal=goal, dry_run=args.dry_run)
     robot.connect()
     env = RealArmEnv(robot, _cameras(robot, cameras), make_kinematics(robot), config)
+    if args.agent == "expert" and args.task != "reach" and "observation" not in env.observation_space.spaces:
+        env.close()
+        raise SystemExit(f"the {args.task} expert needs the cube's pose and its goal, which {args.robot} does not "
+                         "serve (no task observation; a real arm needs a perception stack serving them): "
+                         "use a sim:// robot or --task reach with --goal-pos")
     if args.record:
         from armworld.datasets.hdf5 import TrajectoryWriter
 

@@ -43,7 +43,11 @@ class RealArmEnvConfig:
     """Settings of a :class:`RealArmEnv`.
 
     Attributes:
-        task: ``reach``, ``push`` or ``pick_place`` (what scripted experts key on).
+        task: ``reach``, ``push``, ``pick_place`` or ``stack`` (what scripted experts key on).
+            All but ``reach`` need the robot to serve a task observation (``achieved_goal``:
+            the cube's position, ``desired_goal``: where it goes, e.g. on the base cube for
+            ``stack``), as the ``sim`` server does; without one ``achieved_goal`` is the TCP,
+            and a real arm needs a perception stack serving the cube poses.
         action_dim: 7 (position, rotation, gripper deltas) or 4 (position and gripper, the
             orientation held), as the sim env's ``action_dim``.
         image_size: side of the square ``rgb_<camera>`` images (pixels); frames are resized.
