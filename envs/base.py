@@ -136,7 +136,9 @@ class FrankaEnv(gymnasium.Env):
 
             add_panda_meshes(spec)
         self._add_objects(spec)
-        spec.worldbody.add_site(name="goal", size=[0.02, 0, 0], rgba=[0.1, 0.9, 0.2, 0.5], group=3)
+        # a non-zero nominal position: a site compiled at its body's origin is fused with the
+        # body's frame (site_sameframe) and would ignore the goal written into site_pos
+        spec.worldbody.add_site(name="goal", pos=[0.5, 0.0, 0.1], size=[0.02, 0, 0], rgba=[0.1, 0.9, 0.2, 0.5], group=3)
         self.model = spec.compile()
         self.data = mujoco.MjData(self.model)
         self.n_substeps = round(1.0 / (CONTROL_HZ * PHYSICS_DT))

@@ -96,6 +96,16 @@ def test_goal_image_shows_the_solved_scene_and_restores_state():
         env.unwrapped.goal_image("side")
 
 
+@pytest.mark.parametrize("env_id", ["armworld/FrankaReach-v0", "armworld/FrankaPush-v0"])
+def test_the_goal_marker_of_render_sits_at_the_goal(env_id):
+    env = gymnasium.make(env_id, render_mode="rgb_array")
+    for seed in (0, 1):
+        obs, _ = env.reset(seed=seed)
+        u = env.unwrapped
+        np.testing.assert_allclose(u.data.site_xpos[u.model.site("goal").id], obs["desired_goal"], atol=1e-12)
+    env.close()
+
+
 def test_ik_tracks_commanded_deltas():
     env = make("armworld/FrankaReach-v0")
     env.reset(seed=0)
