@@ -14,8 +14,10 @@ writes to ``--out``:
   and ``reach_energy`` (in fresh FrankaReach episodes, the rank correlation between the
   planner's energy to the goal image and the true distance to the goal after a candidate
   one-step move), and ``goal_alignment`` (along noisy-expert FrankaReach episodes, the rank
-  correlation between the encoder's latent L1 to the goal image and the true distance to
-  the goal, for the trained encoder, a randomly initialised one and raw pixels).
+  correlation between the latent L1 to the goal image and the true distance to the goal,
+  for the world model's encoder, the ``--encoder`` run's and raw pixels).
+
+Everything uses the camera the world model was trained on.
 
     python examples/evidence_of_learning.py --encoder runs/enc --world-model runs/wm \\
         --data runs/data/reach.h5 runs/data/push.h5 --out worldmodel/figures
@@ -40,7 +42,8 @@ import armworld  # noqa: F401  (registers the envs)
 from armworld.agents import make_expert
 from armworld.datasets.clips import ClipDataset
 from armworld.envs.conventions import MAX_POS_DELTA
-from armworld.worldmodel import load_world_model
+from armworld.agents.loading import model_settings
+from armworld.worldmodel import load_encoder, load_world_model
 from armworld.worldmodel.encoder import FrameEncoder
 
 
@@ -97,9 +100,9 @@ def plot_predictor(run: str, out: Path) -> dict:
 
 
 @torch.no_grad()
-def rollout_errors(wm, data: str, horizon: int, clips: int, seed: int) -> dict:
+def rollout_errors(wm, data: str, camera: str, horizon: int, clips: int, seed: int) -> dict:
     """Mean rollout and copy-first-frame L1 per horizon step, and the true-action ranking."""
-    ds = ClipDataset([data], clip_len=horizon + 1, split="valid")
+    ds = ClipDataset([data], clip_len=horizon + 1, split="valid", camera=camera)
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(ds), size=min(clips, len(ds)), replace=False)
     batch = [ds[int(i)] for i in idx]
@@ -143,15 +146,15 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def reach_energy(wm, episodes: int, candidates: int, seed: int) -> dict:
+def reach_energy(wm, camera: str, episodes: int, candidates: int, seed: int) -> dict:
     """Energy to the goal image vs the true goal distance after one-step xyz moves in FrankaReach."""
-    env = gymnasium.make("armworld/FrankaReach-v0", obs_mode="pixels_state", image_size=64, cameras=["front"])
+    env = gymnasium.make("armworld/FrankaReach-v0", obs_mode="pixels_state", image_size=64, cameras=[camera])
     rng = np.random.default_rng(seed)
     correlations, improves = [], []
     for e in range(episodes):
         obs, _ = env.reset(seed=seed + e)
-        goal = torch.from_numpy(env.unwrapped.goal_image("front", 64))[None, None]
-        z = wm.encode(torch.from_numpy(obs["rgb_front"])[None, None])
+        goal = torch.from_numpy(env.unwrapped.goal_image(camera, 64))[None, None]
+        z = wm.encode(torch.from_numpy(obs[f"rgb_{camera}"])[None, None])
         z_goal = wm.encode(goal)[:, -1]
         proprio = torch.from_numpy(obs["proprio"]).float()[None, None]
         deltas = np.zeros((candidates, 1, 7), dtype=np.float32)
@@ -168,21 +171,20 @@ def reach_energy(wm, episodes: int, candidates: int, seed: int) -> dict:
 
 
 @torch.no_grad()
-def goal_alignment(wm, episodes: int, seed: int) -> dict:
+def goal_alignment(encoders: dict[str, FrameEncoder], camera: str, episodes: int, seed: int) -> dict:
     """Does distance in latent space track distance in the world? Along FrankaReach episodes
     driven by the expert with noise 0.5, the rank correlation over time between the L1 of a
-    frame's tokens to the goal image's tokens and the hand's true distance to the goal."""
-    env = gymnasium.make("armworld/FrankaReach-v0", obs_mode="pixels_state", image_size=64, cameras=["front"])
-    torch.manual_seed(0)
-    encoders = {"trained encoder": wm.encoder, "random-init encoder": FrameEncoder(wm.encoder.config).eval()}
+    frame's tokens to the goal image's tokens and the hand's true distance to the goal, for
+    each of ``encoders`` and for raw pixels."""
+    env = gymnasium.make("armworld/FrankaReach-v0", obs_mode="pixels_state", image_size=64, cameras=[camera])
     result: dict[str, list[float]] = {name: [] for name in [*encoders, "pixels"]}
     for e in range(episodes):
         obs, _ = env.reset(seed=seed + e)
         expert = make_expert(env, noise=0.5, seed=e)
-        goal = env.unwrapped.goal_image("front", 64)
+        goal = env.unwrapped.goal_image(camera, 64)
         frames, distance = [], []
         for _ in range(env.spec.max_episode_steps):
-            frames.append(obs["rgb_front"])
+            frames.append(obs[f"rgb_{camera}"])
             distance.append(np.linalg.norm(obs["achieved_goal"] - obs["desired_goal"]))
             obs, *_ = env.step(expert.act(obs))
         frames_t, goal_t = torch.from_numpy(np.stack(frames))[None], torch.from_numpy(goal)[None, None]
@@ -197,7 +199,7 @@ def goal_alignment(wm, episodes: int, seed: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--encoder", required=True, help="armworld pretrain run")
+    parser.add_argument("--encoder", required=True, help="armworld pretrain run (its loss curve; its encoder in the goal alignment)")
     parser.add_argument("--world-model", required=True, help="armworld train run")
     parser.add_argument("--data", nargs="+", required=True, help="datasets whose validation split is used")
     parser.add_argument("--out", default="worldmodel/figures")
@@ -212,11 +214,13 @@ def main() -> None:
     torch.manual_seed(args.seed)
     evidence = {"pretraining": plot_pretraining(args.encoder, out), "predictor": plot_predictor(args.world_model, out)}
     wm = load_world_model(args.world_model)
-    rollouts = {Path(d).stem: rollout_errors(wm, d, args.horizon, args.clips, args.seed) for d in args.data}
+    camera, _ = model_settings(args.world_model)
+    rollouts = {Path(d).stem: rollout_errors(wm, d, camera, args.horizon, args.clips, args.seed) for d in args.data}
     plot_rollouts(rollouts, out)
     evidence["rollout"] = rollouts
-    evidence["reach_energy"] = reach_energy(wm, episodes=20, candidates=128, seed=args.reach_seed)
-    evidence["goal_alignment"] = goal_alignment(wm, episodes=10, seed=7_000_000)
+    evidence["reach_energy"] = reach_energy(wm, camera, episodes=20, candidates=128, seed=args.reach_seed)
+    encoders = {"world model's encoder": wm.encoder, f"encoder of {args.encoder}": load_encoder(args.encoder)}
+    evidence["goal_alignment"] = goal_alignment(encoders, camera, episodes=10, seed=7_000_000)
     (out / "evidence.json").write_text(json.dumps(evidence, indent=1))
     print(json.dumps({k: evidence[k] for k in ("rollout", "reach_energy", "goal_alignment")}, indent=1))
 

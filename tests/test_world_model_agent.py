@@ -23,7 +23,7 @@ from PIL import Image
 
 import armworld  # noqa: F401  (registers the envs)
 from armworld.agents.evaluate import EvalConfig, evaluate, run_episode
-from armworld.agents.loading import AgentSpecError, env_kwargs_for, load_agent
+from armworld.agents.loading import env_kwargs_for, load_agent
 from armworld.agents.planners import CEM, MPPI, ActionBounds, CEMConfig, MPPIConfig
 from armworld.agents.world_model_agent import GoalImageError, WorldModelAgent, WorldModelAgentConfig, load_goal_image
 from armworld.cli import main
@@ -236,10 +236,20 @@ def test_wm_specs_load_the_checkpoint_and_ask_for_camera_images(tiny_checkpoint)
     assert action.shape == (7,) and np.all(np.abs(action) <= 1) and np.all(action[3:6] == 0)
     with pytest.raises(Exception, match="no checkpoint"):
         load_agent(f"wm:{tiny_checkpoint}-missing", env)
-    try:
-        load_agent("wm:default", env)
-    except AgentSpecError as error:
-        assert "not shipped" in str(error)
+
+
+def test_the_shipped_default_model_loads_verified_and_plans():
+    kwargs = env_kwargs_for("wm:default")  # the camera and size it was trained on, read from its config
+    assert kwargs == {"obs_mode": "pixels_state", "cameras": ("top",), "image_size": 64}
+    env = gymnasium.make("armworld/FrankaReach-v0", **kwargs)
+    agent = load_agent("wm:default", env, seed=0)  # reading it checks the weights' size and sha256
+    obs, _ = env.reset(seed=1_000_000)
+    agent.reset()
+    action = agent.act(obs)
+    assert action.shape == (7,) and np.all(np.abs(action) <= 1) and np.all(action[3:6] == 0)
+    without_its_camera = {k: v for k, v in obs.items() if k != "rgb_top"}
+    with pytest.raises(KeyError, match="cameras including 'top'"):  # refused, with the fix
+        agent.act(without_its_camera)
 
 
 def test_eval_verb_with_a_world_model_and_a_goal_file(tiny_checkpoint, tmp_path, capsys):
