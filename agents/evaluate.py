@@ -110,8 +110,9 @@ def run_episode(
 ) -> EpisodeResult:
     """Reset ``env`` with ``reset_seed``, drive it with ``agent`` for up to ``max_steps`` actions.
 
-    With ``record``, every frame is the ``front`` camera (``video_size`` px) beside the goal
-    image the agent plans toward (its ``goal_frame`` if it has one, else the env's goal image).
+    With ``record``, every frame is the agent's camera (its ``camera`` attribute if it plans
+    from images, else ``front``; ``video_size`` px) beside the goal image the agent plans
+    toward (its ``goal_frame`` if it has one, else the env's goal image from that camera).
     """
     obs, info = env.reset(seed=reset_seed)
     agent.reset()
@@ -146,14 +147,15 @@ def run_episode(
 
 
 class _Recorder:
-    """Frames ``[size, 2 * size, 3]``: the ``front`` camera and the goal image side by side."""
+    """Frames ``[size, 2 * size, 3]``: the agent's camera and the goal image side by side."""
 
     def __init__(self, env: gymnasium.Env, agent: Agent, size: int) -> None:
         from armworld.envs.rendering import CameraRenderer
 
         self.env, self.agent, self.size = env.unwrapped, agent, size
+        self.camera = getattr(agent, "camera", "front")
         self.renderer = CameraRenderer(self.env.model, size, size)
-        self.env_goal = self.env.goal_image("front", size=size)
+        self.env_goal = self.env.goal_image(self.camera, size=size)
         self.frames: list[np.ndarray] = []
 
     def capture(self) -> None:
@@ -164,7 +166,7 @@ class _Recorder:
             goal = self.env_goal
         elif goal.shape[:2] != (self.size, self.size):
             goal = np.asarray(Image.fromarray(goal).resize((self.size, self.size), Image.Resampling.NEAREST))
-        self.frames.append(np.concatenate([self.renderer.render(self.env.data, "front"), goal], axis=1))
+        self.frames.append(np.concatenate([self.renderer.render(self.env.data, self.camera), goal], axis=1))
 
     def close(self) -> None:
         self.renderer.close()

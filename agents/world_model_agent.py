@@ -169,6 +169,11 @@ class WorldModelAgent:
             self._goal_latents = None
 
     @property
+    def camera(self) -> str:
+        """The camera whose images the agent plans from; its goal images show the same view."""
+        return self.config.camera
+
+    @property
     def goal_index(self) -> int:
         """Which goal the agent is heading for now."""
         passed = np.cumsum(self.config.subgoal_steps)

@@ -151,6 +151,25 @@ def test_expert_on_reach_with_videos_of_camera_and_goal(tmp_path):
     assert np.abs(frames[0][:, 64:].astype(int) - frames[-1][:, 64:].astype(int)).mean() < 3
 
 
+def test_videos_show_the_camera_the_agent_plans_from(tmp_path):
+    class TopCameraExpert:  # the expert, declaring a camera as image-based agents do
+        camera = "top"
+
+        def __init__(self, env):
+            self.expert = load_agent("expert", env, seed=0)
+            self.reset, self.act = self.expert.reset, self.expert.act
+
+    config = EvalConfig("armworld/FrankaReach-v0", seeds=(0,), episodes=1, videos=1, video_size=64)
+    result = evaluate(lambda env, seed: TopCameraExpert(env), config, "expert", out=tmp_path)
+    first = imageio.mimread(result.videos[0])[0]
+    env = gymnasium.make("armworld/FrankaReach-v0")
+    env.reset(seed=eval_seed(0, 0))
+    def difference(camera):  # mean absolute difference to the goal half (the MP4 is lossy)
+        return np.abs(first[:, 64:].astype(int) - env.unwrapped.goal_image(camera, size=64)).mean()
+
+    assert difference("top") < 3 < 10 < difference("front"), (difference("top"), difference("front"))
+
+
 def test_eval_verb_writes_results_and_reports_bad_input(tmp_path, capsys):
     out = tmp_path / "random"
     assert main(["eval", "--agent", "random", "--env", "armworld/FrankaReach-v0", "--episodes", "2",
