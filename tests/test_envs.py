@@ -11,6 +11,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import armworld
 from armworld.agents import make_expert
+from armworld.agents.evaluate import run_episode
 from armworld.envs.conventions import MAX_POS_DELTA, SUCCESS_THRESHOLD
 from armworld.envs.robot import REST_QPOS
 
@@ -274,14 +275,7 @@ def test_sim2real_preset_delays_actions():
 def test_scripted_experts_solve_their_tasks(env_id):
     env = make(env_id)
     expert = make_expert(env)
-    successes = []
-    for seed in range(20):
-        obs, _ = env.reset(seed=10_000 + seed)
-        expert.reset()
-        truncated = False
-        while not truncated:
-            obs, _, _, truncated, info = env.step(expert.act(obs))
-        successes.append(info["is_success"])
+    successes = [run_episode(env, expert, 10_000 + seed, env.spec.max_episode_steps).success for seed in range(20)]
     assert np.mean(successes) >= 0.9, successes
 
 

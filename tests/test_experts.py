@@ -6,6 +6,7 @@ import pytest
 
 import armworld
 from armworld.agents import make_expert
+from armworld.agents.evaluate import run_episode
 from armworld.envs.randomization import RandomizationConfig
 
 
@@ -13,15 +14,10 @@ from armworld.envs.randomization import RandomizationConfig
 def test_experts_with_action_noise_still_pick_and_place(env_id):
     # noise as data collection adds it (armworld collect --noise): 0.2 x 0.05 m per step
     env = gymnasium.make(env_id)
-    successes = []
-    for seed in range(30_000, 30_008):
-        expert = make_expert(env, noise=0.2, seed=seed)
-        obs, _ = env.reset(seed=seed)
-        expert.reset()
-        truncated = False
-        while not truncated:
-            obs, _, _, truncated, info = env.step(expert.act(obs))
-        successes.append(info["is_success"])
+    successes = [
+        run_episode(env, make_expert(env, noise=0.2, seed=seed), seed, env.spec.max_episode_steps).success
+        for seed in range(30_000, 30_008)
+    ]
     assert np.mean(successes) >= 0.85, successes
 
 
@@ -31,14 +27,7 @@ def test_experts_settle_when_actions_land_a_step_late(env_id):
     # (Reach 1, Push 0, PickPlace 2, Stack 0 of these 10 episodes succeeded)
     env = gymnasium.make(env_id, randomization=RandomizationConfig(action_latency_steps=(1, 1)))
     expert = make_expert(env)
-    successes = []
-    for seed in range(50_000, 50_010):
-        obs, _ = env.reset(seed=seed)
-        expert.reset()
-        truncated = False
-        while not truncated:
-            obs, _, _, truncated, info = env.step(expert.act(obs))
-        successes.append(info["is_success"])
+    successes = [run_episode(env, expert, seed, env.spec.max_episode_steps).success for seed in range(50_000, 50_010)]
     assert np.mean(successes) >= 0.9, successes
 
 
