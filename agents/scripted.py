@@ -14,11 +14,10 @@ import gymnasium
 import numpy as np
 
 from armworld.envs.conventions import MAX_POS_DELTA
-from armworld.envs.tasks import CUBE_HALF_SIZE, STACK_TCP_CLEARANCE
+from armworld.envs.tasks import CUBE_HALF_SIZE, PUSH_STANDOFF, PUSH_TCP_HEIGHT, STACK_TCP_CLEARANCE
 
 OPEN, CLOSED = -1.0, 1.0
 HOVER = 0.08  # m above the cube top when approaching it
-PUSH_HEIGHT = 0.02  # m, TCP height while pushing
 STACK_LIFT = 0.04  # m, the carried cube's bottom above the base cube's top while moving over it
 # Fraction of the remaining distance to the target commanded per step. Below 1 so that an
 # action that lands a control step late (a real arm's latency; the "sim2real" randomisation)
@@ -75,7 +74,7 @@ class PushExpert(ScriptedExpert):
             height = tcp[2] if np.linalg.norm(tcp[:2] - self.retreat) > 0.005 else cube[2] + CUBE_HALF_SIZE + HOVER
             return np.array([self.retreat[0], self.retreat[1], height]), CLOSED
         u = to_goal / distance
-        behind = cube[:2] - u * (CUBE_HALF_SIZE + 0.03)
+        behind = cube[:2] - u * (CUBE_HALF_SIZE + PUSH_STANDOFF)
         relative = tcp[:2] - cube[:2]
         along, lateral = relative @ u, relative @ np.array([-u[1], u[0]])
         if self.phase == "push" and not (along < -CUBE_HALF_SIZE + 0.01 and abs(lateral) < 0.03):
@@ -91,12 +90,12 @@ class PushExpert(ScriptedExpert):
                 return np.array([tcp[0], tcp[1], cube[2] + CUBE_HALF_SIZE + HOVER]), CLOSED
             if off_line:
                 return np.array([behind[0], behind[1], cube[2] + CUBE_HALF_SIZE + HOVER]), CLOSED
-            if tcp[2] > PUSH_HEIGHT + 0.01:
-                return np.array([behind[0], behind[1], PUSH_HEIGHT]), CLOSED
+            if tcp[2] > PUSH_TCP_HEIGHT + 0.01:
+                return np.array([behind[0], behind[1], PUSH_TCP_HEIGHT]), CLOSED
             self.phase = "push"
         # push: the pusher (TCP) moves along the cube-goal line, a little at a time
         target = cube[:2] - u * (CUBE_HALF_SIZE + 0.012) + u * min(distance, 0.02)
-        return np.array([target[0], target[1], PUSH_HEIGHT]), CLOSED
+        return np.array([target[0], target[1], PUSH_TCP_HEIGHT]), CLOSED
 
 
 class PickPlaceExpert(ScriptedExpert):

@@ -13,9 +13,17 @@ iterations (``reuse_context=True``); with ``reuse_context=False`` every energy c
 re-encodes the frames and recomputes the whole imagined sequence (``use_cache=False``):
 the same numbers, slower, kept as the reference for tests and ``benchmarks/plan_speed.py``.
 
-Goals: ``"env"`` (the simulator's goal image, ``env.unwrapped.goal_image``, fetched after
-each reset), an image file or array, or a list of them (sub-goals, V-JEPA 2-AC's
-pick-and-place: the agent moves to the next after ``subgoal_steps[i]`` actions).
+Goals: ``"env"`` (the simulator's goal image, fetched after each reset), ``"subgoals"``
+(the simulator's images of the task's stages ending with the goal image,
+``env.unwrapped.goal_sequence``, with the actions budgeted for each), an image file or
+array, or a list of them (sub-goals, V-JEPA 2-AC's pick-and-place: the agent moves to the
+next after ``subgoal_steps[i]`` actions).
+
+The gripper is planned like the rest of the action (``gripper="plan"``), or, with the
+simulator's goals, commanded from the goal image headed for (``gripper="goal"``): open where
+it shows an open hand, closed where it shows the fingers closing. From a camera above, a
+few pixels of finger are all that tells open from closed, too little for the energy to
+decide a grasp or a push with closed fingers.
 """
 
 from __future__ import annotations
@@ -35,6 +43,9 @@ from armworld.envs.conventions import delta_to_env_action, proprio_delta
 
 GoalImage = Union[str, Path, np.ndarray]
 GoalSpec = Union[str, Path, np.ndarray, Sequence[GoalImage]]
+ENV_GOALS = ("env", "subgoals")  # goals the simulator renders
+GRIPPER_MODES = ("plan", "goal")
+OPEN_BELOW = 0.1  # a goal image's gripper closure below this shows an open hand
 
 
 class GoalImageError(ValueError):
@@ -87,14 +98,18 @@ class WorldModelAgentConfig:
     """camera: the ``rgb_<camera>`` observation the model was trained on. context_frames:
     observed frames given to the predictor (1 = the current frame, as V-JEPA 2-AC plans).
     reuse_context: see the module docstring. subgoal_steps: actions spent on each goal but
-    the last (which takes the rest), when several goals are given."""
+    the last (which takes the rest), when several goal images are given. gripper: ``plan``
+    or ``goal`` (see the module docstring)."""
 
     camera: str = "front"
     context_frames: int = 1
     reuse_context: bool = True
     subgoal_steps: tuple[int, ...] = ()
+    gripper: str = "plan"
 
     def __post_init__(self) -> None:
+        if self.gripper not in GRIPPER_MODES:
+            raise ValueError(f"unknown gripper mode {self.gripper!r}; choose one of {list(GRIPPER_MODES)}")
         if self.context_frames < 1:
             raise ValueError(f"context_frames must be at least 1, got {self.context_frames}")
         if any(s < 1 for s in self.subgoal_steps):
@@ -107,9 +122,9 @@ class WorldModelAgent:
     Args:
         world_model: encoder + predictor (eval mode; kept on its device).
         planner: a :class:`armworld.agents.planners.CEM` or ``MPPI`` over 7-D world-model actions.
-        goal: ``"env"``, an image (path or uint8 array) or a list of them (sub-goals).
-        env: the env acted in; needed for ``goal="env"`` and to size 4-D actions.
-        config: camera, context length, context reuse, sub-goal schedule.
+        goal: ``"env"``, ``"subgoals"``, an image (path or uint8 array) or a list of them (sub-goals).
+        env: the env acted in; needed for the simulator's goals and to size 4-D actions.
+        config: camera, context length, context reuse, sub-goal schedule, gripper mode.
 
     After each episode ``plan_times`` holds the seconds spent per action (encoding,
     context and planning; everything between observation and action).
@@ -134,23 +149,29 @@ class WorldModelAgent:
         self.action_dim = env.action_space.shape[0] if env is not None else 7
         if self.action_dim == 4 and any(planner.bounds.scale[3:6]):
             raise ValueError("the env takes 4-D actions (orientation held): plan with hold_rotation=True")
-        self.goal_from_env = isinstance(goal, str) and goal == "env"
-        if self.goal_from_env:
+        self.env_goals = goal if isinstance(goal, str) and goal in ENV_GOALS else None
+        if self.env_goals:
             if env is None:
-                raise ValueError("goal='env' needs the env, to render its goal image after each reset")
+                raise ValueError(f"goal={goal!r} needs the env, to render its goal images after each reset")
+            if config.subgoal_steps:
+                raise ValueError(f"goal={goal!r} takes the actions per sub-goal from the env: give no subgoal_steps")
             self.goal_images: list[np.ndarray] = []
         else:
             goals = [goal] if isinstance(goal, (str, Path, np.ndarray)) else list(goal)
             if not goals:
                 raise ValueError("give at least one goal image")
+            if config.gripper == "goal":
+                raise ValueError("gripper='goal' reads the gripper from the simulator's goals (goal='env' or 'subgoals'); plan it with image files")
             self.goal_images = [load_goal_image(g, self.image_size) for g in goals]
-        if len(config.subgoal_steps) not in (0, max(len(self.goal_images) - 1, 0)):
-            raise ValueError(
-                f"{len(self.goal_images)} goals need {len(self.goal_images) - 1} subgoal_steps, got {config.subgoal_steps}"
-            )
-        if len(self.goal_images) > 1 and not config.subgoal_steps:
-            raise ValueError(f"{len(self.goal_images)} sub-goals need subgoal_steps (actions spent on each but the last)")
-        self._switch_steps = set(np.cumsum(config.subgoal_steps).tolist())
+            if len(config.subgoal_steps) != len(self.goal_images) - 1:
+                raise ValueError(
+                    f"{len(self.goal_images)} goal image(s) need {len(self.goal_images) - 1} subgoal_steps (actions spent "
+                    f"on each but the last), got {config.subgoal_steps}"
+                )
+        if config.gripper == "goal" and planner.bounds.scale[-1] != 0:
+            raise ValueError("with gripper='goal' the gripper is commanded, not planned: plan with ActionBounds gripper=False")
+        self.goal_steps: tuple[int, ...] = config.subgoal_steps
+        self.goal_closures: tuple[float, ...] = ()  # from the simulator's goals
         self._goal_latents: torch.Tensor | None = None  # [G, N, D]
         self.plan_times: list[float] = []
         self.reset()
@@ -165,7 +186,7 @@ class WorldModelAgent:
         self._proprio: list[np.ndarray] = []
         self._latents: list[torch.Tensor] = []  # [N, D] per frame in the history
         self._steps = 0
-        if self.goal_from_env:
+        if self.env_goals:
             self._goal_latents = None
 
     @property
@@ -176,7 +197,7 @@ class WorldModelAgent:
     @property
     def goal_index(self) -> int:
         """Which goal the agent is heading for now."""
-        passed = np.cumsum(self.config.subgoal_steps)
+        passed = np.cumsum(self.goal_steps)
         return int((passed <= self._steps).sum())
 
     @property
@@ -192,8 +213,15 @@ class WorldModelAgent:
 
     def _goal(self) -> torch.Tensor:
         if self._goal_latents is None:
-            if self.goal_from_env:
-                self.goal_images = [self.env.unwrapped.goal_image(self.config.camera, size=self.image_size)]
+            env = self.env.unwrapped if self.env_goals else None
+            if self.env_goals == "subgoals" or (env is not None and self.config.gripper == "goal"):
+                sequence = env.goal_sequence(self.config.camera, size=self.image_size)
+                keep = slice(None) if self.env_goals == "subgoals" else slice(-1, None)
+                self.goal_images = list(sequence.images[keep])
+                self.goal_closures = sequence.closures[keep]
+                self.goal_steps = sequence.steps if self.env_goals == "subgoals" else ()
+            elif env is not None:
+                self.goal_images = [env.goal_image(self.config.camera, size=self.image_size)]
             self._goal_latents = self._encode(np.stack(self.goal_images))
         return self._goal_latents[min(self.goal_index, len(self._goal_latents) - 1)]
 
@@ -240,10 +268,13 @@ class WorldModelAgent:
             plan = self.planner.plan(self.energy_fn(self._goal()))
         delta = plan[0].cpu().numpy()
         action = delta_to_env_action(delta, self._proprio[-1])
+        if self.config.gripper == "goal":
+            closure = self.goal_closures[min(self.goal_index, len(self.goal_closures) - 1)]
+            action[-1] = -1.0 if closure < OPEN_BELOW else 1.0
         if self.action_dim == 4:  # xyz + gripper (the orientation is held)
             action = np.concatenate([action[:3], action[6:]])
         self._steps += 1
-        if self._steps in self._switch_steps:  # heading for the next sub-goal: plan afresh
+        if self._steps in np.cumsum(self.goal_steps):  # heading for the next sub-goal: plan afresh
             self.planner.reset()
         self.plan_times.append(time.perf_counter() - start)
         return action.astype(np.float32)

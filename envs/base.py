@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -60,6 +61,38 @@ def goal_distance(achieved_goal: np.ndarray, desired_goal: np.ndarray) -> np.nda
     """Distance (m) between goals ``[..., 3]``: ``np.linalg.norm``'s own arithmetic, without
     the overhead of its checks (it runs every step)."""
     return np.sqrt(np.add.reduce(np.square(np.subtract(achieved_goal, desired_goal)), axis=-1))
+
+
+@dataclass(frozen=True)
+class Subgoal:
+    """A stage of a task as the scene looks once it is done (``FrankaEnv.goal_sequence``).
+
+    tcp: TCP position [3] (m); closure: gripper closure shown, and held on the way there
+    (0 open, 1 closed); steps: actions budgeted for the stage; cube: the cube's centre [3]
+    (m) by then, or None where it lies at reset.
+    """
+
+    tcp: np.ndarray
+    closure: float
+    steps: int
+    cube: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class GoalSequence:
+    """Images of a task's stages, ending with its goal image: what a planner that works
+    through sub-goals heads for in turn (V-JEPA 2-AC's pick-and-place).
+
+    images: uint8 ``[G, S, S, 3]``; tcp ``[G, 3]``: the TCP position each image shows (m);
+    closures ``[G]``: the gripper closure each image shows (0 open, 1 closed); steps
+    ``[G - 1]``: actions budgeted for each image but the last, which takes the rest of the
+    episode.
+    """
+
+    images: np.ndarray
+    tcp: np.ndarray
+    closures: tuple[float, ...]
+    steps: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -115,7 +148,8 @@ class FrankaEnv(gymnasium.Env):
     """A Franka Panda over a table, driven by end-effector deltas at 10 Hz.
 
     Subclasses set ``task_observation_size`` and implement ``_add_objects``,
-    ``_reset_task``, ``_achieved_goal``, ``_task_observation`` and ``_solved_pose``.
+    ``_reset_task``, ``_achieved_goal``, ``_task_observation``, ``_solved_pose`` and,
+    for tasks done in stages, ``_subgoals``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": int(CONTROL_HZ)}
@@ -208,6 +242,14 @@ class FrankaEnv(gymnasium.Env):
         """Move the objects to where the solved task has them; return the TCP position [3]
         (m) and gripper closure (0..1) the arm should show in the goal image."""
         raise NotImplementedError
+
+    def _subgoals(self) -> list[Subgoal]:
+        """The stages before the solved pose, for this episode (none: one goal image suffices)."""
+        return []
+
+    def _arrange(self, stage: Subgoal) -> tuple[np.ndarray, float]:
+        """Move the objects to where ``stage`` has them; return its TCP position and closure."""
+        return stage.tcp, stage.closure
 
     # -- Gymnasium API --------------------------------------------------------------------
 
@@ -409,10 +451,34 @@ class FrankaEnv(gymnasium.Env):
         """What ``camera`` sees with the task solved: objects at the goal, the arm posed
         there by IK. uint8 ``[size, size, 3]`` (default ``image_size``). The simulation
         state is restored exactly afterwards."""
+        return self._posed_image(camera, size, self._solved_pose)[0]
+
+    def goal_sequence(self, camera: str = "front", size: int | None = None) -> GoalSequence:
+        """What ``camera`` sees at the end of each stage of the task, ending with the goal
+        image: for Push, the hand above and then behind the cube, the cube a quarter, half
+        and three quarters of the way, then at the goal; for PickPlace and Stack, the hand
+        over the cube, around it, closed on it, lifting it, then the goal. Reach has one
+        stage: its goal image. Images as in ``goal_image``; the simulation state is restored."""
+        stages = self._subgoals()
+        posed = [self._posed_image(camera, size, lambda stage=stage: self._arrange(stage)) for stage in stages]
+        posed.append(self._posed_image(camera, size, self._solved_pose))
+        return GoalSequence(
+            images=np.stack([image for image, _, _ in posed]),
+            tcp=np.stack([tcp for _, tcp, _ in posed]),
+            closures=tuple(closure for _, _, closure in posed),
+            steps=tuple(stage.steps for stage in stages),
+        )
+
+    def _posed_image(
+        self, camera: str, size: int | None, arrange: Callable[[], tuple[np.ndarray, float]]
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Render ``camera`` with the scene as ``arrange`` leaves it and the arm posed by IK at
+        the TCP position it returns, with its gripper closure; restore the state. Returns the
+        image ``[size, size, 3]``, the TCP position [3] (m) and the closure."""
         if camera not in CAMERAS:
             raise ValueError(f"unknown camera {camera!r}; choose from {list(CAMERAS)}")
         saved = self.get_sim_state()
-        tcp, closure = self._solved_pose()
+        tcp, closure = arrange()
         q, _ = self.kinematics.solve(self.data.qpos[self._arm_qpos], tcp, self._target_R, iterations=50)
         self.data.qpos[self._arm_qpos] = q
         self.data.qpos[self._finger_qpos] = FINGER_OPEN * (1.0 - closure)
@@ -424,4 +490,4 @@ class FrankaEnv(gymnasium.Env):
             image = renderer.render(self.data, camera)
             renderer.close()
         self.set_sim_state(saved)
-        return image
+        return image, np.array(tcp, dtype=np.float64), float(closure)

@@ -15,7 +15,7 @@ from functools import cached_property
 import mujoco
 import numpy as np
 
-from armworld.envs.base import FrankaEnv
+from armworld.envs.base import FrankaEnv, Subgoal
 from armworld.envs.conventions import GRIPPER_MAX_WIDTH, euler_xyz_from_matrix
 
 # Where objects spawn and goals lie on the table (m, base frame): x, y bounds.
@@ -25,6 +25,9 @@ CUBE_HALF_SIZE = 0.025  # m
 CUBE_MASS = 0.1  # kg
 MIN_GOAL_DISTANCE = 0.1  # m, on the table between the cube's start and its goal (or the base cube)
 STACK_TCP_CLEARANCE = 0.08  # m, TCP above the stacked cube's centre once it has let go
+PUSH_TCP_HEIGHT = 0.02  # m, TCP height while pushing
+PUSH_STANDOFF = 0.03  # m, TCP behind the cube's face, on the cube-goal line, before pushing
+APPROACH_HEIGHT = 0.1  # m, TCP height when arriving over the cube in the sub-goal images
 
 
 def add_cube(spec: mujoco.MjSpec, name: str, rgba: list[float], xy: tuple[float, float]) -> None:
@@ -125,6 +128,23 @@ class CubeTask(FrankaEnv):
     def _task_observation(self) -> np.ndarray:
         return self._cube_observation("cube")
 
+    def _arrange(self, stage: Subgoal) -> tuple[np.ndarray, float]:
+        if stage.cube is not None:
+            self._place_cube(stage.cube[:2], stage.cube[2])
+        return super()._arrange(stage)
+
+    @property
+    def grasp_closure(self) -> float:
+        """Gripper closure with the fingers on the cube's faces (0 open, 1 closed)."""
+        return 1.0 - 2 * self.cube_half_size / GRIPPER_MAX_WIDTH
+
+    def _pick_subgoals(self) -> list[Subgoal]:
+        """Over the cube, around it, closed on it, lifting it (open, then the grasp closure)."""
+        at = np.array([*self.cube_start, self.cube_half_size])
+        above = at + np.array([0.0, 0.0, APPROACH_HEIGHT])
+        grasp = self.grasp_closure
+        return [Subgoal(above, 0.0, 10), Subgoal(at, 0.0, 5), Subgoal(at, grasp, 3), Subgoal(above, grasp, 6, cube=above)]
+
 
 class FrankaPushEnv(CubeTask):
     """Push the cube across the table to a goal 10-20 cm away on the table."""
@@ -139,12 +159,25 @@ class FrankaPushEnv(CubeTask):
             if np.all(xy >= TABLE_REGION_LOW - 0.03) and np.all(xy <= TABLE_REGION_HIGH + 0.03):
                 return np.array([xy[0], xy[1], self.cube_half_size])
 
-    def _solved_pose(self) -> tuple[np.ndarray, float]:
-        self._place_cube(self.goal[:2])
+    def _behind(self, cube_xy: np.ndarray) -> np.ndarray:
+        """Where the TCP pushes from [3] (m): ``PUSH_STANDOFF`` behind a cube at ``cube_xy``
+        on the line from the cube's start to its goal, at ``PUSH_TCP_HEIGHT``."""
         direction = self.goal[:2] - self.cube_start
         direction /= np.linalg.norm(direction)
-        behind = self.goal[:2] - direction * (self.cube_half_size + 0.03)
-        return np.array([behind[0], behind[1], 0.02]), 1.0
+        xy = cube_xy - direction * (self.cube_half_size + PUSH_STANDOFF)
+        return np.array([xy[0], xy[1], PUSH_TCP_HEIGHT])
+
+    def _subgoals(self) -> list[Subgoal]:
+        start = self._behind(self.cube_start)
+        stages = [Subgoal(start + np.array([0.0, 0.0, APPROACH_HEIGHT - PUSH_TCP_HEIGHT]), 1.0, 12), Subgoal(start, 1.0, 8)]
+        for fraction in (0.25, 0.5, 0.75):
+            xy = self.cube_start + fraction * (self.goal[:2] - self.cube_start)
+            stages.append(Subgoal(self._behind(xy), 1.0, 6, cube=np.array([xy[0], xy[1], self.cube_half_size])))
+        return stages
+
+    def _solved_pose(self) -> tuple[np.ndarray, float]:
+        self._place_cube(self.goal[:2])
+        return self._behind(self.goal[:2]), 1.0
 
 
 class FrankaPickPlaceEnv(CubeTask):
@@ -157,9 +190,12 @@ class FrankaPickPlaceEnv(CubeTask):
         height = self.np_random.uniform(0.05, 0.2) if self.np_random.uniform() < 0.5 else 0.0
         return np.array([xy[0], xy[1], self.cube_half_size + height])
 
+    def _subgoals(self) -> list[Subgoal]:
+        return self._pick_subgoals()
+
     def _solved_pose(self) -> tuple[np.ndarray, float]:
         self._place_cube(self.goal[:2], self.goal[2])
-        return self.goal.copy(), 1.0 - 2 * self.cube_half_size / GRIPPER_MAX_WIDTH
+        return self.goal.copy(), self.grasp_closure
 
 
 class FrankaStackEnv(CubeTask):
@@ -185,6 +221,10 @@ class FrankaStackEnv(CubeTask):
 
     def _task_observation(self) -> np.ndarray:
         return np.concatenate([super()._task_observation(), self._cube_observation("base_cube")])
+
+    def _subgoals(self) -> list[Subgoal]:
+        held_on_base = Subgoal(self.goal.copy(), self.grasp_closure, 24, cube=self.goal.copy())
+        return [*self._pick_subgoals(), held_on_base]
 
     def _solved_pose(self) -> tuple[np.ndarray, float]:
         self._place_cube(self.goal[:2], self.goal[2])

@@ -165,6 +165,28 @@ def tiny_world_model(seed: int = 0) -> WorldModel:
     return WorldModel(encoder, ACPredictor(predictor_config(encoder, "tiny"))).eval()
 
 
+def test_env_subgoals_set_the_schedule_and_command_the_gripper():
+    env = gymnasium.make("armworld/FrankaPickPlace-v0", obs_mode="pixels_state", cameras="top")
+    planner = CEM(CEMConfig(samples=8, iterations=1, top_k=2), ActionBounds.world_model(gripper=False), seed=0)
+    config = WorldModelAgentConfig(camera="top", gripper="goal")
+    agent = WorldModelAgent(tiny_world_model(), planner, goal="subgoals", env=env, config=config)
+    obs, _ = env.reset(seed=0)
+    agent.reset()
+    sequence = env.unwrapped.goal_sequence("top")
+    grippers = []
+    for _ in range(17):
+        action = agent.act(obs)
+        grippers.append(float(action[-1]))
+        obs, *_ = env.step(action)
+    assert agent.goal_steps == sequence.steps == (10, 5, 3, 6)
+    assert grippers == [-1.0] * 15 + [1.0] * 2  # open over the cube and around it, then closing on it
+    assert agent.goal_index == 2 and np.array_equal(agent.goal_frame, sequence.images[2])
+    obs, _ = env.reset(seed=1)  # a new episode: the new cube's sequence, from its first stage
+    agent.reset()
+    agent.act(obs)
+    assert agent.goal_index == 0 and np.array_equal(agent.goal_frame, env.unwrapped.goal_sequence("top").images[0])
+
+
 def test_cached_and_uncached_planning_give_the_same_actions():
     env = gymnasium.make("armworld/FrankaReach-v0", obs_mode="pixels_state")
     wm = tiny_world_model()
@@ -214,6 +236,16 @@ def test_agent_refuses_what_it_cannot_use():
         WorldModelAgent(LinearLatentModel(), CEM(CEMConfig(), ActionBounds((1.0,))), env=env)
     with pytest.raises(ValueError, match="needs the env"):
         WorldModelAgent(LinearLatentModel(), CEM(CEMConfig(), bounds))
+    commanded = WorldModelAgentConfig(gripper="goal")
+    held = ActionBounds.world_model(gripper=False)
+    with pytest.raises(ValueError, match="simulator's goals"):
+        WorldModelAgent(LinearLatentModel(), CEM(CEMConfig(), held), goal=draw(np.zeros(2)), env=env, config=commanded)
+    with pytest.raises(ValueError, match="commanded, not planned"):
+        WorldModelAgent(LinearLatentModel(), CEM(CEMConfig(), bounds), env=env, config=commanded)
+    with pytest.raises(ValueError, match="from the env"):
+        WorldModelAgent(LinearLatentModel(), CEM(CEMConfig(), bounds), goal="subgoals", env=env, config=WorldModelAgentConfig(subgoal_steps=(3,)))
+    with pytest.raises(ValueError, match="unknown gripper mode"):
+        WorldModelAgentConfig(gripper="squeeze")
 
 
 @pytest.fixture

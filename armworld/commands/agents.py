@@ -40,6 +40,14 @@ def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--l1-radius", type=float, default=None, help="keep each xyz move in an L1 ball (m)")
     group.add_argument("--rotate", action="store_true", help="let the planner rotate the hand (default: held)")
     group.add_argument("--no-gripper", action="store_true", help="keep the grip as it is")
+    group.add_argument(
+        "--gripper", choices=("plan", "goal"), default=None,
+        help="plan the gripper, or command it from the sim's goal image headed for (open or closed)",
+    )
+    group.add_argument(
+        "--subgoals", action=argparse.BooleanOptionalAction, default=None,
+        help="head for the sim's images of the task's stages in turn (env.goal_sequence), then the goal image",
+    )
     group.add_argument("--context-frames", type=int, default=1, help="observed frames given to the predictor")
     group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
 
@@ -54,8 +62,17 @@ def _planner_options(args: argparse.Namespace):
     cem, mppi = CEMConfig(), MPPIConfig()
     cem = dataclasses.replace(cem, **common, **({"top_k": args.top_k} if args.top_k else {}))
     mppi = dataclasses.replace(mppi, **common, **({"elites": args.top_k} if args.top_k else {}))
-    bounds = ActionBounds.world_model(hold_rotation=not args.rotate, gripper=not args.no_gripper, l1_radius=args.l1_radius)
+    planned = not args.no_gripper and args.gripper != "goal"
+    bounds = ActionBounds.world_model(hold_rotation=not args.rotate, gripper=planned, l1_radius=args.l1_radius)
     return PlannerOptions(args.planner, cem=cem, mppi=mppi, bounds=bounds)
+
+
+def _agent_options(args: argparse.Namespace) -> dict:
+    """World-model agent options from the planner arguments."""
+    return dict(
+        planner=_planner_options(args), context_frames=args.context_frames,
+        goal="subgoals" if args.subgoals else "env", gripper=args.gripper or "plan",
+    )
 
 
 def register(subparsers) -> None:
@@ -84,7 +101,9 @@ def register(subparsers) -> None:
         "demo",
         help="the shipped world model plans toward goal images in FrankaReach and FrankaPush",
         description="Load a world model (the shipped one by default), plan toward the sim's goal images from "
-        "fresh evaluation seeds, write an MP4 and print success and planning time per action.",
+        "fresh evaluation seeds, write an MP4 and print success and planning time per action. By default it "
+        "heads for the task's sub-goal images in turn with the gripper commanded from them "
+        "(--subgoals --gripper goal; FrankaReach has one goal image).",
     )
     demo.add_argument("--model", default="default", help="world-model run or checkpoint (default: the shipped model)")
     demo.add_argument("--episodes", type=int, default=2, help="episodes per env")
@@ -138,15 +157,18 @@ def _run_eval(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     is_wm = args.agent.startswith("wm:")
-    if not is_wm and (args.goal is not None or args.subgoal_steps):
-        raise ValueError("--goal and --subgoal-steps are for world-model agents (wm:PATH)")
+    if not is_wm and (args.goal is not None or args.subgoal_steps or args.subgoals or args.gripper):
+        raise ValueError("--goal, --subgoal-steps, --subgoals and --gripper are for world-model agents (wm:PATH)")
+    if args.subgoals and args.goal:
+        raise ValueError("--subgoals heads for the sim's images: give no --goal files with it")
     config = EvalConfig(
         env_id=args.env, seeds=args.seeds, episodes=args.episodes, max_steps=args.max_steps,
         env_kwargs={**env_kwargs_for(args.agent), **args.env_kwargs}, videos=args.videos,
     )
     options = {}
     if is_wm:
-        options = dict(planner=_planner_options(args), context_frames=args.context_frames, subgoal_steps=args.subgoal_steps)
+        options = _agent_options(args)
+        options["subgoal_steps"] = args.subgoal_steps
         if args.goal:
             options["goal"] = args.goal if len(args.goal) > 1 else args.goal[0]
     dataset_seeds = _dataset_seeds(args.dataset) if args.dataset else None
@@ -187,7 +209,9 @@ def _run_demo(args: argparse.Namespace) -> int:
     spec = f"wm:{args.model}"
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(1000, 100_000))
     env_kwargs = env_kwargs_for(spec)
-    options = dict(planner=_planner_options(args), context_frames=args.context_frames)
+    args.subgoals = True if args.subgoals is None else args.subgoals
+    args.gripper = args.gripper or "goal"
+    options = _agent_options(args)
     print(f"armworld demo: world model {args.model}, evaluation seed {seed} (repeat with --seed {seed})")
     videos = []
     start = time.perf_counter()
