@@ -197,6 +197,7 @@ class FrankaEnv(gymnasium.Env):
         self._home_qpos = self._solve_start_pose(START_TCP)
 
         self.goal = np.zeros(3)
+        self.start_tcp = START_TCP.copy()  # where the episode's first pose put the TCP (m)
         self._target_R = np.eye(3)
         self._pending_actions: deque[np.ndarray] = deque()
         self.action_space = spaces.Box(-1.0, 1.0, (self.config.action_dim,), dtype=np.float32)
@@ -258,8 +259,8 @@ class FrankaEnv(gymnasium.Env):
         mujoco.mj_resetData(self.model, self.data)
         if self._randomizer is not None:
             self._randomizer.apply(self.model, self.np_random)
-        start = START_TCP + self.np_random.uniform(-START_JITTER, START_JITTER, 3)
-        q, _ = self.kinematics.solve(self._home_qpos, start, np.eye(3), iterations=20)
+        self.start_tcp = START_TCP + self.np_random.uniform(-START_JITTER, START_JITTER, 3)
+        q, _ = self.kinematics.solve(self._home_qpos, self.start_tcp, np.eye(3), iterations=20)
         self.data.qpos[self._arm_qpos] = q
         self.data.qpos[self._finger_qpos] = FINGER_OPEN
         self.data.ctrl[:7] = q
@@ -455,10 +456,11 @@ class FrankaEnv(gymnasium.Env):
 
     def goal_sequence(self, camera: str = "front", size: int | None = None) -> GoalSequence:
         """What ``camera`` sees at the end of each stage of the task, ending with the goal
-        image: for Push, the hand above and then behind the cube, the cube a quarter, half
-        and three quarters of the way, then at the goal; for PickPlace and Stack, the hand
-        over the cube, around it, closed on it, lifting it, then the goal. Reach has one
-        stage: its goal image. Images as in ``goal_image``; the simulation state is restored."""
+        image: for Reach, the hand halfway from where the episode started it; for Push, the
+        hand above and then behind the cube, the cube a quarter, half and three quarters of
+        the way; for PickPlace and Stack, the hand over the cube, around it, closed on it,
+        lifting it (Stack: then holding it on the base cube). Images as in ``goal_image``;
+        the simulation state is restored."""
         stages = self._subgoals()
         posed = [self._posed_image(camera, size, lambda stage=stage: self._arrange(stage)) for stage in stages]
         posed.append(self._posed_image(camera, size, self._solved_pose))

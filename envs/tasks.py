@@ -59,6 +59,9 @@ class FrankaReachEnv(FrankaEnv):
     def _achieved_goal(self) -> np.ndarray:
         return self.data.site_xpos[self.kinematics.tcp_id]
 
+    def _subgoals(self) -> list[Subgoal]:
+        return [Subgoal(0.5 * (self.start_tcp + self.goal), 0.0, 10)]
+
     def _solved_pose(self) -> tuple[np.ndarray, float]:
         return self.goal.copy(), 0.0
 
