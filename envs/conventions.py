@@ -17,6 +17,8 @@ One place for each constant and each conversion:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 CONTROL_HZ = 10.0
@@ -38,7 +40,10 @@ def euler_xyz_from_matrix(R: np.ndarray) -> np.ndarray:
     ``R = Rz(c) @ Ry(b) @ Rx(a)``; ``b`` is in [-pi/2, pi/2].
     """
     R = np.asarray(R, dtype=np.float64)
-    euler = np.empty(R.shape[:-1])  # written in place: envs call this every step
+    if R.shape == (3, 3):  # one matrix, every env step: Python's math is 5x faster than numpy on scalars
+        r = R.ravel().tolist()
+        return np.array([math.atan2(r[7], r[8]), math.asin(min(max(-r[6], -1.0), 1.0)), math.atan2(r[3], r[0])])
+    euler = np.empty(R.shape[:-1])
     np.arctan2(R[..., 2, 1], R[..., 2, 2], out=euler[..., 0])
     np.arcsin(np.minimum(np.maximum(-R[..., 2, 0], -1.0), 1.0), out=euler[..., 1])
     np.arctan2(R[..., 1, 0], R[..., 0, 0], out=euler[..., 2])
@@ -138,4 +143,6 @@ def expand_action(action: np.ndarray) -> np.ndarray:
 
 def gripper_closure(finger_width: float | np.ndarray) -> float | np.ndarray:
     """Gripper closure in [0, 1] (0 open, 1 closed) from the finger opening (m)."""
+    if isinstance(finger_width, float):  # every env step: no numpy call for one number
+        return min(max(1.0 - finger_width / GRIPPER_MAX_WIDTH, 0.0), 1.0)
     return np.minimum(np.maximum(1.0 - finger_width / GRIPPER_MAX_WIDTH, 0.0), 1.0)
