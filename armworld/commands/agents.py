@@ -1,7 +1,7 @@
 """CLI verbs for agents: ``armworld eval`` (the evaluation harness) and ``armworld demo``.
 
     armworld eval --agent wm:runs/wm --env armworld/FrankaReach-v0 --episodes 50 --seeds 0,1,2 --out results/ --videos 2
-    armworld demo                     # the shipped model plans toward goal images in Reach and Push
+    armworld demo                     # the shipped model plans through sub-goal images in Reach and Push
 """
 
 from __future__ import annotations
@@ -212,7 +212,9 @@ def _run_demo(args: argparse.Namespace) -> int:
     args.subgoals = True if args.subgoals is None else args.subgoals
     args.gripper = args.gripper or "goal"
     options = _agent_options(args)
-    print(f"armworld demo: world model {args.model}, evaluation seed {seed} (repeat with --seed {seed})")
+    goals = "the sim's sub-goal images, then the goal image" if args.subgoals else "the sim's goal image"
+    print(f"armworld demo: world model {args.model}, evaluation seed {seed} (repeat with --seed {seed}); "
+          f"heading for {goals}, gripper: {args.gripper}")
     videos = []
     start = time.perf_counter()
     for env_id in (e.strip() for e in args.envs.split(",") if e.strip()):
