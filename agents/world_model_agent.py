@@ -211,17 +211,22 @@ class WorldModelAgent:
         """uint8 ``[T, H, W, 3]`` -> ``[T, N, D]`` on the model's device."""
         return self.world_model.encode(torch.from_numpy(np.ascontiguousarray(frames))[None].to(self.device))[0]
 
+    def _read_env_goals(self) -> None:
+        """This episode's goal images from the simulator, with their gripper closures and schedule."""
+        env = self.env.unwrapped
+        if self.env_goals == "env" and self.config.gripper == "plan":  # all an env that renders only a goal image can serve
+            self.goal_images = [env.goal_image(self.config.camera, size=self.image_size)]
+            return
+        sequence = env.goal_sequence(self.config.camera, size=self.image_size)
+        keep = slice(None) if self.env_goals == "subgoals" else slice(-1, None)
+        self.goal_images = list(sequence.images[keep])
+        self.goal_closures = sequence.closures[keep]
+        self.goal_steps = sequence.steps if self.env_goals == "subgoals" else ()
+
     def _goal(self) -> torch.Tensor:
         if self._goal_latents is None:
-            env = self.env.unwrapped if self.env_goals else None
-            if self.env_goals == "subgoals" or (env is not None and self.config.gripper == "goal"):
-                sequence = env.goal_sequence(self.config.camera, size=self.image_size)
-                keep = slice(None) if self.env_goals == "subgoals" else slice(-1, None)
-                self.goal_images = list(sequence.images[keep])
-                self.goal_closures = sequence.closures[keep]
-                self.goal_steps = sequence.steps if self.env_goals == "subgoals" else ()
-            elif env is not None:
-                self.goal_images = [env.goal_image(self.config.camera, size=self.image_size)]
+            if self.env_goals:
+                self._read_env_goals()
             self._goal_latents = self._encode(np.stack(self.goal_images))
         return self._goal_latents[min(self.goal_index, len(self._goal_latents) - 1)]
 
