@@ -27,7 +27,7 @@ MIN_GOAL_DISTANCE = 0.1  # m, on the table between the cube's start and its goal
 STACK_TCP_CLEARANCE = 0.08  # m, TCP above the stacked cube's centre once it has let go
 PUSH_TCP_HEIGHT = 0.02  # m, TCP height while pushing
 PUSH_STANDOFF = 0.03  # m, TCP behind the cube's face, on the cube-goal line, before pushing
-APPROACH_HEIGHT = 0.1  # m, TCP height when arriving over the cube in the sub-goal images
+APPROACH_HEIGHT = 0.1  # m, the TCP over the table (Push) or over the cube's centre (PickPlace, Stack) in the first sub-goal
 
 
 def add_cube(spec: mujoco.MjSpec, name: str, rgba: list[float], xy: tuple[float, float]) -> None:
