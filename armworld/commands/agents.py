@@ -103,7 +103,7 @@ def register(subparsers) -> None:
         description="Load a world model (the shipped one by default), plan toward the sim's goal images from "
         "fresh evaluation seeds, write an MP4 and print success and planning time per action. By default it "
         "heads for the task's sub-goal images in turn with the gripper commanded from them "
-        "(--subgoals --gripper goal; FrankaReach has one goal image).",
+        "(--subgoals --gripper goal; --no-subgoals --gripper plan for the goal image alone).",
     )
     demo.add_argument("--model", default="default", help="world-model run or checkpoint (default: the shipped model)")
     demo.add_argument("--episodes", type=int, default=2, help="episodes per env")
@@ -112,7 +112,7 @@ def register(subparsers) -> None:
     demo.add_argument("--envs", default=",".join(DEMO_ENVS), help="comma-separated env ids")
     demo.add_argument("--out", default="armworld-demo.mp4", help="the video written")
     _add_planner_arguments(demo)
-    demo.set_defaults(func=run_demo)
+    demo.set_defaults(func=run_demo, subgoals=True, gripper="goal")
 
 
 def _fail(message: str) -> int:
@@ -209,8 +209,6 @@ def _run_demo(args: argparse.Namespace) -> int:
     spec = f"wm:{args.model}"
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(1000, 100_000))
     env_kwargs = env_kwargs_for(spec)
-    args.subgoals = True if args.subgoals is None else args.subgoals
-    args.gripper = args.gripper or "goal"
     options = _agent_options(args)
     goals = "the sim's sub-goal images, then the goal image" if args.subgoals else "the sim's goal image"
     print(f"armworld demo: world model {args.model}, evaluation seed {seed} (repeat with --seed {seed}); "
