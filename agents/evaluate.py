@@ -1,4 +1,4 @@
-"""The evaluation harness: any agent, any env id, the protocol of DESIGN.md.
+"""The evaluation harness: any agent, any env id, one protocol.
 
 - Seeds: for evaluation seed ``s``, episode ``i`` resets the env with
   ``eval_seed(s, i) = 1_000_000 + 1000 * s + i`` (``i < 1000``). Collection uses seeds

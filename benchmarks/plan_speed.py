@@ -72,19 +72,23 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     if args.model:
+        from armworld.agents.loading import model_settings
         from armworld.worldmodel.checkpoint import load_world_model
 
         wm, model_name = load_world_model(args.model), args.model
+        camera, _ = model_settings(args.model)
     else:
-        wm, model_name = fresh_tiny_model(), "fresh tiny (untrained)"
-    overrides = {k: v for k, v in (("samples", args.samples), ("iterations", args.iterations), ("horizon", args.horizon)) if v}
+        wm, model_name, camera = fresh_tiny_model(), "fresh tiny (untrained)", "front"
+    given = (("samples", args.samples), ("iterations", args.iterations), ("horizon", args.horizon))
+    overrides = {k: v for k, v in given if v is not None}  # zero is passed on, for the config to refuse
     planner_config = dataclasses.replace(CEMConfig() if args.planner == "cem" else MPPIConfig(), **overrides)
-    env = gymnasium.make(args.env, obs_mode="pixels_state", image_size=wm.encoder.config.image_size)
+    env = gymnasium.make(args.env, obs_mode="pixels_state", cameras=(camera,), image_size=wm.encoder.config.image_size)
 
     result = {
         "device": f"cpu ({platform.processor() or platform.machine()}), {args.threads} torch threads, {os.cpu_count()} cores",
         "load_average_1min": os.getloadavg()[0],
         "model": model_name,
+        "camera": camera,
         "env": args.env,
         "planner": {"name": args.planner, **dataclasses.asdict(planner_config)},
         "context_frames": args.context_frames,
@@ -92,7 +96,8 @@ def main() -> None:
     for reuse in (True, False):
         planner_cls = CEM if args.planner == "cem" else MPPI
         planner = planner_cls(planner_config, ActionBounds.world_model(), seed=0)
-        agent = WorldModelAgent(wm, planner, env=env, config=WorldModelAgentConfig(context_frames=args.context_frames, reuse_context=reuse))
+        config = WorldModelAgentConfig(camera=camera, context_frames=args.context_frames, reuse_context=reuse)
+        agent = WorldModelAgent(wm, planner, env=env, config=config)
         run_episode(env, agent, eval_seed(0, 999), 2)  # warm-up
         times, start = [], time.perf_counter()
         for i in range(args.episodes):

@@ -1,4 +1,5 @@
-"""The conventions that sim, datasets, world models and real arms share (DESIGN.md).
+"""The conventions that sim, datasets, world models and real arms share; changing
+one of them bumps the env ids' version and the dataset format's.
 
 One place for each constant and each conversion:
 

@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--energy", nargs="+", default=["pixels"], help="pixels, encoder:PATH, distance")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--candidates", type=int, default=32, help="random actions tried per step")
-    parser.add_argument("--seed", type=int, default=0, help="evaluation seed (DESIGN.md): episodes never meet training data")
+    parser.add_argument("--seed", type=int, default=0, help="evaluation seed (agents/README.md): episodes never meet training data")
     args = parser.parse_args()
     torch.set_num_threads(1)
 

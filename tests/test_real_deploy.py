@@ -104,6 +104,8 @@ def test_deploy_rejects_bad_arguments():
         main(["deploy", "--robot", "mock", "--agent", "oracle", "--max-steps", "3", "--yes"])
     with pytest.raises(SystemExit, match="no SB3 model|config.json"):
         main(["deploy", "--robot", "mock", "--agent", "sb3:/nonexistent/run", "--max-steps", "3", "--yes"])
+    with pytest.raises(SystemExit, match="no checkpoint at .*nonexistent"):
+        main(["deploy", "--robot", "mock", "--agent", "wm:/nonexistent/run", "--goal", "goal.png", "--yes"])
     with pytest.raises(ValueError, match="unknown robot"):
         main(["deploy", "--robot", "kuka://1.2.3.4", "--agent", "expert", "--yes"])
     with pytest.raises(SystemExit, match="x,y,z"):

@@ -297,6 +297,10 @@ def test_eval_verb_with_a_world_model_and_a_goal_file(tiny_checkpoint, tmp_path,
     results = json.loads((out / "results.json").read_text())
     assert results["episodes"] == 1 and results["plan_time_per_action_s"] > 0
     assert results["env_kwargs"]["obs_mode"] == "pixels_state"
+    capsys.readouterr()
+    zero_elites = ["--top-k", "0", "--goal", str(goal), "--out", str(tmp_path / "refused")]
+    assert main(["eval", "--agent", f"wm:{tiny_checkpoint}", "--env", "armworld/FrankaReach-v0", *zero_elites]) == 1
+    assert "top_k must lie in [1, samples" in capsys.readouterr().err
 
 
 def test_demo_runs_end_to_end_on_a_reduced_setting(tiny_checkpoint, tmp_path, capsys):

@@ -55,7 +55,7 @@ def integrate_proprio(start: torch.Tensor, actions: torch.Tensor) -> torch.Tenso
     """States ``[K, H, 7]`` at which ``actions [K, H, 7]`` are applied, from ``start [K, 7]``.
 
     ``states[:, 0] = start``, ``states[:, h] = apply_delta(states[:, h-1], actions[:, h-1])``
-    (the DESIGN.md convention, computed in :mod:`armworld.envs.conventions`).
+    (the convention of :mod:`armworld.envs.conventions`).
     """
     states = [start.detach().cpu().numpy()]
     deltas = actions.detach().cpu().numpy()

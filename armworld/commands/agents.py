@@ -60,8 +60,8 @@ def _planner_options(args: argparse.Namespace):
 
     common = {k: v for k, v in (("samples", args.samples), ("iterations", args.iterations), ("horizon", args.horizon)) if v is not None}
     cem, mppi = CEMConfig(), MPPIConfig()
-    cem = dataclasses.replace(cem, **common, **({"top_k": args.top_k} if args.top_k else {}))
-    mppi = dataclasses.replace(mppi, **common, **({"elites": args.top_k} if args.top_k else {}))
+    cem = dataclasses.replace(cem, **common, **({"top_k": args.top_k} if args.top_k is not None else {}))
+    mppi = dataclasses.replace(mppi, **common, **({"elites": args.top_k} if args.top_k is not None else {}))
     planned = not args.no_gripper and args.gripper != "goal"
     bounds = ActionBounds.world_model(hold_rotation=not args.rotate, gripper=planned, l1_radius=args.l1_radius)
     return PlannerOptions(args.planner, cem=cem, mppi=mppi, bounds=bounds)
@@ -80,7 +80,7 @@ def register(subparsers) -> None:
     ev = subparsers.add_parser(
         "eval",
         help="evaluate an agent: success rate with a Wilson 95%% interval, final distance, planning time",
-        description="Evaluate any agent on any env with the evaluation protocol of DESIGN.md; writes "
+        description="Evaluate any agent on any env with one evaluation protocol (agents/README.md); writes "
         "results.json, results.md and MP4s of chosen episodes.",
     )
     ev.add_argument("--agent", required=True, help="expert, random, wm:PATH, wm:default or sb3:PATH")

@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 
     deploy_parser = subparsers.add_parser("deploy", help="run an agent on a robot behind the safety layer")
     deploy_parser.add_argument("--robot", required=True, help="mock | sim://HOST:PORT | franka://IP | ur://IP | xarm://IP")
-    deploy_parser.add_argument("--agent", required=True, help="expert | random | wm:RUN_DIR | sb3:PATH")
+    deploy_parser.add_argument("--agent", required=True, help="expert | random | wm:RUN_DIR | wm:default | sb3:PATH")
     deploy_parser.add_argument("--task", default="reach", choices=("reach", "push", "pick_place", "stack"),
                                help="what the scripted expert does; all but reach need the cube pose and goal "
                                "that a robot serving a task observation (sim://) provides")
@@ -110,11 +110,12 @@ def _cameras(robot, spec: str) -> dict:
 def _agent_env_settings(args: argparse.Namespace) -> tuple[str, int, int]:
     """Cameras, image size and action size the agent was trained with (the command line's where the agent has none)."""
     from armworld.agents.loading import AgentSpecError, check_spec, env_kwargs_for
+    from armworld.worldmodel.checkpoint import CheckpointError
 
     try:
         check_spec(args.agent)
         trained = env_kwargs_for(args.agent)
-    except (AgentSpecError, FileNotFoundError) as error:
+    except (AgentSpecError, CheckpointError, FileNotFoundError) as error:
         raise SystemExit(str(error)) from None
     cameras, size = args.cameras, args.image_size
     if trained.get("obs_mode", "state") != "state":
@@ -165,10 +166,11 @@ def deploy(args: argparse.Namespace) -> int:
 
         recorder = env.recorder = TrajectoryWriter(args.record, env.env_args(), exist="resume")
     from armworld.agents.loading import load_agent
+    from armworld.worldmodel.checkpoint import CheckpointError
 
     try:
         agent = load_agent(args.agent, env, seed=args.seed, **({"goal": args.goal} if args.agent.startswith("wm:") else {}))
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, CheckpointError, FileNotFoundError) as error:
         env.close()
         raise SystemExit(f"cannot run {args.agent} on this robot: {error}") from None
     status, info = 0, {"is_success": False, "distance": float("nan")}
