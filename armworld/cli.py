@@ -14,7 +14,11 @@ COMMAND_MODULES = ("envs", "data", "model", "agents", "real", "rl")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="armworld", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="armworld",
+        description="armworld: Franka MuJoCo envs, trajectory datasets, a V-JEPA 2 world model, "
+        "latent planning, RL baselines and a sim-to-real bridge. `armworld COMMAND --help` for each verb.",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"armworld.commands.{name}")

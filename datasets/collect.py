@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from armworld.datasets.env_args import describe_env
-from armworld.datasets.hdf5 import Episode, TrajectoryWriter
+from armworld.datasets.hdf5 import DatasetError, Episode, TrajectoryWriter
 
 
 class AgentLike(Protocol):
@@ -160,6 +160,20 @@ def _episodes(config: CollectConfig, policy: AgentLike | AgentFactory, env: gymn
         yield from pool.imap(_worker_episode, indices, chunksize=1)
 
 
+def _check_continues(writer: TrajectoryWriter, config: CollectConfig) -> None:
+    """Refuse to resume a file whose episodes came from another seed or policy: appending
+    would mix two collections and could repeat reset seeds."""
+    for index in sorted({0, writer.total - 1}) if writer.total else ():
+        attrs = writer.committed_attrs(index)
+        expected = {"seed": config.seed + index, "policy": config.policy_name}
+        found = {key: attrs.get(key) for key in expected}
+        if found != expected:
+            raise DatasetError(
+                f"{writer.path}: cannot resume, episode {index} was collected with {found}, this collection would "
+                f"give it {expected}; resume with the file's --seed and --policy, or write a new file"
+            )
+
+
 def collect(
     path: str | os.PathLike,
     config: CollectConfig,
@@ -182,6 +196,7 @@ def collect(
     frames = successes = collected = 0
     try:
         with TrajectoryWriter(path, describe_env(env), exist=exist) as writer:
+            _check_continues(writer, config)
             indices = range(writer.total, max(writer.total, config.episodes))
             with tqdm(total=len(indices), unit="ep", disable=not progress, desc="collect") as bar:
                 for episode in _episodes(config, policy, env, indices):

@@ -8,7 +8,7 @@ episode keeps its goal frame); arrays indexed by transition have N rows::
     data/                    attrs: total (committed episodes), env_args (JSON)
       demo_<i>/              attrs: num_samples (N), seed (reset and policy seed), policy (str)
         obs/<key>            [N+1, ...] the env's observation keys:
-                             rgb_<camera> uint8 [N+1, H, W, 3], proprio float32 [N+1, 7],
+                             rgb_<camera> uint8 [N+1, H, W, 3], proprio float64 [N+1, 7],
                              observation (the flat privileged state), achieved_goal, desired_goal
         states               float64 [N+1, S] flattened MuJoCo state at each observation
         actions              float32 [N, A] env actions in [-1, 1], as executed
@@ -303,6 +303,12 @@ class TrajectoryWriter:
             mask = self._file[f"mask/{split}"]
             mask.resize((sum(1 for i in range(self.total) if split_of(i) == split),))
         self._file.flush()
+
+    def committed_attrs(self, index: int) -> dict[str, Any]:
+        """The attributes of committed episode ``index`` (``num_samples``, ``seed``, ``policy``)."""
+        if not 0 <= index < self.total:
+            raise IndexError(f"{self.path} has {self.total} committed episodes, no episode {index}")
+        return {key: _plain(value) for key, value in self._file["data"][demo_name(index)].attrs.items()}
 
     def __enter__(self) -> TrajectoryWriter:
         return self

@@ -69,7 +69,8 @@ class Subgoal:
 
     tcp: TCP position [3] (m); closure: gripper closure shown, and held on the way there
     (0 open, 1 closed); steps: actions budgeted for the stage; cube: the cube's centre [3]
-    (m) by then, or None where it lies at reset.
+    (m) by then, or None to leave it where it is when the images are rendered (at reset:
+    where it starts).
     """
 
     tcp: np.ndarray
@@ -153,7 +154,7 @@ class FrankaEnv(gymnasium.Env):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": int(CONTROL_HZ)}
-    task = ""  # "reach", "push" or "pick_place": what scripted experts key on
+    task = ""  # "reach", "push", "pick_place" or "stack": what scripted experts key on
     task_observation_size = 0
     # object geoms that randomisation may recolour and resize
     object_geom_names: tuple[str, ...] = ()
@@ -193,6 +194,7 @@ class FrankaEnv(gymnasium.Env):
         object_geoms = [self.model.geom(name).id for name in self.object_geom_names]
         self._randomizer = SceneRandomizer(self.model, config, object_geoms) if config else None
         self._renderer = CameraRenderer(self.model, self.config.image_size, self.config.image_size)
+        self._goal_renderers: dict[int, CameraRenderer] = {}  # goal images of other sizes, by side
         self._viewer: CameraRenderer | None = None
         self._home_qpos = self._solve_start_pose(START_TCP)
 
@@ -301,13 +303,13 @@ class FrankaEnv(gymnasium.Env):
         """Reward for goals ``[..., 3]`` (batched for HER): sparse -1/0, or minus the distance (m)."""
         distance = goal_distance(achieved_goal, desired_goal)
         if self.config.reward_type == "sparse":
-            return -(distance > SUCCESS_THRESHOLD).astype(np.float32)
+            return -(distance >= SUCCESS_THRESHOLD).astype(np.float32)
         return -distance.astype(np.float32)
 
     def _reward(self, distance: float) -> float:
         """``compute_reward`` for one goal distance (m), without numpy calls on one number."""
         if self.config.reward_type == "sparse":
-            return -1.0 if distance > SUCCESS_THRESHOLD else 0.0
+            return -1.0 if distance >= SUCCESS_THRESHOLD else 0.0
         return -float(np.float32(distance))
 
     def compute_terminated(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
@@ -327,9 +329,10 @@ class FrankaEnv(gymnasium.Env):
         return self._viewer.render(self.data, "front")
 
     def close(self) -> None:
-        self._renderer.close()
-        if self._viewer is not None:
-            self._viewer.close()
+        for renderer in (self._renderer, self._viewer, *self._goal_renderers.values()):
+            if renderer is not None:
+                renderer.close()
+        self._goal_renderers.clear()
 
     # -- control --------------------------------------------------------------------------
 
@@ -477,6 +480,17 @@ class FrankaEnv(gymnasium.Env):
             steps=tuple(stage.steps for stage in stages),
         )
 
+    def _goal_renderer(self, size: int | None) -> CameraRenderer:
+        """The renderer for goal images of side ``size`` (pixels; None: ``image_size``), made
+        once per size: a GL context costs far more than a frame."""
+        if size is None or size == self.config.image_size:
+            return self._renderer
+        if not 8 <= size <= 640:
+            raise ValueError(f"goal image size must be within 8..640 pixels, got {size}")
+        if size not in self._goal_renderers:
+            self._goal_renderers[size] = CameraRenderer(self.model, size, size)
+        return self._goal_renderers[size]
+
     def _posed_image(
         self, camera: str, size: int | None, arrange: Callable[[], tuple[np.ndarray, float]]
     ) -> tuple[np.ndarray, np.ndarray, float]:
@@ -485,17 +499,13 @@ class FrankaEnv(gymnasium.Env):
         image ``[size, size, 3]``, the TCP position [3] (m) and the closure."""
         if camera not in CAMERAS:
             raise ValueError(f"unknown camera {camera!r}; choose from {list(CAMERAS)}")
+        renderer = self._goal_renderer(size)
         saved = self.get_sim_state()
         tcp, closure = arrange()
         q, _ = self.kinematics.solve(self.data.qpos[self._arm_qpos], tcp, self._target_R, iterations=50)
         self.data.qpos[self._arm_qpos] = q
         self.data.qpos[self._finger_qpos] = FINGER_OPEN * (1.0 - closure)
         mujoco.mj_forward(self.model, self.data)
-        if size is None or size == self.config.image_size:
-            image = self._renderer.render(self.data, camera)
-        else:
-            renderer = CameraRenderer(self.model, size, size)
-            image = renderer.render(self.data, camera)
-            renderer.close()
+        image = renderer.render(self.data, camera)
         self.set_sim_state(saved)
         return image, np.array(tcp, dtype=np.float64), float(closure)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 
 from armworld.agents.exploration import PolicySpec
 from armworld.datasets.collect import CollectConfig, collect
-from armworld.datasets.hdf5 import TrajectoryFile, validate
+from armworld.datasets.hdf5 import DatasetError, TrajectoryFile, validate
 from armworld.datasets.replay import replay
 
 PIXELS = {"obs_mode": "pixels_state", "image_size": 32, "cameras": ("front", "wrist")}
@@ -115,6 +116,19 @@ def test_sigkill_mid_episode_keeps_completed_episodes_and_resume_completes(tmp_p
     assert (summary.episodes, summary.total) == (2, 4)
     collect(tmp_path / "fresh.h5", config(4), PolicySpec("mixed", noise=0.1), progress=False)
     assert_same_files(path, tmp_path / "fresh.h5")
+
+
+def test_resume_refuses_another_seed_or_policy_and_leaves_the_file(tmp_path):
+    path = tmp_path / "d.h5"
+    collect(path, config(2), PolicySpec("mixed", noise=0.1), progress=False)
+    before = path.read_bytes()
+    other_seed = dataclasses.replace(config(4), seed=4)
+    with pytest.raises(DatasetError, match="episode 0 was collected with .*'seed': 3.*--seed and --policy"):
+        collect(path, other_seed, PolicySpec("mixed", noise=0.1), exist="resume", progress=False)
+    other_policy = dataclasses.replace(config(4), policy_name=PolicySpec("expert").label)
+    with pytest.raises(DatasetError, match="cannot resume"):
+        collect(path, other_policy, PolicySpec("expert"), exist="resume", progress=False)
+    assert path.read_bytes() == before
 
 
 def test_replay_matches_and_detects_a_changed_action(tmp_path):

@@ -93,6 +93,13 @@ def test_goal_image_shows_the_solved_scene_and_restores_state():
     assert goal.shape == (48, 48, 3) and goal.dtype == np.uint8
     assert np.abs(goal.astype(int) - obs["rgb_front"].astype(int)).mean() > 1.0
     assert env.unwrapped.goal_image("top", size=24).shape == (24, 24, 3)
+    renderer = env.unwrapped._goal_renderers[24]  # one GL context per size, kept
+    assert np.array_equal(env.unwrapped.goal_image("top", size=24), env.unwrapped.goal_image("top", size=24))
+    assert env.unwrapped._goal_renderers[24] is renderer
+    state = env.unwrapped.get_sim_state()
+    with pytest.raises(ValueError, match="8..640"):
+        env.unwrapped.goal_image("top", size=4)
+    assert np.array_equal(env.unwrapped.get_sim_state(), state)
     with pytest.raises(ValueError, match="unknown camera"):
         env.unwrapped.goal_image("side")
 
@@ -221,6 +228,10 @@ def test_reward_matches_compute_reward_batched():
     goal = np.zeros((2, 3))
     near_far = np.array([[SUCCESS_THRESHOLD * 0.9, 0, 0], [SUCCESS_THRESHOLD * 1.1, 0, 0]])
     np.testing.assert_array_equal(unwrapped.compute_reward(near_far, goal, {}), [0.0, -1.0])
+    # at exactly the threshold: no success, and the reward says the same
+    at = np.array([[SUCCESS_THRESHOLD, 0, 0]])
+    assert not unwrapped._get_info(at[0])["is_success"]
+    assert unwrapped.compute_reward(at, goal[:1], {})[0] == unwrapped._reward(SUCCESS_THRESHOLD) == -1.0
 
 
 def test_episode_truncates_at_the_step_budget():
