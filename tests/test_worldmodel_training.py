@@ -13,9 +13,12 @@ from armworld.cli import build_parser
 from armworld.worldmodel.checkpoint import (
     CheckpointError,
     export_checkpoint,
+    file_sha256,
     load_encoder,
     load_world_model,
+    newest_valid_checkpoint,
     read_checkpoint,
+    save_checkpoint,
 )
 from armworld.worldmodel.encoder import PRESETS, FrameEncoder
 from armworld.worldmodel.engine import LoopConfig, fit, learning_rate, make_optimizer
@@ -98,10 +101,12 @@ def test_checkpoint_round_trip_resume_and_init(tmp_path):
     assert read_checkpoint(path).metadata["step"] == 3
     assert sorted(p.name for p in (tmp_path / "wm").glob("step-*")) == ["step-000002", "step-000003"]
 
-    init = build_world_model(encoder=None, init=str(tmp_path / "wm"), predictor="tiny")
+    init = build_world_model(encoder=None, init=str(tmp_path / "wm"), predictor=None)
     assert torch.equal(init.predictor.predictor_proj.weight, load_world_model(path).predictor.predictor_proj.weight)
     with pytest.raises(ValueError, match="not both"):
-        build_world_model(encoder=str(tmp_path / "wm"), init=str(tmp_path / "wm"), predictor="tiny")
+        build_world_model(encoder=str(tmp_path / "wm"), init=str(tmp_path / "wm"), predictor=None)
+    with pytest.raises(ValueError, match="--init brings its own"):
+        build_world_model(encoder=None, init=str(tmp_path / "wm"), predictor="tiny")
 
 
 def test_encoder_run_feeds_the_predictor(tmp_path):
@@ -157,6 +162,70 @@ def test_broken_checkpoints_fail_clearly(tmp_path):
     with pytest.raises(CheckpointError, match="neither a run directory"):
         load_world_model(tmp_path / "empty")
     assert not list((tmp_path / "wm").glob(".step-*"))  # no temporary directories left behind
+
+
+def test_resuming_skips_checkpoints_that_fail_verification(tmp_path):
+    run = tmp_path / "wm"
+    fit(ACTraining(new_world_model()), LoopConfig(steps=2, save_every=1, **LOOP), MovingSquareClips(4), None, run)
+    assert newest_valid_checkpoint(tmp_path / "fresh") is None
+    ckpt, state = newest_valid_checkpoint(run)
+    assert ckpt.path.name == "step-000002" and state["step"] == 2
+    assert not list(run.glob(".*"))  # no temporary or set-aside directories left behind
+
+    trainer = run / "step-000002" / "trainer.pt"
+    trainer.write_bytes(trainer.read_bytes()[:-1] + b"x")
+    with pytest.warns(UserWarning, match="skipping checkpoint .*step-000002.*trainer.pt is corrupt"):
+        ckpt, state = newest_valid_checkpoint(run)
+    assert ckpt.path.name == "step-000001" and state["step"] == 1
+
+    shutil.rmtree(run / "step-000002")  # `latest` names a checkpoint that is gone
+    with pytest.warns(UserWarning, match="step-000002: .*does not exist"):
+        assert newest_valid_checkpoint(run)[0].path.name == "step-000001"
+
+    (run / "step-000001" / "metadata.json").unlink()
+    with pytest.warns(UserWarning), pytest.raises(CheckpointError, match="none verifies.*metadata.json is missing"):
+        newest_valid_checkpoint(run)
+
+
+def test_train_from_init_keeps_its_camera_and_records_lineage(tmp_path):
+    from datasets_helpers import ENV_ARGS, synthetic_episode
+
+    from armworld.datasets.hdf5 import TrajectoryWriter
+
+    data = str(tmp_path / "d.h5")
+    with TrajectoryWriter(data, ENV_ARGS) as writer:
+        for seed in range(2):
+            writer.append(synthetic_episode(8, seed))  # 32 px `front` and `wrist` frames
+    jepa = JEPA(FrameEncoder(PRESETS["tiny"]))
+    config = dict(jepa.checkpoint_config(), train={"camera": "wrist", "frame_skip": 1})
+    save_checkpoint(tmp_path / "enc", 3, config, jepa.checkpoint_state(), {})
+    parser = build_parser()
+
+    def train(*extra: str) -> None:
+        args = parser.parse_args(["train", "--data", data, "--steps", "1", "--batch-size", "4", "--device", "cpu", *extra])
+        assert args.func(args) == 0
+
+    train("--encoder", str(tmp_path / "enc"), "--frame-skip", "2", "--out", str(tmp_path / "wm"))
+    base = read_checkpoint(tmp_path / "wm")
+    assert base.config["train"]["camera"] == "wrist"  # the encoder run's camera, not `front`
+    enc = tmp_path / "enc" / "step-000003"
+    encoder = {"path": str(enc), "step": 3, "weights_sha256": file_sha256(enc / "model.safetensors")}
+    assert base.metadata["encoder"] == encoder and "init" not in base.metadata
+
+    train("--init", str(tmp_path / "wm"), "--out", str(tmp_path / "ft"))
+    tuned = read_checkpoint(tmp_path / "ft")
+    assert tuned.config["train"]["camera"] == "wrist" and tuned.config["train"]["frame_skip"] == 2
+    assert tuned.config["train"]["predictor"] is None
+    assert tuned.metadata["init"] == {"path": str(base.path), "step": 1, "weights_sha256": base.metadata["weights_sha256"]}
+    assert tuned.metadata["encoder"] == encoder
+
+    with pytest.raises(ValueError, match="--camera front conflicts with the --init model, trained with --camera wrist"):
+        train("--init", str(tmp_path / "wm"), "--camera", "front", "--out", str(tmp_path / "bad"))
+    with pytest.raises(ValueError, match="--frame-skip 1 conflicts"):
+        train("--init", str(tmp_path / "wm"), "--frame-skip", "1", "--out", str(tmp_path / "bad"))
+    with pytest.raises(ValueError, match="--init brings its own: leave --predictor out"):
+        train("--init", str(tmp_path / "wm"), "--predictor", "tiny", "--out", str(tmp_path / "bad"))
+    assert not (tmp_path / "bad").exists()
 
 
 def test_export_half_precision_weights_that_load_and_predict_alike(tmp_path):

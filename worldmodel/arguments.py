@@ -17,7 +17,9 @@ def _add_loop_arguments(parser: argparse.ArgumentParser, lr: float, start_lr: fl
     g.add_argument("--warmup-steps", type=int, default=50, help="linear warm-up steps (default %(default)s)")
     g.add_argument("--weight-decay", type=float, default=0.04, help="AdamW weight decay (default %(default)s)")
     g.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clip (default %(default)s)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    g.add_argument(
+        "--seed", type=int, default=0, help="seeds the initial weights, data order and masks (default %(default)s)"
+    )
     g.add_argument("--eval-every", type=int, default=200, help="validate every N steps (default %(default)s)")
     g.add_argument("--save-every", type=int, default=500, help="checkpoint every N steps (default %(default)s)")
     g.add_argument("--device", default="", help="cpu, cuda or cuda:N (default: cuda if available)")
@@ -28,13 +30,13 @@ def _add_data_arguments(parser: argparse.ArgumentParser, clip_len: int) -> None:
     parser.add_argument("--data", nargs="+", required=True, metavar="FILE.h5", help="armworld HDF5 datasets")
     parser.add_argument("--out", required=True, help="run directory (resumes if it holds a checkpoint)")
     parser.add_argument("--clip-len", type=int, default=clip_len, help="frames per clip (default %(default)s)")
-    parser.add_argument("--frame-skip", type=int, default=1, help="keep every k-th frame (default %(default)s)")
-    parser.add_argument("--camera", default="front", help="camera whose frames are used (default %(default)s)")
 
 
 def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``armworld pretrain``."""
     _add_data_arguments(parser, clip_len=8)
+    parser.add_argument("--frame-skip", type=int, default=1, help="keep every k-th frame (default %(default)s)")
+    parser.add_argument("--camera", default="front", help="camera whose frames are used (default %(default)s)")
     parser.add_argument("--preset", default="tiny", help="encoder size: tiny, small, vitl, vith, vitg")
     parser.add_argument("--ema", type=float, default=0.998, help="target-encoder EMA momentum (default %(default)s)")
     _add_loop_arguments(parser, lr=5.25e-4, start_lr=1e-4)
@@ -43,9 +45,13 @@ def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``armworld train``."""
     _add_data_arguments(parser, clip_len=4)
+    parser.add_argument("--frame-skip", type=int, help="keep every k-th frame (default: the --init model's, else 1)")
+    parser.add_argument(
+        "--camera", help="camera whose frames are used (default: the --init model's, else the --encoder run's, else front)"
+    )
     parser.add_argument("--encoder", help="`armworld pretrain` run, or a local Hugging Face V-JEPA 2 directory")
     parser.add_argument("--init", help="start from this trained world model (run or checkpoint) instead")
-    parser.add_argument("--predictor", default="tiny", help="predictor size: tiny, small, official")
+    parser.add_argument("--predictor", help="size of a fresh predictor: tiny (default), small, official; not with --init")
     parser.add_argument("--rollout-steps", type=int, default=2, help="autoregressive steps in the rollout loss")
     _add_loop_arguments(parser, lr=4.25e-4, start_lr=7.5e-5)
 

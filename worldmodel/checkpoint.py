@@ -7,15 +7,19 @@ A run directory looks like::
         step-000500/
             model.safetensors   weights
             config.json         {"kind": "world_model" | "encoder", "encoder": {...}, "predictor": {...}, "train": {...}}
-            metadata.json       step, metrics, data files with sha256, weights size and sha256, versions
+            metadata.json       step, metrics, data files with sha256, weights size and sha256,
+                                trainer.pt's sha256, versions, lineage (``init``, ``encoder``)
             trainer.pt          optimizer state and step, for resuming
         events.out.tfevents.*   TensorBoard scalars
 
-Each checkpoint is written to a temporary directory that is renamed into place, and only
-then does ``latest`` move (also via a temporary file and ``os.replace``), so a crash
-never leaves a half-written checkpoint where a reader looks. The metadata records the
-weights' size and sha256; readers check both and say what is wrong (missing file,
-truncated or altered weights, config and weights that disagree).
+Each checkpoint is written to a temporary directory whose files and the directory itself
+are fsynced before it is renamed into place; only then does ``latest`` move (also via a
+temporary file and ``os.replace``, with the run directory fsynced after each rename), so
+a crash or power loss never leaves a half-written checkpoint where a reader looks. The
+metadata records the weights' size and sha256 and trainer.pt's sha256; readers check them
+and say what is wrong (missing file, truncated or altered weights, config and weights that
+disagree). Resuming (:func:`newest_valid_checkpoint`) skips, with a warning, checkpoints
+that fail these checks and takes the newest one that passes.
 
 ``load_world_model(path)`` and ``load_encoder(path)`` accept a run directory (follows
 ``latest``) or one checkpoint directory.
@@ -28,6 +32,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +66,26 @@ def describe_files(paths: list[str]) -> list[dict]:
     return [{"path": str(p), "bytes": os.path.getsize(p), "sha256": file_sha256(p)} for p in paths]
 
 
+def lineage(path: str | Path) -> dict:
+    """``{"path", "step", "weights_sha256"}`` of the checkpoint ``path`` names, for the metadata of
+    models started from it; a Hugging Face directory gives ``{"path", "files"}`` (its safetensors
+    files with sha256)."""
+    ckpt = resolve(path)
+    if not (ckpt / METADATA).is_file():
+        return {"path": str(ckpt), "files": describe_files(sorted(str(f) for f in ckpt.glob("*.safetensors")))}
+    meta = json.loads((ckpt / METADATA).read_text())
+    return {"path": str(ckpt), "step": meta.get("step"), "weights_sha256": meta.get("weights_sha256")}
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's or a directory's entries to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_json_atomic(path: Path, obj: object) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:
@@ -68,6 +93,31 @@ def _write_json_atomic(path: Path, obj: object) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    _fsync(path.parent)
+
+
+def _sync_into_place(tmp: Path, final: Path) -> None:
+    """fsync ``tmp``'s files and ``tmp``, rename it to ``final`` (replacing it) and fsync the parent.
+
+    An existing ``final`` is moved aside first (directories cannot be swapped atomically): a
+    crash in between leaves no ``final``, which :func:`newest_valid_checkpoint` steps over.
+    """
+    for f in tmp.iterdir():
+        _fsync(f)
+    _fsync(tmp)
+    old = None
+    if final.exists():
+        old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.old."))
+        os.replace(final, old / final.name)
+    os.replace(tmp, final)
+    _fsync(final.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _step_dirs(run_dir: Path) -> list[Path]:
+    """The ``step-*`` checkpoint directories of ``run_dir``, oldest first (also past step 999999)."""
+    return sorted((p for p in run_dir.glob("step-*") if p.is_dir()), key=lambda p: (len(p.name), p.name))
 
 
 def save_checkpoint(
@@ -85,24 +135,23 @@ def save_checkpoint(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:06d}"
+    final = run_dir / name
     tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{name}."))
     try:
         tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
         save_file(tensors, tmp / WEIGHTS)
         meta = dict(metadata, step=step, weights_bytes=os.path.getsize(tmp / WEIGHTS), weights_sha256=file_sha256(tmp / WEIGHTS))
-        (tmp / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True))
-        (tmp / METADATA).write_text(json.dumps(meta, indent=2, sort_keys=True))
         if trainer_state is not None:
             torch.save(trainer_state, tmp / TRAINER)
-        final = run_dir / name
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+            meta["trainer_sha256"] = file_sha256(tmp / TRAINER)
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True))
+        (tmp / METADATA).write_text(json.dumps(meta, indent=2, sort_keys=True))
+        _sync_into_place(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _write_json_atomic(run_dir / LATEST, {"checkpoint": name})
-    old = sorted(p for p in run_dir.glob("step-*") if p.is_dir() and p.name != name)
+    old = [p for p in _step_dirs(run_dir) if p.name != name]
     for p in old[: max(0, len(old) - (keep - 1))]:
         shutil.rmtree(p, ignore_errors=True)
     return final
@@ -131,20 +180,15 @@ def export_checkpoint(path: str | Path, out: str | Path, dtype: str = "float16")
         }
         save_file(tensors, tmp / WEIGHTS)
         source = {"path": str(path), "step": ckpt.metadata.get("step"), "weights_sha256": ckpt.metadata.get("weights_sha256")}
-        meta = dict(ckpt.metadata, exported_from=source, dtype=dtype)
+        meta = {k: v for k, v in ckpt.metadata.items() if k != "trainer_sha256"}  # no trainer.pt here
+        meta.update(exported_from=source, dtype=dtype)
         meta.update(weights_bytes=os.path.getsize(tmp / WEIGHTS), weights_sha256=file_sha256(tmp / WEIGHTS))
         (tmp / CONFIG).write_text(json.dumps(ckpt.config, indent=2, sort_keys=True))
         (tmp / METADATA).write_text(json.dumps(meta, indent=2, sort_keys=True))
         for f in tmp.iterdir():  # readable by everyone, like any installed package data
             f.chmod(0o644)
         tmp.chmod(0o755)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old."))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        _sync_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -181,9 +225,15 @@ class Checkpoint:
         return self.config["kind"]
 
     def trainer_state(self) -> dict | None:
-        """Optimizer state and step saved for resuming, if any."""
+        """Optimizer state and step saved for resuming, if any (checked against the metadata's sha256)."""
         f = self.path / TRAINER
-        return torch.load(f, map_location="cpu", weights_only=True) if f.is_file() else None
+        if not f.is_file():
+            if "trainer_sha256" in self.metadata:
+                raise CheckpointError(f"checkpoint {self.path} is incomplete: {TRAINER} is missing")
+            return None
+        if "trainer_sha256" in self.metadata and file_sha256(f) != self.metadata["trainer_sha256"]:
+            raise CheckpointError(f"{f} is corrupt: its sha256 differs from the metadata's")
+        return torch.load(f, map_location="cpu", weights_only=True)
 
 
 def read_checkpoint(path: str | Path, verify_hash: bool = True) -> Checkpoint:
@@ -211,6 +261,38 @@ def read_checkpoint(path: str | Path, verify_hash: bool = True) -> Checkpoint:
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"{ckpt / WEIGHTS} is not a readable safetensors file ({e})") from e
     return Checkpoint(ckpt, config, metadata, state_dict)
+
+
+def newest_valid_checkpoint(run_dir: str | Path) -> tuple[Checkpoint, dict | None] | None:
+    """The newest checkpoint of ``run_dir`` that verifies, with its trainer state (for resuming).
+
+    Tries the checkpoint ``latest`` names, then the ``step-*`` directories from the newest
+    down; each one that fails verification is skipped with a warning that says why. Returns
+    None when ``run_dir`` holds no checkpoint (a fresh run) and raises :class:`CheckpointError`
+    when it holds some but none verifies.
+    """
+    run_dir = Path(run_dir)
+    candidates = _step_dirs(run_dir)[::-1]
+    if (run_dir / LATEST).is_file():
+        try:
+            named = resolve(run_dir)
+            candidates = [named] + [p for p in candidates if p != named]
+        except CheckpointError as e:
+            warnings.warn(f"ignoring {run_dir / LATEST}: {e}", stacklevel=2)
+    elif not candidates:
+        return None
+    problems = []
+    for path in candidates:
+        try:
+            ckpt = read_checkpoint(path)
+            return ckpt, ckpt.trainer_state()
+        except CheckpointError as e:
+            problems.append(str(e))
+            warnings.warn(f"skipping checkpoint {path}: {e}; trying an older one", stacklevel=2)
+    raise CheckpointError(
+        f"{run_dir} holds checkpoints but none verifies ({'; '.join(problems) or f'{LATEST} is unreadable'}); "
+        "move the directory aside to start a fresh run there"
+    )
 
 
 def load_state_checked(module: torch.nn.Module, state_dict: dict[str, torch.Tensor], where: str) -> None:

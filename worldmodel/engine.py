@@ -4,8 +4,15 @@ One loop, one place for the machinery: seeding, DDP (``torchrun`` sets ``RANK``,
 ``WORLD_SIZE``, ``LOCAL_RANK``; gloo on CPU, NCCL on GPU), AdamW without weight decay on
 biases and norms, linear warm-up then cosine decay, gradient clipping, bf16 autocast on
 GPU only, validation, a tqdm bar, TensorBoard scalars, checkpoints and resuming from the
-last one. What is trained is a :class:`Task`: an ``nn.Module`` whose ``forward(batch)``
-returns the loss and a dict of scalar metrics.
+newest checkpoint that verifies. What is trained is a :class:`Task`: an ``nn.Module`` whose
+``forward(batch)`` returns the loss and a dict of scalar metrics.
+
+Randomness is a function of ``(seed, ...)`` through :func:`derive_seed`, never of what ran
+before: epoch ``e``'s data order comes from ``(seed, e)``, and the torch RNG is reseeded
+from ``(seed, rank, step)`` before every step (masks, dropout). So resuming from a
+checkpoint continues exactly as the uninterrupted run would have (the weights, optimizer
+state and step are all there is to restore), and validation or logging never shift the
+training randomness.
 """
 
 from __future__ import annotations
@@ -22,10 +29,10 @@ import numpy as np
 import torch
 import torch.distributed as torch_dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from armworld import __version__
-from armworld.worldmodel.checkpoint import describe_files, read_checkpoint, resolve, save_checkpoint
+from armworld.worldmodel.checkpoint import describe_files, newest_valid_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -53,6 +60,8 @@ class LoopConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be positive")
+        if self.seed < 0:
+            raise ValueError(f"seed must be non-negative, got {self.seed}")
         if self.warmup_steps < 0 or not (0 < self.start_lr and 0 < self.lr and 0 <= self.final_lr):
             raise ValueError("learning rates must be positive and warmup_steps non-negative")
 
@@ -105,7 +114,14 @@ def init_distributed(device: str = "") -> Dist:
     return Dist(0, 1, torch.device(device or ("cuda" if use_cuda else "cpu")))
 
 
+def derive_seed(*keys: int) -> int:
+    """A 63-bit seed from non-negative integers (numpy ``SeedSequence``): unlike ``seed + epoch``,
+    ``(1, 0)`` and ``(0, 1)`` give unrelated streams."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1, np.uint64)[0] >> 1)
+
+
 def seed_everything(seed: int) -> None:
+    """Seed python's ``random``, numpy's global RNG and torch's (CPU and GPU) RNGs."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -130,24 +146,29 @@ def make_optimizer(module: nn.Module, cfg: LoopConfig) -> torch.optim.AdamW:
 
 
 def batches(dataset: Dataset, cfg: LoopConfig, dist: Dist, start_step: int) -> Iterator[dict[str, torch.Tensor]]:
-    """Endless shuffled batches; each rank reads its own shard (``DistributedSampler``)."""
-    if len(dataset) < cfg.batch_size * dist.world_size:
+    """Endless shuffled batches from step ``start_step`` on.
+
+    Epoch ``e`` is a permutation drawn from ``derive_seed(seed, e)``; rank ``r`` reads its
+    items ``r, r + world_size, ...`` of it (the same count on every rank), in batches, and the
+    incomplete last batch is dropped. Starting mid-epoch skips the earlier batches without
+    loading them.
+    """
+    per_rank = len(dataset) // dist.world_size
+    per_epoch = per_rank // cfg.batch_size  # batches per epoch and rank
+    if per_epoch == 0:
         raise ValueError(
             f"the dataset has {len(dataset)} items, fewer than one batch of {cfg.batch_size} x {dist.world_size} processes"
         )
-    if dist.world_size > 1:
-        sampler = DistributedSampler(dataset, dist.world_size, dist.rank, shuffle=True, seed=cfg.seed, drop_last=True)
-    else:
-        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(cfg.seed))
-    loader = DataLoader(dataset, cfg.batch_size, sampler=sampler, drop_last=True, num_workers=cfg.num_workers)
-    epoch = start_step // len(loader)
+    epoch, skip = divmod(start_step, per_epoch)
     while True:
-        if isinstance(sampler, DistributedSampler):
-            sampler.set_epoch(epoch)
-        else:
-            sampler.generator.manual_seed(cfg.seed + epoch)
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(derive_seed(cfg.seed, epoch)))
+        mine = order[dist.rank : per_rank * dist.world_size : dist.world_size][skip * cfg.batch_size :]
+        workers = torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, dist.rank))  # data-worker seeds
+        loader = DataLoader(
+            dataset, cfg.batch_size, sampler=mine.tolist(), drop_last=True, num_workers=cfg.num_workers, generator=workers
+        )
         yield from loader
-        epoch += 1
+        epoch, skip = epoch + 1, 0
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -194,31 +215,35 @@ def fit(
     out_dir: str | Path,
     data_files: list[str] = (),
     extra_config: dict | None = None,
+    extra_metadata: dict | None = None,
 ) -> Path | None:
     """Train ``task`` for ``cfg.steps`` optimizer steps, resuming from ``out_dir`` if it holds a checkpoint.
 
+    ``extra_config`` goes into every checkpoint's ``config["train"]``, ``extra_metadata``
+    (e.g. the lineage of the starting weights) into its metadata. A checkpoint that fails
+    verification is skipped with a warning and the one before it resumed.
     Returns the last checkpoint's directory on rank 0 (None on other ranks).
     """
     dist = init_distributed(cfg.device)
-    seed_everything(cfg.seed + dist.rank)
+    seed_everything(derive_seed(cfg.seed, dist.rank))
     out_dir = Path(out_dir)
     task.to(dist.device)
     optimizer = make_optimizer(task, cfg)
 
     start_step = 0
-    if (out_dir / "latest").is_file():
-        ckpt = read_checkpoint(resolve(out_dir))
+    resumed = newest_valid_checkpoint(out_dir)
+    if resumed is not None:
+        ckpt, state = resumed
         if ckpt.kind != task.kind:
             raise ValueError(f"{out_dir} holds a {ckpt.kind} run; cannot resume a {task.kind} run there")
         task.load_checkpoint_state(ckpt.state_dict)
-        state = ckpt.trainer_state()
         if state is not None:
             optimizer.load_state_dict(state["optimizer"])
             start_step = int(state["step"])
         if dist.main:
             print(f"resuming from {ckpt.path} at step {start_step}")
-    if start_step >= cfg.steps:
-        return resolve(out_dir) if dist.main else None
+        if start_step >= cfg.steps:
+            return ckpt.path if dist.main else None
 
     model: nn.Module = task
     if dist.world_size > 1:
@@ -227,6 +252,7 @@ def fit(
 
     config = dict(task.checkpoint_config(), train=dict(asdict(cfg), **(extra_config or {})))
     metadata_base = {
+        **(extra_metadata or {}),
         "data": describe_files(list(data_files)) if dist.main else [],
         "world_size": dist.world_size,
         "armworld_version": __version__,
@@ -253,6 +279,7 @@ def fit(
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch = to_device(next(data), dist.device)
+        torch.manual_seed(derive_seed(cfg.seed, dist.rank, step))
         with autocast(dist.device):
             loss, metrics = model(batch)
         optimizer.zero_grad(set_to_none=True)

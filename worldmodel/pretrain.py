@@ -12,6 +12,11 @@ For a clip ``x`` and a multi-block mask (:mod:`armworld.worldmodel.masks`):
 
 The encoder that downstream code uses is the EMA target encoder (``load_encoder``).
 
+Training masks are drawn from torch's global RNG, which the training loop reseeds from
+``(seed, rank, step)`` before every step; validation masks come from a generator of their
+own, reset to ``seed`` whenever the module enters eval mode, so every evaluation scores
+the same masks and evaluating never shifts the training masks.
+
 Run it as ``armworld pretrain --data FILE.h5 --preset tiny --steps N --out runs/enc`` or,
 on several processes, ``torchrun --nproc-per-node 2 -m armworld.worldmodel.pretrain ...``.
 """
@@ -29,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from armworld.worldmodel.encoder import EncoderConfig, FrameEncoder, preset
-from armworld.worldmodel.engine import LoopConfig, fit
+from armworld.worldmodel.engine import LoopConfig, fit, seed_everything
 from armworld.worldmodel.masks import MultiBlockMasker
 
 
@@ -54,6 +59,7 @@ class JEPA(nn.Module):
     kind = "encoder"
 
     def __init__(self, encoder: FrameEncoder, ema: float = 0.998, seed: int = 0) -> None:
+        """``seed`` fixes the validation masks (training masks come from torch's global RNG)."""
         super().__init__()
         if not 0.0 <= ema < 1.0:
             raise ValueError(f"ema momentum must lie in [0, 1), got {ema}")
@@ -63,7 +69,14 @@ class JEPA(nn.Module):
         c = encoder.config
         grid = (c.frames_per_clip // c.tubelet_size, c.grid_size, c.grid_size)
         self.masker = MultiBlockMasker(grid)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed = seed
+        self.valid_generator = torch.Generator().manual_seed(seed)
+
+    def train(self, mode: bool = True) -> JEPA:
+        super().train(mode)
+        if not mode:  # every evaluation starts from the same validation masks
+            self.valid_generator.manual_seed(self.seed)
+        return self
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """``batch["frames"]``: uint8 ``[B, T, H, W, 3]`` with ``T = frames_per_clip``."""
@@ -78,7 +91,8 @@ class JEPA(nn.Module):
             target = F.layer_norm(target, (target.shape[-1],))  # [B, M, D]
         losses = []
         metrics = {}
-        for i, mask in enumerate(self.masker(B, self.generator)):
+        generator = torch.default_generator if self.training else self.valid_generator
+        for i, mask in enumerate(self.masker(B, generator)):
             ctx_idx, tgt_idx = mask.context.to(frames.device), mask.target.to(frames.device)
             context = self.encoder.encode_clip(pixels, ctx_idx)  # [B, Nc, D]
             # The HF predictor gathers the context from a full-length sequence by index.
@@ -112,6 +126,12 @@ class JEPA(nn.Module):
         load_state_checked(self, state, "the encoder run being resumed")
 
 
+def build_jepa(config: PretrainConfig) -> JEPA:
+    """A freshly initialised :class:`JEPA`; the weights are a function of ``config.loop.seed``."""
+    seed_everything(config.loop.seed)
+    return JEPA(FrameEncoder(config.encoder_config()), ema=config.ema, seed=config.loop.seed)
+
+
 def pretrain(config: PretrainConfig, data: list[str], out: str | Path) -> Path | None:
     """Pretrain an encoder on the frames of HDF5 datasets ``data``; returns the last checkpoint (rank 0)."""
     from armworld.datasets.clips import FrameDataset
@@ -119,7 +139,7 @@ def pretrain(config: PretrainConfig, data: list[str], out: str | Path) -> Path |
     kwargs = dict(clip_len=config.clip_len, frame_skip=config.frame_skip, camera=config.camera)
     train_data = FrameDataset(list(data), split="train", **kwargs)
     valid_data = FrameDataset(list(data), split="valid", **kwargs)
-    task = JEPA(FrameEncoder(config.encoder_config()), ema=config.ema, seed=config.loop.seed)
+    task = build_jepa(config)
     extra = {"preset": config.preset, "clip_len": config.clip_len, "frame_skip": config.frame_skip,
              "camera": config.camera, "ema": config.ema}
     return fit(task, config.loop, train_data, valid_data, out, data_files=list(data), extra_config=extra)

@@ -13,13 +13,16 @@ fed back. Only the predictor learns.
 
 Run it as ``armworld train --data FILE.h5 --encoder runs/enc --steps N --out runs/wm``
 (``--init runs/wm`` starts from a trained world model, e.g. to fine-tune on real-arm
-trajectories), or ``torchrun --nproc-per-node N -m armworld.worldmodel.train ...``.
+trajectories: its camera and frame skip carry over), or
+``torchrun --nproc-per-node N -m armworld.worldmodel.train ...``. Each checkpoint's metadata
+records where the weights started (``init`` or ``encoder``: path, step, sha256).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +30,7 @@ import torch
 from torch import nn
 
 from armworld.worldmodel.encoder import FrameEncoder
-from armworld.worldmodel.engine import LoopConfig, fit
+from armworld.worldmodel.engine import LoopConfig, fit, seed_everything
 from armworld.worldmodel.predictor import ACPredictor, PredictorConfig
 from armworld.worldmodel.world_model import WorldModel
 
@@ -50,7 +53,7 @@ def predictor_config(encoder: FrameEncoder, size: str) -> PredictorConfig:
 class TrainConfig:
     """Everything ``armworld train`` needs besides the data and the starting weights."""
 
-    predictor: str = "tiny"
+    predictor: str | None = "tiny"  # size of a fresh predictor; None when starting from --init
     clip_len: int = 4  # frames per clip (T); T - 1 actions
     frame_skip: int = 1
     rollout_steps: int = 2
@@ -122,8 +125,9 @@ class ACTraining(nn.Module):
         load_state_checked(self.model, state, "the world-model run being resumed")
 
 
-def build_world_model(encoder: str | None, init: str | None, predictor: str) -> WorldModel:
-    """A world model from ``--init`` (a trained one) or from ``--encoder`` plus a fresh predictor.
+def build_world_model(encoder: str | None, init: str | None, predictor: str | None, seed: int = 0) -> WorldModel:
+    """A world model from ``init`` (a trained one) or from ``encoder`` plus a fresh predictor of size
+    ``predictor``, whose initial weights are a function of ``seed``.
 
     ``encoder`` is an ``armworld pretrain`` run/checkpoint or a Hugging Face-format
     directory of released V-JEPA 2 weights.
@@ -133,18 +137,68 @@ def build_world_model(encoder: str | None, init: str | None, predictor: str) -> 
     if init is not None:
         if encoder is not None:
             raise ValueError("give --encoder or --init, not both: --init brings its own encoder")
+        if predictor is not None:
+            raise ValueError(
+                f"--predictor {predictor} sizes a fresh predictor; --init brings its own: leave --predictor out"
+            )
         return load_world_model(init)
     if encoder is None:
         raise ValueError("--encoder (a pretrained encoder) or --init (a trained world model) is required")
+    if predictor is None:
+        raise ValueError(f"a fresh predictor needs a size: one of {sorted(PREDICTOR_PRESETS)}")
     if (Path(encoder) / "config.json").is_file() and not (Path(encoder) / "metadata.json").is_file():
         enc = FrameEncoder.from_pretrained(encoder)
     else:
         enc = load_encoder(encoder)
+    seed_everything(seed)
     return WorldModel(enc, ACPredictor(predictor_config(enc, predictor)))
 
 
-def train(config: TrainConfig, model: WorldModel, data: list[str], out: str | Path) -> Path | None:
-    """Train ``model``'s predictor on HDF5 datasets ``data``; returns the last checkpoint (rank 0)."""
+def starting_settings(init: str | None, encoder: str | None, camera: str | None, frame_skip: int | None) -> dict:
+    """``camera`` and ``frame_skip`` as given (None = not given), else from the run training starts from.
+
+    An ``init`` model's camera and frame skip fix what its inputs mean (which view, how long a
+    step is), so they are its defaults and a different explicit value is refused. An ``encoder``
+    run lends only its camera as the default. Unset keys are left out (``TrainConfig``'s defaults).
+    """
+    from armworld.worldmodel.checkpoint import resolve
+
+    settings = {"camera": camera, "frame_skip": frame_skip}
+    source = init if init is not None else encoder
+    if source is None:
+        return {k: v for k, v in settings.items() if v is not None}
+    trained = json.loads((resolve(source) / "config.json").read_text()).get("train", {})
+    for key in ("camera", "frame_skip") if init is not None else ("camera",):
+        if key not in trained:
+            continue
+        if settings[key] is None:
+            settings[key] = trained[key]
+        elif init is not None and settings[key] != trained[key]:
+            flag = "--" + key.replace("_", "-")
+            raise ValueError(
+                f"{flag} {settings[key]} conflicts with the --init model, trained with {flag} {trained[key]}; "
+                f"leave {flag} out to keep it, or train a new model from --encoder"
+            )
+    return {k: v for k, v in settings.items() if v is not None}
+
+
+def starting_lineage(init: str | None, encoder: str | None) -> dict:
+    """Metadata naming the weights training starts from: ``init`` (and the encoder it recorded) or ``encoder``."""
+    from armworld.worldmodel.checkpoint import lineage, resolve
+
+    if init is None:
+        return {"encoder": lineage(encoder)}
+    recorded = json.loads((resolve(init) / "metadata.json").read_text()).get("encoder")
+    return {"init": lineage(init), **({"encoder": recorded} if recorded is not None else {})}
+
+
+def train(
+    config: TrainConfig, model: WorldModel, data: list[str], out: str | Path, lineage: dict | None = None
+) -> Path | None:
+    """Train ``model``'s predictor on HDF5 datasets ``data``; returns the last checkpoint (rank 0).
+
+    ``lineage`` (see :func:`starting_lineage`) goes into every checkpoint's metadata.
+    """
     from armworld.datasets.clips import ClipDataset
 
     kwargs = dict(clip_len=config.clip_len, frame_skip=config.frame_skip, action="delta", camera=config.camera)
@@ -152,19 +206,22 @@ def train(config: TrainConfig, model: WorldModel, data: list[str], out: str | Pa
     valid_data = ClipDataset(list(data), split="valid", **kwargs)
     task = ACTraining(model, rollout_steps=config.rollout_steps)
     extra = {k: v for k, v in dataclasses.asdict(config).items() if k != "loop"}
-    return fit(task, config.loop, train_data, valid_data, out, data_files=list(data), extra_config=extra)
+    return fit(
+        task, config.loop, train_data, valid_data, out, data_files=list(data), extra_config=extra, extra_metadata=lineage
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Train from parsed ``armworld train`` arguments."""
     from armworld.worldmodel.arguments import loop_config
 
+    predictor = args.predictor if args.init is not None else (args.predictor or "tiny")
     config = TrainConfig(
-        predictor=args.predictor, clip_len=args.clip_len, frame_skip=args.frame_skip,
-        rollout_steps=args.rollout_steps, camera=args.camera, loop=loop_config(args),
+        predictor=predictor, clip_len=args.clip_len, rollout_steps=args.rollout_steps, loop=loop_config(args),
+        **starting_settings(args.init, args.encoder, args.camera, args.frame_skip),
     )
-    model = build_world_model(args.encoder, args.init, config.predictor)
-    path = train(config, model, args.data, args.out)
+    model = build_world_model(args.encoder, args.init, config.predictor, seed=config.loop.seed)
+    path = train(config, model, args.data, args.out, starting_lineage(args.init, args.encoder))
     if path is not None:
         print(f"world model checkpoint: {path}")
     return 0
