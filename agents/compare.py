@@ -10,8 +10,11 @@
 - an evaluation (``armworld eval --out DIR``): ``DIR/results.json``. A world-model agent
   (``wm:PATH``) is placed at the env steps its training data cost: the actions in the
   trajectory files listed in the checkpoint's metadata, each file counted once (data used
-  only for encoder pretraining is not recorded there, so not counted). Other agents
-  (expert, random) appear in the table only.
+  only for encoder pretraining is not recorded there, so not counted). A file that is not
+  where the metadata says (its paths are relative to where training ran) counts with the
+  ``env_steps`` its metadata entry records, if any; otherwise the cost is reported as
+  unknown, with a note saying which file is missing. Other agents (expert, random) appear
+  in the table only.
 
 Writes ``report.md`` (a table of final success with Wilson 95% intervals, training wall
 time and acting time per step) and one ``success_<env>.png`` per env.
@@ -39,8 +42,9 @@ class Entry:
     kind: str  # "rl", "wm" or "other"
     successes: int
     episodes: int
-    env_steps: int | None  # what training cost (RL: steps trained; wm: actions in its data)
+    env_steps: int | None  # what training cost (RL: steps trained; wm: actions in its data; None: unknown)
     source: str  # where the final success comes from
+    note: str | None = None  # why env_steps is unknown
     seeds: list[int] = field(default_factory=list)
     seed_rates: list[float] = field(default_factory=list)
     wall_time_s: float | None = None  # mean over seeds
@@ -59,27 +63,37 @@ def _read_json(path: Path) -> dict:
         raise ValueError(f"cannot read {path}: {error}") from None
 
 
-def data_files(checkpoint: Path) -> dict[str, str]:
-    """``{sha256: path}`` of the trajectory files a world model learned from (its checkpoint metadata)."""
+def data_files(checkpoint: Path) -> dict[str, dict]:
+    """``{sha256: entry}`` of the trajectory files a world model learned from, one per file:
+    the ``data`` entries (``path``, ``bytes``, ``sha256``, ...) of its checkpoint metadata."""
     from armworld.worldmodel.checkpoint import METADATA, resolve
 
-    return {d["sha256"]: d["path"] for d in _read_json(resolve(checkpoint) / METADATA).get("data", [])}
+    return {d["sha256"]: d for d in _read_json(resolve(checkpoint) / METADATA).get("data", [])}
 
 
-def data_env_steps(checkpoint: Path) -> int:
-    """Env steps (actions) in the trajectory files a world model learned from."""
+def data_env_steps(checkpoint: Path) -> tuple[int | None, str | None]:
+    """Env steps (actions) in the trajectory files a world model learned from, and None;
+    or None and the reason they are unknown (no files listed, a file gone without its
+    count in the metadata)."""
     from armworld.datasets.hdf5 import TrajectoryFile
 
     files = data_files(checkpoint)
     if not files:
-        raise ValueError(f"{checkpoint}'s metadata lists no data files; cannot place it at an env-step cost")
+        return None, f"{checkpoint}'s metadata lists no training data"
     total = 0
-    for path in files.values():
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{path}, the training data of {checkpoint}, is gone; its env-step cost needs the file")
-        with TrajectoryFile(path) as f:
-            total += sum(f.num_samples(demo) for demo in f.split(None))
-    return total
+    for entry in files.values():
+        path = Path(entry["path"])
+        if path.is_file():
+            with TrajectoryFile(path) as f:
+                total += sum(f.num_samples(demo) for demo in f.split(None))
+        elif entry.get("env_steps") is not None:
+            total += int(entry["env_steps"])
+        else:
+            return None, (
+                f"its training data {path} is not there (paths are relative to where it was trained: run compare "
+                "from that directory to count its env steps)"
+            )
+    return total, None
 
 
 def _curve(points_per_seed: list[list[dict]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -140,15 +154,15 @@ def eval_entry(directory: Path) -> Entry:
     result = _read_json(directory / "results.json")
     agent = result["agent"]
     kind = "wm" if agent.startswith("wm:") else "other"
-    steps = None
+    steps = note = None
     if kind == "wm":
         from armworld.agents.loading import model_path
 
-        steps = data_env_steps(model_path(agent))
+        steps, note = data_env_steps(model_path(agent))
     rates = [s["success_rate"] for s in result.get("per_seed", {}).values()]
     return Entry(
         label=agent, env_id=result["env_id"], kind=kind, successes=result["successes"], episodes=result["episodes"],
-        env_steps=steps, source="harness", seeds=list(result.get("seeds", [])), seed_rates=rates,
+        env_steps=steps, source="harness", note=note, seeds=list(result.get("seeds", [])), seed_rates=rates,
         act_time_per_step_s=result.get("plan_time_per_action_s"),
     )
 
@@ -168,7 +182,7 @@ def collect(run_dirs: list[str | Path]) -> list[Entry]:
 
 def plot_env(entries: list[Entry], env_id: str, path: Path) -> None:
     """Success rate against env steps for one env: RL curves with their seed band, world-model
-    agents as points with Wilson 95% error bars at their data's env-step cost."""
+    agents as points with Wilson 95% error bars at their data's env-step cost (if known)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -180,7 +194,7 @@ def plot_env(entries: list[Entry], env_id: str, path: Path) -> None:
             steps, mean, low, high = e.curve
             (line,) = ax.plot(steps, mean, marker="o", markersize=3, label=f"{e.label}, {len(e.seeds)} seed(s)")
             ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2)
-        elif e.kind == "wm":
+        elif e.kind == "wm" and e.env_steps is not None:
             lo, hi = wilson_interval(e.successes, e.episodes)
             ax.errorbar([e.env_steps], [e.success_rate], yerr=[[e.success_rate - lo], [hi - e.success_rate]],
                         fmt="*", markersize=12, capsize=4, label=f"{e.label} (data cost)")
@@ -223,11 +237,13 @@ def markdown(entries: list[Entry], plots: dict[str, str], command: str | None = 
         for e in sorted((e for e in entries if e.env_id == env_id), key=lambda e: (e.kind != "rl", e.label)):
             lo, hi = wilson_interval(e.successes, e.episodes)
             per_seed = ", ".join(f"{r:.2f}" for r in e.seed_rates) or "-"
-            steps = "-" if e.env_steps is None else f"{e.env_steps:,}"
+            steps = ("unknown" if e.note else "-") if e.env_steps is None else f"{e.env_steps:,}"
             lines.append(
                 f"| {e.label} | {steps} | {e.success_rate:.1%} ({e.successes}/{e.episodes}) | [{lo:.1%}, {hi:.1%}] | "
                 f"{e.episodes} | {per_seed} | {_fmt(e.wall_time_s, digits=0)} | {_fmt(e.act_time_per_step_s, 1e3, 2)} | {e.source} |"
             )
+        notes = [f"- {e.label}: env steps unknown: {e.note}." for e in entries if e.env_id == env_id and e.note]
+        lines += ["", *notes] if notes else []
         lines.append("")
     return "\n".join(lines)
 
@@ -242,7 +258,7 @@ def compare(run_dirs: list[str | Path], out: str | Path, command: str | None = N
     plots = {}
     for env_id in sorted({e.env_id for e in entries}):
         env_entries = [e for e in entries if e.env_id == env_id]
-        if any(e.curve is not None or e.kind == "wm" for e in env_entries):
+        if any(e.curve is not None or (e.kind == "wm" and e.env_steps is not None) for e in env_entries):
             name = f"success_{env_id.split('/')[-1].replace('-', '_')}.png"
             plot_env(env_entries, env_id, out / name)
             plots[env_id] = name

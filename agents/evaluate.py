@@ -5,14 +5,15 @@
   ``0, 1, 2, ...`` by default (``armworld collect --seed 0``), so the two never meet unless
   a collection asks for a million episodes or a seed that large; pass the seeds of the
   datasets an agent learned from (``dataset_seeds``) and any overlap is refused.
-- ``episodes`` per seed, each run for a fixed step budget (the env's ``max_episode_steps``
-  unless ``max_steps`` is given); success is ``info["is_success"]`` after the last step,
-  the final distance is ``|achieved_goal - desired_goal|`` (m) then.
+- ``episodes`` per seed, each run for a fixed step budget (the env's ``max_episode_steps``,
+  or ``max_steps``, which replaces the env's time limit, longer or shorter); success is
+  ``info["is_success"]`` after the last step, the final distance is
+  ``|achieved_goal - desired_goal|`` (m) then.
 - Every agent, per seed, is made by ``factory(env, seed)`` and reset after each env reset.
 
 Results: the success rate with a Wilson 95% interval, the mean final distance, the mean
-episode length and, for agents that record ``plan_times`` (the world-model planner), the
-median planning time per action; overall and per seed. :func:`write_results` writes them
+episode length and, for agents that record ``plan_times`` (world-model planners: planning
+time; SB3 policies: inference time), the median time per action; overall and per seed. :func:`write_results` writes them
 as ``results.json`` and ``results.md``; episodes can be recorded as MP4s with the goal
 image beside the camera view.
 """
@@ -101,7 +102,7 @@ class EpisodeResult:
     success: bool
     final_distance: float  # m
     length: int  # actions taken
-    plan_times: list[float] = field(default_factory=list)  # s per action, planners only
+    plan_times: list[float] = field(default_factory=list)  # s per action, agents that record plan_times
     frames: np.ndarray | None = field(default=None, repr=False)  # uint8 [T, S, 2S, 3] when recorded
 
 
@@ -112,7 +113,8 @@ def run_episode(
 
     With ``record``, every frame is the agent's camera (its ``camera`` attribute if it plans
     from images, else ``front``; ``video_size`` px) beside the goal image the agent plans
-    toward (its ``goal_frame`` if it has one, else the env's goal image from that camera).
+    toward: its ``goal_frame`` if it has one (captured after ``act``, so each frame shows the
+    goal of the action taken from it), else the env's goal image from that camera.
     """
     obs, info = env.reset(seed=reset_seed)
     agent.reset()
@@ -288,7 +290,9 @@ def evaluate(
     if config.videos and out is None:
         raise ValueError("recording videos needs an output directory")
     start = time.perf_counter()
-    env = gymnasium.make(config.env_id, **config.env_kwargs)
+    # the env's own time limit would cut a longer max_steps short: make it with that budget
+    budget = {"max_episode_steps": config.max_steps} if config.max_steps else {}
+    env = gymnasium.make(config.env_id, **budget, **config.env_kwargs)
     max_steps = config.max_steps or (env.spec.max_episode_steps if env.spec else None)
     if max_steps is None:
         raise ValueError(f"{config.env_id} has no step budget (max_episode_steps); give max_steps")

@@ -11,7 +11,8 @@ overrides single keys. A run directory holds::
                        "success_rate", "mean_final_distance", "wall_time_s", "act_time_per_step_s"}],
                        "train_wall_time_s", "finished", ...}; what ``armworld compare`` reads
     model.zip          the final model
-    checkpoints/       latest.zip (+ latest_replay_buffer.pkl) for ``resume``
+    checkpoints/       latest.json naming the latest model_<steps>_*.zip (+ replay_buffer_<steps>_*.pkl)
+                       for ``resume``; see :meth:`ProgressCallback.checkpoint`
     tb/                TensorBoard logs
 
 Training evaluations judge success as the harness (agents/evaluate.py) does:
@@ -52,6 +53,7 @@ from armworld.agents.evaluate import Summary, eval_seed, run_episode
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC, "td3": TD3, "tqc": TQC}
 OBS_MODES = ("state", "pixels")
 CONFIG, PROGRESS, MODEL = "config.json", "progress.json", "model.zip"
+CHECKPOINTS, LATEST = "checkpoints", "latest.json"
 
 
 @dataclass
@@ -260,6 +262,43 @@ def _write_json(path: Path, obj: object) -> None:
     os.replace(tmp, path)
 
 
+def _new_file(folder: Path, prefix: str, suffix: str, created: list[Path]) -> Path:
+    """A new empty file ``folder/<prefix><random><suffix>`` (mode 0644), appended to ``created``."""
+    fd, name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
+    os.close(fd)
+    path = Path(name)
+    created.append(path)
+    os.chmod(path, 0o644)
+    return path
+
+
+def _save_model(model: BaseAlgorithm, path: Path) -> None:
+    """``model.save`` into a new file beside ``path``, then renamed over it: ``path`` is never half-written."""
+    created: list[Path] = []
+    try:
+        model.save(_new_file(path.parent, f".{path.name}.", ".zip", created))
+        os.replace(created[0], path)
+    except BaseException:
+        for tmp in created:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def latest_checkpoint(run_dir: str | Path) -> tuple[Path, Path | None] | None:
+    """The model zip and replay buffer (None for on-policy algorithms) of a run's latest
+    checkpoint, as ``checkpoints/latest.json`` names them; None if the run has none yet."""
+    folder = Path(run_dir) / CHECKPOINTS
+    if not (folder / LATEST).is_file():
+        return None
+    latest = json.loads((folder / LATEST).read_text())
+    model = folder / latest["model"]
+    buffer = folder / latest["replay_buffer"] if latest["replay_buffer"] else None
+    for path in (model, buffer):
+        if path is not None and not path.is_file():
+            raise FileNotFoundError(f"{folder / LATEST} names {path.name}, which is gone; the checkpoint cannot be resumed")
+    return model, buffer
+
+
 class ProgressCallback(BaseCallback):
     """Evaluates every ``eval_freq`` env steps (and at the start and end), appends a point to
     progress.json and TensorBoard, and checkpoints every ``checkpoint_freq`` steps.
@@ -298,11 +337,31 @@ class ProgressCallback(BaseCallback):
         self.logger.record("eval/mean_final_distance", result["mean_final_distance"])
 
     def checkpoint(self) -> None:
-        folder = self.run_dir / "checkpoints"
+        """Save the model (and an off-policy replay buffer) as a new pair of files in
+        ``checkpoints/``, then point ``latest.json`` at them (an atomic replace) and delete
+        every other file there. The pointer only ever names a complete, matching pair: a
+        run killed mid-write keeps its previous checkpoint, and the next checkpoint deletes
+        the partial files."""
+        folder = self.run_dir / CHECKPOINTS
         folder.mkdir(exist_ok=True)
-        self.model.save(folder / "latest.zip")
-        if isinstance(self.model, OffPolicyAlgorithm):
-            self.model.save_replay_buffer(folder / "latest_replay_buffer.pkl")
+        steps = int(self.num_timesteps)
+        written: list[Path] = []
+        try:
+            model = _new_file(folder, f"model_{steps}_", ".zip", written)
+            self.model.save(model)
+            buffer = None
+            if isinstance(self.model, OffPolicyAlgorithm):
+                buffer = _new_file(folder, f"replay_buffer_{steps}_", ".pkl", written)
+                self.model.save_replay_buffer(buffer)
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+        pointer = {"env_steps": steps, "model": model.name, "replay_buffer": buffer.name if buffer else None}
+        _write_json(folder / LATEST, pointer)
+        for path in folder.iterdir():
+            if path.name not in (LATEST, model.name, buffer.name if buffer else None):
+                path.unlink()
 
     def _on_step(self) -> bool:
         # the last evaluation waits for the end of training (off-policy algorithms still
@@ -327,9 +386,9 @@ def train(config: RLConfig) -> Path:
     total = int(config.steps or hp["n_timesteps"])
     env_kwargs = env_kwargs_for(config, hp)
     run_dir = Path(config.out)
-    checkpoint = run_dir / "checkpoints" / "latest.zip"
-    if config.resume and not checkpoint.is_file():
-        raise FileNotFoundError(f"cannot resume: {checkpoint} does not exist; train without --resume first")
+    checkpoint = latest_checkpoint(run_dir) if config.resume else None
+    if config.resume and checkpoint is None:
+        raise FileNotFoundError(f"cannot resume: {run_dir / CHECKPOINTS / LATEST} does not exist; train without --resume first")
     if not config.resume and (run_dir / PROGRESS).exists():
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -337,10 +396,10 @@ def train(config: RLConfig) -> Path:
     env = make_vec_env(config.env_id, n_envs=int(hp.get("n_envs", 1)), seed=config.seed, env_kwargs=env_kwargs)
     eval_env = gymnasium.make(config.env_id, **env_kwargs)
     tb = str(run_dir / "tb")
-    if config.resume:
-        model = ALGOS[config.algo].load(checkpoint, env=env, tensorboard_log=tb)
-        buffer = checkpoint.with_name("latest_replay_buffer.pkl")
-        if isinstance(model, OffPolicyAlgorithm) and buffer.is_file():
+    if checkpoint is not None:
+        model_file, buffer = checkpoint
+        model = ALGOS[config.algo].load(model_file, env=env, tensorboard_log=tb)
+        if isinstance(model, OffPolicyAlgorithm) and buffer is not None:
             model.load_replay_buffer(buffer)
         progress = json.loads((run_dir / PROGRESS).read_text())
         progress["points"] = [p for p in progress["points"] if p["env_steps"] <= model.num_timesteps]
@@ -358,7 +417,7 @@ def train(config: RLConfig) -> Path:
     remaining = total - model.num_timesteps
     if remaining > 0:
         model.learn(remaining, callback=callback, progress_bar=config.progress_bar, reset_num_timesteps=not config.resume, tb_log_name="run")
-    model.save(run_dir / MODEL)
+    _save_model(model, run_dir / MODEL)
     progress["finished"] = True
     _write_json(run_dir / PROGRESS, progress)
     env.close()

@@ -186,8 +186,10 @@ class WorldModelAgent:
         self._proprio: list[np.ndarray] = []
         self._latents: list[torch.Tensor] = []  # [N, D] per frame in the history
         self._steps = 0
-        if self.env_goals:
+        self._planned_goal: int | None = None  # index of the goal the last act planned toward
+        if self.env_goals:  # the previous episode's goals are stale: read again on the next act
             self._goal_latents = None
+            self.goal_images, self.goal_closures, self.goal_steps = [], (), ()
 
     @property
     def camera(self) -> str:
@@ -202,10 +204,11 @@ class WorldModelAgent:
 
     @property
     def goal_frame(self) -> np.ndarray | None:
-        """The goal image ``[S, S, 3]`` currently planned toward (None before the first act)."""
-        if not self.goal_images:
+        """The goal image ``[S, S, 3]`` the last action was planned toward (None before the
+        episode's first act): what a video shows beside the frame that action was taken from."""
+        if self._planned_goal is None:
             return None
-        return self.goal_images[min(self.goal_index, len(self.goal_images) - 1)]
+        return self.goal_images[self._planned_goal]
 
     def _encode(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 ``[T, H, W, 3]`` -> ``[T, N, D]`` on the model's device."""
@@ -224,11 +227,13 @@ class WorldModelAgent:
         self.goal_steps = sequence.steps if self.env_goals == "subgoals" else ()
 
     def _goal(self) -> torch.Tensor:
+        """The latent ``[N, D]`` of the goal headed for now (noted for :attr:`goal_frame`)."""
         if self._goal_latents is None:
             if self.env_goals:
                 self._read_env_goals()
             self._goal_latents = self._encode(np.stack(self.goal_images))
-        return self._goal_latents[min(self.goal_index, len(self._goal_latents) - 1)]
+        self._planned_goal = min(self.goal_index, len(self._goal_latents) - 1)
+        return self._goal_latents[self._planned_goal]
 
     # -- acting --------------------------------------------------------------------------
 

@@ -9,15 +9,18 @@
 5. plan      toward a goal image *file*: the way a user points the arm at a picture
 
 Each step is the ``armworld`` command it prints (run in-process through ``armworld.cli``),
-so the same pipeline runs from a shell. At this scale the model is far from good: it
-shows the mechanics. The shipped default model (MODEL_CARD.md) is this recipe with more
-data and steps; ``armworld demo`` runs it.
+so the same pipeline runs from a shell. A rerun starts over: it recollects the data
+(``--overwrite``) and deletes the encoder and world-model runs first, since ``armworld
+pretrain`` and ``armworld train`` would otherwise resume them (models of the old data).
+At this scale the model is far from good: it shows the mechanics. The shipped default
+model (MODEL_CARD.md) is this recipe with more data and steps; ``armworld demo`` runs it.
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 from pathlib import Path
 
 import gymnasium
@@ -74,6 +77,10 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     data, enc, wm = out / "reach.h5", out / "enc", out / "wm"
+    for run in (enc, wm):  # pretrain and train resume a run they find: start these afresh, like the data
+        if run.exists():
+            print(f"$ rm -r {shlex.quote(str(run))}")
+            shutil.rmtree(run)
 
     step("1. collect", ["collect", "--env", ENV, "--policy", "mixed", "--episodes", str(args.episodes),
                         "--obs-mode", "pixels_state", "--image-size", "64", "--cameras", CAMERA,

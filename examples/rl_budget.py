@@ -10,8 +10,9 @@ evaluated by the harness (``armworld eval``'s protocol) and everything goes into
     python examples/rl_budget.py --budgets 20000,50000,100000 --seeds 0,1,2 --out runs/rl_budget \\
         --wm-results results/wm_reach results/wm_push     # optional: `armworld eval` outputs of wm: agents
 
-Runs already finished are reused and interrupted ones resumed, so the script can be
-rerun with larger budgets or more seeds.
+Runs already finished are reused and interrupted ones resumed from their latest
+checkpoint (one interrupted before its first checkpoint starts over), so the script can
+be rerun with larger budgets or more seeds.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import json
 import math
 import shlex
+import shutil
 import sys
 from functools import reduce
 from pathlib import Path
@@ -28,7 +30,7 @@ import numpy as np
 
 from armworld.agents.compare import compare
 from armworld.agents.evaluate import EvalConfig, evaluate, write_results
-from armworld.agents.rl import PROGRESS, RLConfig, load_sb3_agent, sb3_env_kwargs, train
+from armworld.agents.rl import PROGRESS, RLConfig, latest_checkpoint, load_sb3_agent, sb3_env_kwargs, train
 
 ALGO_FOR = {"state": "sac", "pixels": "ppo"}
 
@@ -38,14 +40,18 @@ def ints(text: str) -> list[int]:
 
 
 def run_one(env_id: str, obs_mode: str, seed: int, budgets: list[int], out: Path, eval_episodes: int) -> Path:
-    """Train (or reuse, or resume) one run to the largest budget."""
+    """Train (or reuse, or resume) one run to the largest budget; a run interrupted before
+    its first checkpoint has nothing to resume and starts over."""
     run = out / f"{env_id}_{obs_mode}_s{seed}"
     progress = json.loads((run / PROGRESS).read_text()) if (run / PROGRESS).is_file() else {}
     if not (progress.get("finished") and progress["points"][-1]["env_steps"] >= max(budgets)):
+        resume = latest_checkpoint(run) is not None
+        if run.exists() and not resume:
+            print(f"restarting {run}: it was interrupted before its first checkpoint")
+            shutil.rmtree(run)
         config = RLConfig(
             algo=ALGO_FOR[obs_mode], env_id=env_id, obs_mode=obs_mode, steps=max(budgets), seed=seed, out=str(run),
-            eval_freq=reduce(math.gcd, budgets), eval_episodes=eval_episodes, checkpoint_freq=min(budgets),
-            resume=(run / "checkpoints" / "latest.zip").is_file(),
+            eval_freq=reduce(math.gcd, budgets), eval_episodes=eval_episodes, checkpoint_freq=min(budgets), resume=resume,
         )
         train(config)
     return run

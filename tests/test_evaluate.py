@@ -111,6 +111,9 @@ def test_step_budget_and_success_judged_at_the_end():
     assert result.overall.successes == 0  # succeeded at steps 1-2, not at the end
     short = evaluate(lambda env, seed: WinsThenLoses(), EvalConfig("test/Flag-v0", seeds=(0,), episodes=1, max_steps=2))
     assert short.overall.successes == 1 and short.overall.mean_episode_length == 2
+    # a budget beyond the env's own (4 steps) is honoured, not cut short by its time limit
+    long = evaluate(lambda env, seed: EveryOther(wins=True), EvalConfig("test/Flag-v0", seeds=(0,), episodes=1, max_steps=7))
+    assert long.overall.mean_episode_length == 7 and long.to_json()["max_steps"] == 7
 
 
 def test_evaluation_seeds_never_meet_collection_seeds():

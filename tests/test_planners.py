@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from armworld.agents.planners import CEM, MPPI, ActionBounds, CEMConfig, MPPIConfig, project_l1_ball
+from armworld.agents.planners import CEM, MPPI, ActionBounds, CEMConfig, MPPIConfig, elite_weights, project_l1_ball
 
 TARGET = torch.tensor([0.3, -0.7, 0.5])
 
@@ -18,7 +18,7 @@ def quadratic(target: torch.Tensor):
 def planners(bounds: ActionBounds, horizon: int = 2, seed: int = 0):
     return [
         CEM(CEMConfig(samples=128, iterations=12, top_k=12, horizon=horizon), bounds, seed=seed),
-        MPPI(MPPIConfig(samples=128, iterations=12, elites=16, horizon=horizon, temperature=100.0), bounds, seed=seed),
+        MPPI(MPPIConfig(samples=128, iterations=12, elites=16, horizon=horizon), bounds, seed=seed),
     ]
 
 
@@ -48,6 +48,28 @@ def test_cem_within_an_l1_ball_finds_the_projection_of_the_minimum():
     # the nearest point of the ball to the unconstrained minimum
     expected = project_l1_ball(TARGET, 0.5)
     assert torch.allclose(plan[0], expected, atol=0.03)
+
+
+def test_mppi_weights_favour_low_energies_whatever_their_units():
+    # world-model L1 energies: elites within 0.23-0.25; the best must clearly outweigh the worst
+    energies = torch.linspace(0.23, 0.25, 32)
+    weights = elite_weights(energies, temperature=1.0)
+    assert weights.sum() == pytest.approx(1.0)
+    assert (weights.diff() < 0).all() and weights[0] / weights[-1] > 20
+    assert 1.0 / weights.pow(2).sum() < 20  # effective sample size: well below the 32 elites
+    for scale in (1e-3, 1e3):
+        assert torch.allclose(elite_weights(energies * scale, 1.0), weights, rtol=1e-4)
+    assert torch.equal(elite_weights(torch.full((4,), 0.3), 1.0), torch.full((4,), 0.25))  # ties: uniform
+
+
+def test_mppi_plans_the_same_whatever_the_energy_units():
+    def plan(scale: float) -> torch.Tensor:
+        planner = MPPI(MPPIConfig(samples=64, iterations=4, elites=8, horizon=2), ActionBounds((1.0, 1.0, 1.0)), seed=5)
+        return planner.plan(lambda actions: scale * quadratic(TARGET)(actions))
+
+    reference = plan(1.0)
+    for scale in (1e-3, 1e3):
+        assert torch.allclose(plan(scale), reference, atol=1e-5)
 
 
 def test_l1_projection_exact_values():

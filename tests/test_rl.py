@@ -1,7 +1,9 @@
 """RL baselines: SAC+HER learns FrankaReach, saved models act through the Agent protocol,
 runs resume, and the compare report carries the right numbers."""
 
+import importlib.util
 import json
+from pathlib import Path
 
 import gymnasium
 import numpy as np
@@ -12,7 +14,7 @@ from armworld.agents import Agent
 from armworld.agents.compare import compare
 from armworld.agents.evaluate import EvalConfig, evaluate, wilson_interval
 from armworld.agents.loading import load_agent
-from armworld.agents.rl import RLConfig, load_hyperparams, load_sb3_agent, sb3_env_kwargs, train
+from armworld.agents.rl import RLConfig, latest_checkpoint, load_hyperparams, load_sb3_agent, sb3_env_kwargs, train
 from armworld.cli import main
 
 # sac.yaml as shipped, learning from step 300: 3000 steps (sparse reward, HER) train in
@@ -80,6 +82,51 @@ def test_pixel_ppo_gets_a_cnn_and_resumes(tmp_path):
     assert progress["finished"] and progress["points"][-1]["wall_time_s"] >= progress["points"][1]["wall_time_s"]
     with pytest.raises(FileExistsError, match="--resume"):
         train(RLConfig(**config))
+
+
+def test_a_checkpoint_that_fails_midway_leaves_the_previous_one_resumable(tmp_path, monkeypatch):
+    from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
+    out = tmp_path / "sac"
+    config = dict(algo="sac", env_id="FrankaReach-v0", her=True, steps=120, eval_freq=120, eval_episodes=1,
+                  checkpoint_freq=0, progress_bar=False, out=str(out), hyperparams={"learning_starts": 60, "buffer_size": 1000})
+    train(RLConfig(**config))
+    model, buffer = latest_checkpoint(out)
+    saved = {path.name: path.read_bytes() for path in (model, buffer)}
+
+    def dies_midway(self, path):  # the disk fills up (or the run is killed) while the buffer is written
+        Path(path).write_bytes(b"\x80\x04 half a pickle")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(OffPolicyAlgorithm, "save_replay_buffer", dies_midway)
+    with pytest.raises(OSError, match="No space"):
+        train(RLConfig(**{**config, "steps": 180, "resume": True}))
+    monkeypatch.undo()
+    assert latest_checkpoint(out) == (model, buffer)
+    assert {path.name: path.read_bytes() for path in (out / "checkpoints").iterdir() if path.name != "latest.json"} == saved
+    (out / "checkpoints" / "model_150_killed.zip").write_bytes(b"PK")  # what a SIGKILL mid-write leaves
+
+    train(RLConfig(**{**config, "steps": 180, "resume": True}))  # from the intact 120-step checkpoint
+    progress = json.loads((out / "progress.json").read_text())
+    assert [p["env_steps"] for p in progress["points"]] == [0, 120, 180] and progress["finished"]
+    model, buffer = latest_checkpoint(out)
+    assert model.name.startswith("model_180_") and buffer.name.startswith("replay_buffer_180_")
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == sorted(["latest.json", model.name, buffer.name])
+
+
+def test_rl_budget_restarts_a_run_interrupted_before_its_first_checkpoint(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("rl_budget", Path(__file__).parents[1] / "examples" / "rl_budget.py")
+    rl_budget = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rl_budget)
+    configs = []
+    monkeypatch.setattr(rl_budget, "train", configs.append)
+    run = tmp_path / "FrankaReach-v0_state_s0"
+    run.mkdir()
+    (run / "progress.json").write_text(json.dumps({"points": [{"env_steps": 0}], "finished": False}))  # the step-0 evaluation
+
+    rl_budget.run_one("FrankaReach-v0", "state", 0, [1000, 2000], tmp_path, eval_episodes=1)
+    assert not run.exists()  # cleared: train() would refuse a directory holding a run it cannot resume
+    assert not configs[0].resume and configs[0].steps == 2000 and configs[0].checkpoint_freq == 1000
 
 
 def test_bad_configs_are_refused():
@@ -162,6 +209,39 @@ def test_compare_places_a_world_model_at_the_env_steps_of_its_data(tmp_path):
     assert wm.env_steps == 21  # 5 + 7 + 9 actions, the file counted once
     report = compare([evaluation, tmp_path / "sac_s0"], tmp_path / "report").read_text()
     assert f"| wm:{run} | 21 | 80.0% (40/50) |" in report and "| 500.00 | harness |" in report
+
+
+def test_compare_reports_a_world_model_whose_data_is_elsewhere_without_crashing(tmp_path, monkeypatch):
+    import torch
+
+    from armworld.agents.compare import collect
+    from armworld.worldmodel.checkpoint import save_checkpoint
+
+    def evaluated(name, data):  # a checkpoint whose metadata lists `data`, and its results.json
+        save_checkpoint(tmp_path / name, 1, {"kind": "world_model"}, {"w": torch.zeros(1)}, {"data": data})
+        evaluation = tmp_path / f"{name}_eval"
+        evaluation.mkdir()
+        (evaluation / "results.json").write_text(json.dumps({
+            "agent": f"wm:{tmp_path / name}", "env_id": "armworld/FrankaReach-v0", "episodes": 10, "successes": 7,
+            "seeds": [0], "per_seed": {"0": {"success_rate": 0.7}}, "plan_time_per_action_s": 0.5}))
+        return evaluation
+
+    elsewhere = [{"path": "runs/data-top/reach.h5", "bytes": 10, "sha256": "a"}]  # relative to where it trained
+    missing = evaluated("wm_missing", elsewhere)
+    counted = evaluated("wm_counted", [{**elsewhere[0], "env_steps": 1234}])
+    unlisted = evaluated("wm_unlisted", [])
+    monkeypatch.chdir(tmp_path)  # runs/data-top/reach.h5 is not here
+    _write_run(tmp_path / "sac_s0", "sac", 0, [(0, 0), (20, 9)], wall=10.0)
+
+    entries = {e.label.split("/")[-1]: e for e in collect([missing, counted, unlisted])}
+    assert entries["wm_missing"].env_steps is None and "runs/data-top/reach.h5 is not there" in entries["wm_missing"].note
+    assert entries["wm_counted"].env_steps == 1234 and entries["wm_counted"].note is None
+    assert entries["wm_unlisted"].env_steps is None and "lists no training data" in entries["wm_unlisted"].note
+    report = compare([missing, counted, unlisted, tmp_path / "sac_s0"], tmp_path / "report").read_text()
+    assert f"| wm:{tmp_path / 'wm_missing'} | unknown | 70.0% (7/10) |" in report
+    assert f"| wm:{tmp_path / 'wm_counted'} | 1,234 |" in report
+    assert f"- wm:{tmp_path / 'wm_missing'}: env steps unknown: its training data runs/data-top/reach.h5 is not there" in report
+    assert (tmp_path / "report" / "success_FrankaReach_v0.png").is_file()
 
 
 def test_rl_train_verb_refuses_bad_input_plainly(tmp_path, capsys):

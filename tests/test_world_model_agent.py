@@ -133,7 +133,7 @@ def test_planning_with_an_exact_model_reaches_the_goal(kind):
     planner = (
         CEM(CEMConfig(samples=64, iterations=4, top_k=8), bounds, seed=0)
         if kind == "cem"
-        else MPPI(MPPIConfig(samples=64, iterations=4, elites=8, temperature=50.0), bounds, seed=0)
+        else MPPI(MPPIConfig(samples=64, iterations=4, elites=8), bounds, seed=0)
     )
     result = evaluate(lambda env, seed: exact_agent(env, planner), EvalConfig("test/Square-v0", seeds=(0,), episodes=4))
     assert result.overall.successes == 4, [e.final_distance for e in result.episodes]
@@ -152,11 +152,17 @@ def test_sub_goals_are_visited_in_turn(tmp_path):
     )
     obs, _ = env.reset(seed=1)
     agent.reset()
+    assert agent.goal_frame is None  # nothing planned yet
+    shown = []
     for step in range(20):
         obs, *_ = env.step(agent.act(obs))
+        shown.append(agent.goal_frame)
         if step == 7:
             assert np.linalg.norm(obs["achieved_goal"][:2] - first) < 0.02
     assert np.linalg.norm(obs["achieved_goal"][:2] - final) < 0.02
+    # goal_frame: the goal each action was planned toward (the first 8 toward the first)
+    assert [np.array_equal(frame, agent.goal_images[0]) for frame in shown] == [True] * 8 + [False] * 12
+    assert all(np.array_equal(frame, agent.goal_images[1]) for frame in shown[8:])
 
 
 def tiny_world_model(seed: int = 0) -> WorldModel:
@@ -183,8 +189,21 @@ def test_env_subgoals_set_the_schedule_and_command_the_gripper():
     assert agent.goal_index == 2 and np.array_equal(agent.goal_frame, sequence.images[2])
     obs, _ = env.reset(seed=1)  # a new episode: the new cube's sequence, from its first stage
     agent.reset()
+    assert agent.goal_frame is None and agent.goal_images == []  # the last episode's goals are gone
     agent.act(obs)
     assert agent.goal_index == 0 and np.array_equal(agent.goal_frame, env.unwrapped.goal_sequence("top").images[0])
+
+
+def test_videos_show_each_frame_beside_the_goal_its_action_was_planned_toward():
+    env = gymnasium.make("armworld/FrankaReach-v0", obs_mode="pixels_state")
+    planner = CEM(CEMConfig(samples=8, iterations=1, top_k=2), ActionBounds.world_model(), seed=0)
+    agent = WorldModelAgent(tiny_world_model(), planner, goal="subgoals", env=env)
+    result = run_episode(env, agent, reset_seed=1_000_000, max_steps=12, record=True, video_size=SIZE)
+    halfway, goal = agent.goal_images  # the sim's images of the hand halfway there, then at the goal
+    assert agent.goal_steps == (10,) and np.abs(halfway.astype(int) - goal).mean() > 10
+    goal_halves = result.frames[:, :, SIZE:]
+    assert all(np.array_equal(frame, halfway) for frame in goal_halves[:10])
+    assert all(np.array_equal(frame, goal) for frame in goal_halves[10:])
 
 
 def test_cached_and_uncached_planning_give_the_same_actions():
@@ -316,6 +335,17 @@ def test_demo_runs_end_to_end_on_a_reduced_setting(tiny_checkpoint, tmp_path, ca
 
     frames = imageio.mimread(video)
     assert len(frames) == 2 * 3 and frames[0].shape == (256, 512, 3)  # two episodes of 2 actions + final frame
+
+
+def test_demo_max_steps_beyond_the_env_budget_is_honoured(tiny_checkpoint, tmp_path, capsys):
+    video = tmp_path / "demo.mp4"
+    assert gymnasium.spec("armworld/FrankaReach-v0").max_episode_steps == 30
+    code = main([
+        "demo", "--model", str(tiny_checkpoint), "--episodes", "1", "--max-steps", "33", "--seed", "5",
+        "--envs", "armworld/FrankaReach-v0", "--samples", "8", "--iterations", "1", "--top-k", "2", "--out", str(video),
+    ])
+    assert code == 0, capsys.readouterr().err
+    assert "33 actions per episode" in capsys.readouterr().out
 
 
 def test_demo_without_a_shipped_model_or_with_a_broken_one_says_so(tmp_path, capsys):

@@ -216,10 +216,11 @@ def _run_demo(args: argparse.Namespace) -> int:
     videos = []
     start = time.perf_counter()
     for env_id in (e.strip() for e in args.envs.split(",") if e.strip()):
-        env = gymnasium.make(env_id, **env_kwargs)
+        budget = {"max_episode_steps": args.max_steps} if args.max_steps else {}  # else the env's own limit
+        env = gymnasium.make(env_id, **budget, **env_kwargs)
         try:
             agent = load_agent(spec, env, seed=seed, **options)
-            max_steps = args.max_steps or env.spec.max_episode_steps
+            max_steps = env.spec.max_episode_steps
             results = []
             for i in range(args.episodes):
                 result = run_episode(env, agent, eval_seed(seed, i), max_steps, record=True)
