@@ -189,7 +189,7 @@ def test_compare_places_a_world_model_at_the_env_steps_of_its_data(tmp_path):
 
     from armworld.agents.compare import collect
     from armworld.datasets.hdf5 import TrajectoryWriter
-    from armworld.worldmodel.checkpoint import describe_files, save_checkpoint
+    from armworld.worldmodel.checkpoint import describe_data, save_checkpoint
     from datasets_helpers import ENV_ARGS, synthetic_episode
 
     data = tmp_path / "reach.h5"
@@ -197,7 +197,7 @@ def test_compare_places_a_world_model_at_the_env_steps_of_its_data(tmp_path):
         for i, n in enumerate((5, 7, 9)):
             writer.append(synthetic_episode(n, seed=i))
     run = tmp_path / "wm"
-    save_checkpoint(run, 1, {"kind": "world_model"}, {"w": torch.zeros(1)}, {"data": describe_files([str(data), str(data)])})
+    save_checkpoint(run, 1, {"kind": "world_model"}, {"w": torch.zeros(1)}, {"data": describe_data([str(data), str(data)])})
     evaluation = tmp_path / "wm_eval"
     evaluation.mkdir()
     (evaluation / "results.json").write_text(json.dumps({
@@ -209,6 +209,8 @@ def test_compare_places_a_world_model_at_the_env_steps_of_its_data(tmp_path):
     assert wm.env_steps == 21  # 5 + 7 + 9 actions, the file counted once
     report = compare([evaluation, tmp_path / "sac_s0"], tmp_path / "report").read_text()
     assert f"| wm:{run} | 21 | 80.0% (40/50) |" in report and "| 500.00 | harness |" in report
+    data.unlink()  # the metadata recorded the count: the file is no longer needed
+    assert [e for e in collect([evaluation]) if e.kind == "wm"][0].env_steps == 21
 
 
 def test_compare_reports_a_world_model_whose_data_is_elsewhere_without_crashing(tmp_path, monkeypatch):

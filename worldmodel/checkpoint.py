@@ -62,8 +62,21 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def describe_files(paths: list[str]) -> list[dict]:
-    """``[{"path", "bytes", "sha256"}]`` for the data files a model was trained on."""
+    """``[{"path", "bytes", "sha256"}]`` of files a model depends on."""
     return [{"path": str(p), "bytes": os.path.getsize(p), "sha256": file_sha256(p)} for p in paths]
+
+
+def describe_data(paths: list[str]) -> list[dict]:
+    """``describe_files`` of the trajectory files a model was trained on, with ``episodes`` and
+    ``env_steps`` (the actions in them: what the data cost to collect, counted without the files)."""
+    from armworld.datasets.hdf5 import TrajectoryFile
+
+    described = describe_files(paths)
+    for entry in described:
+        with TrajectoryFile(entry["path"]) as f:
+            demos = f.split(None)
+            entry.update(episodes=len(demos), env_steps=sum(f.num_samples(demo) for demo in demos))
+    return described
 
 
 def lineage(path: str | Path) -> dict:

@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from armworld import __version__
-from armworld.worldmodel.checkpoint import describe_files, newest_valid_checkpoint, save_checkpoint
+from armworld.worldmodel.checkpoint import describe_data, newest_valid_checkpoint, save_checkpoint
 
 
 @dataclass
@@ -253,7 +253,7 @@ def fit(
     config = dict(task.checkpoint_config(), train=dict(asdict(cfg), **(extra_config or {})))
     metadata_base = {
         **(extra_metadata or {}),
-        "data": describe_files(list(data_files)) if dist.main else [],
+        "data": describe_data(list(data_files)) if dist.main else [],
         "world_size": dist.world_size,
         "armworld_version": __version__,
         "torch_version": torch.__version__,
