@@ -6,7 +6,7 @@ episode keeps its goal frame); arrays indexed by transition have N rows::
 
     /                        attrs: armworld_format_version
     data/                    attrs: total (committed episodes), env_args (JSON)
-      demo_<i>/              attrs: num_samples (N), seed (reset and policy seed), policy (str)
+      demo_<i>/              attrs: num_samples (N), seed (reset and policy seed; -1: none), policy (str)
         obs/<key>            [N+1, ...] the env's observation keys:
                              rgb_<camera> uint8 [N+1, H, W, 3], proprio float64 [N+1, 7],
                              observation (the flat privileged state), achieved_goal, desired_goal

@@ -35,10 +35,12 @@ def assert_within_limits(spec: RobotSpec, previous: Command, command: Command) -
         assert np.all(np.isfinite(value))
     assert np.all(command.ee_pos >= np.array(spec.workspace_min) - eps)
     assert np.all(command.ee_pos <= np.array(spec.workspace_max) + eps)
-    step = np.linalg.norm(command.ee_pos - previous.ee_pos)
-    assert step <= min(spec.max_ee_step, spec.max_ee_speed * spec.dt) + eps
-    angle = rotation_angle(previous.ee_rot, command.ee_rot)
-    assert angle <= min(spec.max_rot_step, spec.max_rot_speed * spec.dt) + 1e-6
+    step = command.ee_pos - previous.ee_pos  # the step box (as the sim's actions), then the speed norm
+    assert np.all(np.abs(step) <= spec.max_ee_step + eps)
+    assert np.linalg.norm(step) <= spec.max_ee_speed * spec.dt + eps
+    rotation = euler_xyz_from_matrix(command.ee_rot @ previous.ee_rot.T)
+    assert np.all(np.abs(rotation) <= spec.max_rot_step + 1e-6)
+    assert rotation_angle(previous.ee_rot, command.ee_rot) <= spec.max_rot_speed * spec.dt + 1e-6
     q_min, q_max = np.array(spec.q_min), np.array(spec.q_max)
     assert np.all(command.q >= q_min + spec.joint_margin - eps)
     assert np.all(command.q <= q_max - spec.joint_margin + eps)

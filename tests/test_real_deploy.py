@@ -76,6 +76,26 @@ def test_dry_run_prints_and_sends_nothing(monkeypatch, capsys):
     assert robots[0].sent == [] and "reset" not in robots[0].calls
 
 
+def test_deploy_never_leaves_the_robot_connected_on_a_setup_error(monkeypatch, tmp_path):
+    from armworld.envs.real.protocols import DriverError
+
+    robots: list[MockRobot] = []
+
+    def make(url):
+        robots.append(MockRobot(forward=None))
+        return robots[-1]
+
+    monkeypatch.setattr(mock, "from_url", make)
+    with pytest.raises(SystemExit, match="NAME=DEVICE"):  # a bad --cameras value: checked before connecting
+        main(["deploy", "--robot", "mock", "--agent", "expert", "--goal-pos", "0.6,0.1,0.2", "--cameras", "front"])
+    assert robots[-1].calls == []
+    missing = tmp_path / "no-such-video.mp4"
+    with pytest.raises(DriverError, match="cannot open"):  # fails while the env connects its cameras
+        main(["deploy", "--robot", "mock", "--agent", "expert", "--goal-pos", "0.6,0.1,0.2",
+              "--cameras", f"front={missing}"])
+    assert robots[-1].calls[0] == "connect" and robots[-1].calls[-1] == "disconnect"
+
+
 def test_deploy_runs_a_world_model_agent_toward_a_goal_image(sim_server, tmp_path, capsys):
     """``--agent wm:RUN`` loads through ``armworld.agents.loading`` and sees the model's camera at its size."""
     from test_world_model_agent import tiny_world_model

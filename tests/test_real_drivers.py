@@ -11,7 +11,10 @@ import pytest
 from armworld.envs.conventions import gripper_closure
 from armworld.envs.real.drivers import make_kinematics, make_robot, parse_robot_url
 from armworld.envs.real.drivers.gripper import FRANKA_HAND, XARM_GRIPPER, GripperMap
-from armworld.envs.real.protocols import Command, DriverError, HealthState
+from armworld.envs.real.drivers.mock import MockRobot
+from armworld.envs.real.kinematics import PandaIK
+from armworld.envs.real.protocols import Command, DriverError, HealthState, RobotSpec
+from armworld.envs.real.server import RobotClient, RobotServer
 
 POS = np.array([0.5, -0.1, 0.3])
 HALF_TURN_X_QUAT = [1.0, 0.0, 0.0, 0.0]  # the vendor tool frame of a gripper pointing down
@@ -57,6 +60,47 @@ def test_missing_vendor_package_names_the_extra(monkeypatch):
     robot = make_robot("franka://10.0.0.2")
     with pytest.raises(ImportError, match=r"armworld\[franka\]"):
         robot.connect()
+
+
+# ---------------------------------------------------------------- kinematics
+
+
+def test_the_panda_ik_serves_only_a_panda():
+    assert isinstance(make_kinematics(MockRobot()), PandaIK)
+    with pytest.raises(ValueError, match="connect"):
+        make_kinematics(RobotClient("tcp://127.0.0.1:1"))  # its spec comes from the server
+    for name in ("ur5e", "xarm7"):  # a network client serving another arm has no ik of its own
+        server = RobotServer(MockRobot(RobotSpec.load(name))).start()
+        client = RobotClient(server.address)
+        try:
+            client.connect()
+            with pytest.raises(ValueError, match=rf"no inverse kinematics for the {name} behind RobotClient.*ur://IP"):
+                make_kinematics(client)
+        finally:
+            client.disconnect()
+            server.close()
+
+
+# ---------------------------------------------------------------- sim
+
+
+def test_sim_reset_homes_to_q_home_as_a_real_arm():
+    from armworld.envs.real.drivers.sim import MujocoRobot
+
+    robot = MujocoRobot(realtime=False)
+    robot.connect()
+    try:
+        for _ in range(2):  # a new seeded episode each time, the arm at home each time
+            state = robot.reset()
+            np.testing.assert_allclose(state.q, robot.spec.q_home, atol=1e-9)
+            np.testing.assert_allclose(state.ee_pos, PandaIK().forward(np.array(robot.spec.q_home))[0], atol=1e-6)
+            assert state.gripper == pytest.approx(0.0, abs=1e-3)
+        home = np.array(robot.spec.q_home) + 0.1
+        np.testing.assert_allclose(robot.reset(home).q, home, atol=1e-9)
+        with pytest.raises(DriverError, match="7 finite"):
+            robot.reset(np.zeros(6))
+    finally:
+        robot.disconnect()
 
 
 # ---------------------------------------------------------------- franky
@@ -135,9 +179,10 @@ def rtde(monkeypatch):
     modules = {name: MagicMock(name=name) for name in ("rtde_control", "rtde_receive", "rtde_io", "dashboard_client")}
     control = modules["rtde_control"].RTDEControlInterface.return_value
     receive = modules["rtde_receive"].RTDEReceiveInterface.return_value
-    control.isPoseWithinSafetyLimits.return_value = True
-    control.moveJ.return_value = True
-    control.isConnected.return_value = True
+    for method in ("isPoseWithinSafetyLimits", "moveJ", "isConnected", "isProgramRunning", "setWatchdog",
+                   "servoStop", "servoL", "kickWatchdog", "reuploadScript"):
+        getattr(control, method).return_value = True  # ur-rtde reports success with True
+    modules["rtde_io"].RTDEIOInterface.return_value.setToolDigitalOut.return_value = True
     receive.isProtectiveStopped.return_value = False
     receive.isEmergencyStopped.return_value = False
     receive.getActualTCPPose.return_value = [*POS, np.pi, 0.0, 0.0]
@@ -193,15 +238,72 @@ def test_ur_adapter_servo_stream_and_watchdog(rtde):
 
     receive.isProtectiveStopped.return_value = True
     assert arm.health().state is HealthState.PROTECTIVE_STOP
+    control.isProgramRunning.return_value = False  # a protective stop ends the RTDE control script
+    control.reset_mock()
     arm.reset()
     rtde["dashboard_client"].DashboardClient.return_value.unlockProtectiveStop.assert_called_once()
+    assert names(control.mock_calls)[:4] == ["isProgramRunning", "reuploadScript", "servoStop", "moveJ"]
     receive.isProtectiveStopped.return_value = False
+    control.isProgramRunning.return_value = True
     receive.isEmergencyStopped.return_value = True
     assert arm.health().state is HealthState.EMERGENCY_STOP
 
     arm.disconnect()
     assert names(control.mock_calls)[-3:] == ["servoStop", "stopScript", "disconnect"]
     arm.disconnect()
+
+
+def test_ur_adapter_raises_when_a_call_fails(rtde):
+    """ur-rtde answers False once its control script stopped; nothing may fail silently."""
+    arm = make_robot("ur://10.0.0.3")
+    arm.connect()
+    control = rtde["rtde_control"].RTDEControlInterface.return_value
+    io = rtde["rtde_io"].RTDEIOInterface.return_value
+    arm.reset()
+
+    control.servoL.return_value = False
+    control.reset_mock()
+    with pytest.raises(DriverError, match="servoL failed.*control script"):
+        arm.send_action(command(dof=6))
+    assert names(control.mock_calls) == ["isPoseWithinSafetyLimits", "servoL"]  # no kick after a failed servoL
+    control.servoL.return_value = True
+
+    control.kickWatchdog.return_value = False
+    with pytest.raises(DriverError, match="kickWatchdog"):
+        arm.send_action(command(dof=6))
+    control.kickWatchdog.return_value = True
+
+    io.setToolDigitalOut.return_value = False
+    with pytest.raises(DriverError, match="setToolDigitalOut"):
+        arm.send_action(command(dof=6))
+    with pytest.raises(DriverError, match="setToolDigitalOut"):
+        arm.reset()
+    io.setToolDigitalOut.return_value = True
+
+    control.servoStop.return_value = False
+    control.reset_mock()
+    with pytest.raises(DriverError, match="servoStop"):
+        arm.stop()
+    with pytest.raises(DriverError, match="servoStop"):
+        arm.reset()
+    control.moveJ.assert_not_called()  # no move while a servo stream may still run
+    control.servoStop.return_value = True
+
+    control.isProgramRunning.return_value = False
+    control.reuploadScript.return_value = False
+    with pytest.raises(DriverError, match="reuploadScript"):
+        arm.reset()
+
+
+def test_ur_adapter_refuses_a_failed_watchdog_setup(rtde):
+    control = rtde["rtde_control"].RTDEControlInterface.return_value
+    control.setWatchdog.return_value = False
+    arm = make_robot("ur://10.0.0.3")
+    with pytest.raises(DriverError, match="setWatchdog"):
+        arm.connect()
+    assert names(control.mock_calls)[-3:] == ["servoStop", "stopScript", "disconnect"]
+    with pytest.raises(DriverError, match="connect"):
+        arm.get_observation()  # not left half connected
 
 
 # ---------------------------------------------------------------- xArm

@@ -1,4 +1,11 @@
-"""Property tests: random and adversarial action sequences never produce a command outside the limits."""
+"""Property tests: random and adversarial action sequences never produce a command outside the limits.
+
+Per step: every axis within ``max_ee_step`` and every Euler angle of the rotation within
+``max_rot_step`` (boxes, as the sim scales actions), the speed norms within ``max_ee_speed`` /
+``max_rot_speed`` (see ``real_helpers.assert_within_limits``). The mock arm's speed limits are
+raised so that the boxes bind on diagonal steps; the sim arm has the Panda's bundled limits,
+where the speed norms bind first.
+"""
 
 from __future__ import annotations
 
@@ -56,7 +63,8 @@ def _layer(robot, kinematics):
 
 @pytest.fixture(scope="module")
 def mock_layer():
-    robot = MockRobot(make_spec(), tracking=0.7)
+    spec = make_spec(max_ee_speed=1.0, max_rot_speed=3.0, max_ee_acc=10.0, qd_max=(3.0,) * 7)  # the boxes bind
+    robot = MockRobot(spec, tracking=0.7)
     return _layer(robot, LinearIK()), robot
 
 

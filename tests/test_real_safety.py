@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from real_helpers import LinearIK, assert_within_limits, make_spec
 
-from armworld.envs.conventions import MAX_POS_DELTA, MAX_ROT_DELTA, matrix_from_euler_xyz
+from armworld.envs.conventions import MAX_POS_DELTA, MAX_ROT_DELTA, euler_xyz_from_matrix, matrix_from_euler_xyz
 from armworld.envs.real import safety
 from armworld.envs.real.drivers.mock import MockFaults, MockRobot
 from armworld.envs.real.geometry import rotation_angle
-from armworld.envs.real.protocols import RobotSpec, SafetyFault, StaleDataError
+from armworld.envs.real.protocols import DriverError, RobotSpec, SafetyFault, StaleDataError
 
 
 def make_layer(robot=None, **spec_overrides):
@@ -45,13 +45,16 @@ def test_scale_action_uses_the_sim_constants():
     assert grip == 0.0
 
 
-def test_clamp_translation_and_rotation():
-    np.testing.assert_allclose(safety.clamp_translation(np.array([0.3, 0.4, 0.0]), 0.05), [0.03, 0.04, 0.0])
-    small = np.array([0.01, 0.0, 0.0])
-    assert safety.clamp_translation(small, 0.05) is small
-    R = matrix_from_euler_xyz([0.0, 0.0, 1.0])
-    clamped = safety.clamp_rotation(R, 0.1)
-    assert rotation_angle(np.eye(3), clamped) == pytest.approx(0.1)
+def test_clamp_translation_and_rotation_are_boxes_as_the_sim_scaling():
+    diagonal = np.array([0.05, -0.05, 0.05])  # the sim's largest step: 0.087 m
+    assert safety.clamp_translation(diagonal, 0.05) is diagonal
+    np.testing.assert_allclose(safety.clamp_translation(np.array([0.3, 0.4, 0.0]), 0.05), [0.0375, 0.05, 0.0])
+    np.testing.assert_allclose(safety.clamp_norm(np.array([0.3, 0.4, 0.0]), 0.05), [0.03, 0.04, 0.0])
+    R_diagonal = matrix_from_euler_xyz([MAX_ROT_DELTA, -MAX_ROT_DELTA, MAX_ROT_DELTA])  # 0.27 rad
+    assert safety.clamp_rotation(R_diagonal, MAX_ROT_DELTA) is R_diagonal
+    clamped = safety.clamp_rotation(matrix_from_euler_xyz([0.2, -0.1, 0.0]), 0.1)
+    np.testing.assert_allclose(euler_xyz_from_matrix(clamped), [0.1, -0.05, 0.0], atol=1e-12)
+    clamped = safety.clamp_rotation_angle(matrix_from_euler_xyz([0.0, 0.0, 1.0]), 0.1)
     np.testing.assert_allclose(clamped, matrix_from_euler_xyz([0.0, 0.0, 0.1]), atol=1e-12)
 
 
@@ -62,11 +65,14 @@ def test_clip_to_workspace():
 
 def test_limit_translation_rate_bounds_speed_and_acceleration():
     dt = 0.1
-    pos, vel = safety.limit_translation_rate(np.array([1.0, 0, 0]), np.zeros(3), np.zeros(3), dt, 0.5, 2.5)
+    pos, vel = safety.limit_translation_rate(np.array([1.0, 0, 0]), np.zeros(3), np.zeros(3), dt, 0.5, 2.5, 1.0)
     assert np.linalg.norm(vel) == pytest.approx(0.25)  # acceleration-limited from rest
     np.testing.assert_allclose(pos, [0.025, 0, 0])
-    pos, vel = safety.limit_translation_rate(np.array([1.0, 0, 0]), pos, np.array([0.45, 0, 0]), dt, 0.5, 2.5)
+    pos, vel = safety.limit_translation_rate(np.array([1.0, 0, 0]), pos, np.array([0.45, 0, 0]), dt, 0.5, 2.5, 1.0)
     assert np.linalg.norm(vel) == pytest.approx(0.5)  # speed-limited
+    pos, vel = safety.limit_translation_rate(np.array([1.0, 0.5, 0]), np.zeros(3), np.array([0.4, 0.2, 0]), dt,
+                                             1.0, 100.0, 0.04)
+    np.testing.assert_allclose(pos, [0.04, 0.02, 0])  # the step box, direction kept
 
 
 def test_limit_rotation_rate():
@@ -92,6 +98,25 @@ def test_exact_scaling_when_no_limit_binds():
     np.testing.assert_allclose(record.sent.ee_pos, state.ee_pos + [0.5 * MAX_POS_DELTA, 0, 0])
     np.testing.assert_allclose(record.clipped, [0.5, 0, 0, 0, 0, 0, -1.0], atol=1e-6)
     assert record.events == () and robot.sent[-1] is record.sent
+
+
+def test_diagonal_steps_as_in_the_sim_when_the_speed_limits_allow():
+    layer, robot, state = make_layer(max_ee_acc=1e3, max_ee_speed=1.0, max_rot_speed=3.0, qd_max=(5.0,) * 7)
+    action = np.array([1.0, -1.0, 1.0, 1.0, -1.0, 1.0, -1.0])
+    record = layer.step(action, state)
+    np.testing.assert_allclose(record.sent.ee_pos - state.ee_pos, [MAX_POS_DELTA, -MAX_POS_DELTA, MAX_POS_DELTA])
+    R_delta = record.sent.ee_rot @ state.ee_rot.T
+    np.testing.assert_allclose(euler_xyz_from_matrix(R_delta), [MAX_ROT_DELTA, -MAX_ROT_DELTA, MAX_ROT_DELTA])
+    assert record.events == ()
+    np.testing.assert_allclose(record.clipped, action, atol=1e-6)
+
+
+def test_bundled_speed_limits_still_bind_on_diagonals():
+    layer, robot, state = make_layer(max_ee_acc=1e3, qd_max=(5.0,) * 7)
+    record = layer.step(np.array([1.0, 1.0, 1.0, 0, 0, 0, 0]), state)
+    step = record.sent.ee_pos - state.ee_pos
+    assert np.linalg.norm(step) == pytest.approx(layer.spec.max_ee_speed * layer.spec.dt)
+    assert record.events == ("rate_limited",)
 
 
 @pytest.mark.parametrize("bad", [[np.nan] * 7, [0, 0, np.inf, 0, 0, 0, 0], [0.0] * 5])
@@ -145,6 +170,28 @@ def test_driver_error_latches():
     with pytest.raises(SafetyFault, match="injected driver error"):
         layer.step(np.zeros(7), state)
     assert layer.fault is not None and robot.calls[-1] == "stop"
+
+
+def test_failed_reset_latches_and_nothing_is_sent():
+    layer, robot, state = make_layer()
+    layer.step(np.zeros(7), state)
+
+    def fail(home=None, timeout_s=30.0):
+        raise DriverError("arm did not reach home")
+
+    robot.reset = fail
+    with pytest.raises(SafetyFault, match="reset failed.*did not reach home"):
+        layer.reset()
+    assert layer.fault is not None and robot.calls[-1] == "stop"
+    with pytest.raises(SafetyFault, match="latched"):
+        layer.step(np.zeros(7), robot.get_observation())
+    assert len(robot.sent) == 1
+    with pytest.raises(SafetyFault, match="reset"):
+        layer.adopt(robot.get_observation())  # a dry run cannot bypass it either
+    del robot.reset  # the driver's own reset again
+    layer.reset()
+    layer.step(np.zeros(7), robot.get_observation())
+    assert len(robot.sent) == 2
 
 
 def test_step_before_reset_is_refused():
@@ -235,7 +282,7 @@ def test_panda_limits_match_the_sim_model():
     from armworld.envs.base import WORKSPACE_HIGH, WORKSPACE_LOW
 
     assert np.all(np.array(spec.workspace_min) >= WORKSPACE_LOW) and np.all(np.array(spec.workspace_max) <= WORKSPACE_HIGH)
-    assert spec.max_ee_step <= MAX_POS_DELTA * np.sqrt(3) and spec.max_rot_step <= MAX_ROT_DELTA * np.sqrt(3)
+    assert spec.max_ee_step == MAX_POS_DELTA and spec.max_rot_step == MAX_ROT_DELTA  # the sim's boxes
 
 
 def test_bad_limits_files_are_rejected(tmp_path):

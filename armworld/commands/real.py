@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from armworld.envs.real.env import RealArmEnv
 
 
 def register(subparsers) -> None:
@@ -130,12 +134,13 @@ def _agent_env_settings(args: argparse.Namespace) -> tuple[str, int, int]:
 
 
 def deploy(args: argparse.Namespace) -> int:
-    """``armworld deploy``: one episode of an agent on a robot, through the safety layer."""
-    import numpy as np
+    """``armworld deploy``: one episode of an agent on a robot, through the safety layer.
 
+    Everything that can fail on the command line (agent, goal, cameras) is checked before the
+    robot connects; once it is connected, the arm is stopped and disconnected whatever happens.
+    """
     from armworld.envs.real.drivers import make_kinematics, make_robot
     from armworld.envs.real.env import RealArmEnv, RealArmEnvConfig
-    from armworld.envs.real.protocols import RealRobotError
 
     if args.max_steps <= 0:
         raise SystemExit("--max-steps must be positive")
@@ -146,32 +151,58 @@ def deploy(args: argparse.Namespace) -> int:
     if goal is not None and len(goal) != 3:
         raise SystemExit("--goal-pos takes x,y,z in metres")
     robot = make_robot(args.robot)
+    camera_devices = _cameras(robot, cameras)  # a bad --cameras value fails before anything connects
     if not args.dry_run and not args.yes and not args.robot.startswith(("mock", "sim://")):
         answer = input(f"Move {args.robot} at speed factor {args.speed}? Keep the E-stop in reach. [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("aborted")
             return 1
-    recorder = None
     config = RealArmEnvConfig(task=args.task, action_dim=action_dim, image_size=image_size, speed_factor=args.speed,
                               goal=goal, dry_run=args.dry_run)
-    robot.connect()
-    env = RealArmEnv(robot, _cameras(robot, cameras), make_kinematics(robot), config)
-    if args.agent == "expert" and args.task != "reach" and "observation" not in env.observation_space.spaces:
-        env.close()
-        raise SystemExit(f"the {args.task} expert needs the cube's pose and its goal, which {args.robot} does not "
-                         "serve (no task observation; a real arm needs a perception stack serving them): "
-                         "use a sim:// robot or --task reach with --goal-pos")
-    if args.record:
-        from armworld.datasets.hdf5 import TrajectoryWriter
+    robot.connect()  # a network client learns its robot's spec (and so its kinematics) here
+    try:
+        env = RealArmEnv(robot, camera_devices, make_kinematics(robot), config)
+    except BaseException:
+        robot.disconnect()
+        raise
+    recorder = None
+    try:
+        if args.agent == "expert" and args.task != "reach" and "observation" not in env.observation_space.spaces:
+            raise SystemExit(f"the {args.task} expert needs the cube's pose and its goal, which {args.robot} does not "
+                             "serve (no task observation; a real arm needs a perception stack serving them): "
+                             "use a sim:// robot or --task reach with --goal-pos")
+        if args.record:
+            from armworld.datasets.hdf5 import TrajectoryWriter
 
-        recorder = env.recorder = TrajectoryWriter(args.record, env.env_args(), exist="resume")
+            recorder = env.recorder = TrajectoryWriter(args.record, env.env_args(), exist="resume")
+        status, info = _run_episode(args, env)
+    finally:
+        try:
+            env.close()  # stops and disconnects the arm, then appends the episode
+        finally:
+            if recorder is not None:
+                recorder.close()
+    timing = env.timing()
+    print(f"success={info['is_success']} distance={info['distance']:.4f} m steps={int(timing['steps'])} "
+          + " ".join(f"{k}={v:.4f}" for k, v in timing.items() if k != "steps"))
+    return status if status else (0 if info["is_success"] else 1)
+
+
+def _run_episode(args: argparse.Namespace, env: RealArmEnv) -> tuple[int, dict[str, Any]]:
+    """Load the agent and run one episode of it on ``env``.
+
+    Returns the exit status (0; 130 on Ctrl-C; 2 when the safety layer or the arm stopped the
+    run) and the last step's info.
+    """
+    import numpy as np
+
     from armworld.agents.loading import load_agent
+    from armworld.envs.real.protocols import RealRobotError
     from armworld.worldmodel.checkpoint import CheckpointError
 
     try:
         agent = load_agent(args.agent, env, seed=args.seed, **({"goal": args.goal} if args.agent.startswith("wm:") else {}))
     except (ValueError, CheckpointError, FileNotFoundError) as error:
-        env.close()
         raise SystemExit(f"cannot run {args.agent} on this robot: {error}") from None
     status, info = 0, {"is_success": False, "distance": float("nan")}
     try:
@@ -193,14 +224,7 @@ def deploy(args: argparse.Namespace) -> int:
     except RealRobotError as error:
         print(f"stopped: {error}", file=sys.stderr)
         status = 2
-    finally:
-        env.close()
-        if recorder is not None:
-            recorder.close()
-    timing = env.timing()
-    print(f"success={info['is_success']} distance={info['distance']:.4f} m steps={int(timing['steps'])} "
-          + " ".join(f"{k}={v:.4f}" for k, v in timing.items() if k != "steps"))
-    return status if status else (0 if info["is_success"] else 1)
+    return status, info
 
 
 def calibrate(args: argparse.Namespace) -> int:

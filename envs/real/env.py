@@ -20,6 +20,7 @@ Episodes can be appended to an armworld HDF5 file.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -74,13 +75,21 @@ class RealArmEnv(gymnasium.Env):
         cameras: cameras by name (``front``, ``wrist``, ``top`` as in the sim).
         kinematics: IK for the safety layer's joint-limit check.
         config: see :class:`RealArmEnvConfig`.
-        recorder: optional armworld ``TrajectoryWriter``; each finished episode is appended.
+        recorder: optional armworld ``TrajectoryWriter``; each finished episode is appended (at the
+            next :meth:`reset` or at :meth:`close`) with the env's actions (``action_dim`` wide) as
+            executed: what each sent command amounts to from the observed state, clipped to
+            [-1, 1]. The reset seed is recorded, ``-1`` for a reset without one.
+
+    Raises:
+        ValueError: ``config.action_dim`` is neither 4 nor 7 (checked before anything connects).
     """
 
     metadata = {"render_modes": []}
 
     def __init__(self, robot: Robot, cameras: Mapping[str, Camera], kinematics: Kinematics,
                  config: RealArmEnvConfig = RealArmEnvConfig(), recorder: Any = None):
+        if config.action_dim not in (4, ACTION_DIM):
+            raise ValueError(f"action_dim must be 4 or {ACTION_DIM}, got {config.action_dim}")
         self.config = config
         self.task = config.task
         self.robot = robot
@@ -92,8 +101,6 @@ class RealArmEnv(gymnasium.Env):
         self.safety = SafetyLayer(robot, kinematics, speed_factor=config.speed_factor)
         self.dt = self.safety.spec.dt
         self._has_task = hasattr(robot, "task_observation") and self._probe_task()
-        if config.action_dim not in (4, ACTION_DIM):
-            raise ValueError(f"action_dim must be 4 or {ACTION_DIM}, got {config.action_dim}")
         self.action_space = spaces.Box(-1.0, 1.0, (config.action_dim,), dtype=np.float32)
         vector = lambda n: spaces.Box(-np.inf, np.inf, (n,), dtype=np.float64)  # noqa: E731
         keys: dict[str, spaces.Space] = {}
@@ -118,7 +125,6 @@ class RealArmEnv(gymnasium.Env):
         self._overruns = 0
         self._refreshes = 0
         self._episode: dict[str, list] | None = None
-        self._episodes = 0
 
     def _probe_task(self) -> bool:
         try:
@@ -138,9 +144,10 @@ class RealArmEnv(gymnasium.Env):
             self.safety.reset(timeout_s=self.config.reset_timeout_s)
         _, reading = self._exchange(None, hold_s=0.0)
         obs = self._observe(reading)
-        self._next_tick = time.monotonic() + self.dt
         self._episode = {"obs": [obs], "states": [np.concatenate([reading.state.q, reading.state.qd])],
                          "actions": [], "rewards": [], "success": [], "seed": seed}
+        now = time.monotonic()
+        self._next_tick, self._returned_at = now + self.dt, now  # the agent's time starts now, not before homing
         return obs, self._info(obs, None)
 
     def step(self, action: np.ndarray):
@@ -175,18 +182,26 @@ class RealArmEnv(gymnasium.Env):
             state = self._reading.state
             self._episode["obs"].append(obs)
             self._episode["states"].append(np.concatenate([state.q, state.qd]))
-            self._episode["actions"].append(np.clip(record.clipped, -1.0, 1.0))  # 7-D whatever action_dim
+            executed = record.clipped if self.config.action_dim == ACTION_DIM else record.clipped[[0, 1, 2, 6]]
+            self._episode["actions"].append(np.clip(executed, -1.0, 1.0))
             self._episode["rewards"].append(reward)
             self._episode["success"].append(info["is_success"])
         self._returned_at = time.monotonic()
         return obs, reward, False, False, info
 
     def close(self) -> None:
-        self._flush_episode()
-        self.safety.close()
-        for camera in self.cameras.values():
-            camera.disconnect()
-        self.robot.disconnect()
+        """Stop the arm and the watchdog, disconnect, then append the last episode to the recorder.
+
+        Every step runs even if an earlier one raises (the error is raised once all have run);
+        an episode the recorder fails to append stays held, and a later :meth:`close` or
+        :meth:`reset` tries again.
+        """
+        with contextlib.ExitStack() as steps:  # runs the callbacks last first
+            steps.callback(self._flush_episode)
+            steps.callback(self.robot.disconnect)
+            for camera in self.cameras.values():
+                steps.callback(camera.disconnect)
+            steps.callback(self.safety.close)
 
     # -- talking to the arm
 
@@ -271,8 +286,10 @@ class RealArmEnv(gymnasium.Env):
                 "env_kwargs": {**dataclasses.asdict(self.config), "cameras": list(self.cameras)}}
 
     def _flush_episode(self) -> None:
-        episode, self._episode = self._episode, None
+        """Append the episode in progress to the recorder (if any); it is dropped only once appended."""
+        episode = self._episode
         if self.recorder is None or episode is None or not episode["actions"]:
+            self._episode = None
             return
         from armworld.datasets.hdf5 import Episode
 
@@ -286,7 +303,7 @@ class RealArmEnv(gymnasium.Env):
             terminated=np.zeros(n, dtype=bool),
             truncated=np.eye(1, n, n - 1, dtype=bool)[0],
             success=np.array(episode["success"], dtype=bool),
-            seed=int(episode["seed"] or 0),
+            seed=-1 if episode["seed"] is None else int(episode["seed"]),
             policy="real",
         ))
-        self._episodes += 1
+        self._episode = None

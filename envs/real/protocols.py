@@ -85,11 +85,17 @@ class RobotSpec:
         joint_margin: distance (rad) kept from the joint limits by every target.
         control_hz: control rate (Hz) the limits per step are computed at.
         workspace_min, workspace_max: TCP position box (m, base frame).
-        max_ee_step: TCP translation per control step (m), at most ``MAX_POS_DELTA`` matters.
-        max_rot_step: TCP rotation per control step (rad).
-        max_ee_speed: TCP speed between consecutive targets (m/s).
-        max_ee_acc: TCP acceleration between consecutive targets (m/s^2).
-        max_rot_speed: TCP angular speed between consecutive targets (rad/s).
+        max_ee_step: half-width (m) of the per-axis box each TCP step stays in (from the measured
+            TCP and between consecutive targets), as the sim scales actions: each axis at most
+            ``MAX_POS_DELTA``, so up to sqrt(3) times that diagonally.
+        max_rot_step: bound (rad) on each extrinsic XYZ Euler angle of the rotation between
+            consecutive targets, as the sim scales actions (each at most ``MAX_ROT_DELTA``).
+        max_ee_speed: TCP speed (norm) between consecutive targets (m/s); below
+            sqrt(3) ``max_ee_step`` / ``dt`` it binds before the box on diagonal steps.
+        max_ee_acc: TCP acceleration (norm) between consecutive targets (m/s^2).
+        max_rot_speed: TCP angular speed between consecutive targets (rad/s); below
+            sqrt(3) ``max_rot_step`` / ``dt`` (about) it binds before the box on rotations about
+            several axes.
         gripper_min, gripper_max: allowed gripper closure range (0 open, 1 closed).
         max_obs_age: oldest robot state or camera frame accepted (s).
         watchdog_periods: control periods without a command before the arm is stopped.

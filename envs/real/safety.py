@@ -10,10 +10,15 @@ Each rule is a small pure function below, applied in this order:
 2. scaling with the sim's constants ``MAX_POS_DELTA`` / ``MAX_ROT_DELTA`` (:func:`scale_action`);
    as in the sim, the position delta applies to the measured TCP position and the rotation
    delta to the last target orientation;
-3. per-step translation and rotation clamp (:func:`clamp_translation`, :func:`clamp_rotation`);
+3. per-step translation and rotation clamp, boxes as the sim's action scaling
+   (:func:`clamp_translation`: every axis within ``max_ee_step``; :func:`clamp_rotation`: every
+   Euler angle of the rotation delta within ``max_rot_step``);
 4. workspace box (:func:`clip_to_workspace`);
-5. speed and acceleration between consecutive targets (:func:`limit_translation_rate`,
-   :func:`limit_rotation_rate`), the box applied again (a projection, so speeds only shrink);
+5. speed and acceleration between consecutive targets (:func:`limit_translation_rate`, which also
+   keeps the step box between targets, and :func:`limit_rotation_rate`), the workspace box
+   applied again (a projection, so speeds only shrink). Speeds are norms: with the bundled
+   limits (``max_ee_speed`` 0.5 m/s, ``max_rot_speed`` 1.5 rad/s at 10 Hz) they bind before the
+   boxes on diagonal moves, which the sim allows up to sqrt(3) times longer;
 6. IK: the target must be reachable with every joint ``joint_margin`` inside its limits
    and no joint faster than ``qd_max`` (:func:`joints_within_margin`, :func:`joint_speeds_ok`),
    otherwise the last safe target is held;
@@ -23,8 +28,8 @@ Around them: observations older than ``max_obs_age`` are refused
 (:class:`~armworld.envs.real.protocols.StaleDataError`, nothing sent); a
 :class:`Watchdog` calls ``robot.stop()`` when no command arrives for
 ``watchdog_periods`` control periods; a robot that reports anything but OK, or a driver
-that raises, latches a :class:`~armworld.envs.real.protocols.SafetyFault` until
-:meth:`SafetyLayer.reset`.
+that raises (on a command or on reset), latches a
+:class:`~armworld.envs.real.protocols.SafetyFault` until a :meth:`SafetyLayer.reset` succeeds.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NoReturn
 
 import numpy as np
 
@@ -45,7 +50,7 @@ from armworld.envs.conventions import (
     expand_action,
     matrix_from_euler_xyz,
 )
-from armworld.envs.real.geometry import matrix_from_rotvec, rotation_angle, rotvec_from_matrix
+from armworld.envs.real.geometry import matrix_from_rotvec, rotvec_from_matrix
 from armworld.envs.real.protocols import (
     Command,
     Health,
@@ -79,17 +84,38 @@ def scale_action(action: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     return a[:3] * MAX_POS_DELTA, matrix_from_euler_xyz(a[3:6] * MAX_ROT_DELTA), float((a[6] + 1.0) / 2.0)
 
 
+def clamp_norm(vector: np.ndarray, max_norm: float) -> np.ndarray:
+    """``vector`` shortened to norm ``max_norm`` if longer; direction kept."""
+    norm = float(np.linalg.norm(vector))
+    return vector * (max_norm / norm) if norm > max_norm else vector
+
+
 def clamp_translation(delta: np.ndarray, max_step: float) -> np.ndarray:
-    """``delta`` [3] (m) shortened to norm ``max_step`` (m) if longer; direction kept."""
-    norm = float(np.linalg.norm(delta))
-    return delta * (max_step / norm) if norm > max_step else delta
+    """``delta`` [3] (m) shortened, direction kept, until no axis exceeds ``max_step`` (m).
+
+    A box as the sim's action scaling: each axis up to ``MAX_POS_DELTA``, so up to sqrt(3)
+    times that on a diagonal.
+    """
+    largest = float(np.max(np.abs(delta)))
+    return delta * (max_step / largest) if largest > max_step else delta
 
 
 def clamp_rotation(R_delta: np.ndarray, max_angle: float) -> np.ndarray:
-    """Rotation ``R_delta`` [3, 3] reduced to at most ``max_angle`` (rad) about the same axis."""
-    rotvec = rotvec_from_matrix(R_delta)
+    """Rotation ``R_delta`` [3, 3] with its Euler angles scaled down together until none exceeds ``max_angle`` (rad).
+
+    A box as the sim's action scaling, which builds ``R_delta`` from extrinsic XYZ Euler angles
+    of up to ``MAX_ROT_DELTA`` each (a rotation of up to about sqrt(3) times that).
+    """
+    euler = euler_xyz_from_matrix(R_delta)
+    largest = float(np.max(np.abs(euler)))
+    return matrix_from_euler_xyz(euler * (max_angle / largest)) if largest > max_angle else R_delta
+
+
+def clamp_rotation_angle(R: np.ndarray, max_angle: float) -> np.ndarray:
+    """Rotation ``R`` [3, 3] reduced to at most ``max_angle`` (rad) about the same axis."""
+    rotvec = rotvec_from_matrix(R)
     angle = float(np.linalg.norm(rotvec))
-    return matrix_from_rotvec(rotvec * (max_angle / angle)) if angle > max_angle else R_delta
+    return matrix_from_rotvec(rotvec * (max_angle / angle)) if angle > max_angle else R
 
 
 def clip_to_workspace(pos: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -98,22 +124,27 @@ def clip_to_workspace(pos: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.nda
 
 
 def limit_translation_rate(
-    pos: np.ndarray, prev_pos: np.ndarray, prev_vel: np.ndarray, dt: float, max_speed: float, max_acc: float
+    pos: np.ndarray, prev_pos: np.ndarray, prev_vel: np.ndarray, dt: float, max_speed: float, max_acc: float,
+    max_step: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Move from ``prev_pos`` toward ``pos`` with speed <= ``max_speed`` (m/s) and speed change <= ``max_acc`` * ``dt``.
+    """Move from ``prev_pos`` toward ``pos`` (m) within the step box, the speed and the acceleration limits.
 
-    ``prev_vel`` [3] (m/s) is the velocity of the previous step. Returns the new target
-    [3] (m) and its velocity [3] (m/s).
+    The step is first shortened into the box of half-width ``max_step`` (m, per axis, see
+    :func:`clamp_translation`); then its velocity changes by at most ``max_acc`` * ``dt``
+    (m/s^2 * s) from ``prev_vel`` [3] (m/s), the velocity of the previous step, and its speed
+    is at most ``max_speed`` (m/s). Both shrink a velocity inside the box toward
+    ``prev_vel`` or zero, so the step stays in the box when ``prev_vel`` was a step of this
+    function. Returns the new target [3] (m) and its velocity [3] (m/s).
     """
-    vel = (pos - prev_pos) / dt
-    vel = prev_vel + clamp_translation(vel - prev_vel, max_acc * dt)
-    vel = clamp_translation(vel, max_speed)
+    vel = clamp_translation(pos - prev_pos, max_step) / dt
+    vel = prev_vel + clamp_norm(vel - prev_vel, max_acc * dt)
+    vel = clamp_norm(vel, max_speed)
     return prev_pos + vel * dt, vel
 
 
 def limit_rotation_rate(R: np.ndarray, prev_R: np.ndarray, dt: float, max_speed: float) -> np.ndarray:
     """Rotation from ``prev_R`` toward ``R`` (both [3, 3]) limited to ``max_speed`` (rad/s) over ``dt`` (s)."""
-    return clamp_rotation(R @ prev_R.T, max_speed * dt) @ prev_R
+    return clamp_rotation_angle(R @ prev_R.T, max_speed * dt) @ prev_R
 
 
 def joints_within_margin(q: np.ndarray, q_min: np.ndarray, q_max: np.ndarray, margin: float) -> bool:
@@ -275,12 +306,16 @@ class SafetyLayer:
     def reset(self, home: np.ndarray | None = None, timeout_s: float = 30.0) -> RobotState:
         """Reset the robot (clears its recoverable errors, moves home), then clear the latched fault.
 
-        Raises :class:`SafetyFault` if the arm is not healthy afterwards or rests outside
-        the workspace box.
+        Raises :class:`SafetyFault` (and keeps it latched) if the driver's ``reset`` raises (the
+        arm is then told to stop; the driver's error is the cause), or the arm is not healthy
+        afterwards, or it rests outside the workspace box.
         """
         with self._lock:
             self.watchdog.pause()
-            state = self.robot.reset(home, timeout_s)
+            try:
+                state = self.robot.reset(home, timeout_s)
+            except Exception as error:  # nothing is sent until a reset succeeds
+                self._latch(f"reset failed: {error!r}", cause=error)
             health = self.robot.health()
             if not health.ok:
                 self._fault = f"{health.state.value} after reset: {health.message}"
@@ -346,15 +381,15 @@ class SafetyLayer:
         boxed = clip_to_workspace(pos, self._lo, self._hi)
         if _changed(boxed, pos):
             events.append("workspace")
-        max_speed = min(spec.max_ee_speed, spec.max_ee_step / dt)
-        limited, vel = limit_translation_rate(boxed, last.ee_pos, self._vel, dt, max_speed, spec.max_ee_acc)
+        limited, vel = limit_translation_rate(boxed, last.ee_pos, self._vel, dt, spec.max_ee_speed, spec.max_ee_acc,
+                                              spec.max_ee_step)
         if _changed(limited, boxed):
             events.append("rate_limited")
         pos = clip_to_workspace(limited, self._lo, self._hi)
         vel = (pos - last.ee_pos) / dt
 
         R_target = R_clamped @ last.ee_rot  # composed with the held target orientation, as the sim does
-        R_limited = limit_rotation_rate(R_target, last.ee_rot, dt, min(spec.max_rot_speed, spec.max_rot_step / dt))
+        R_limited = limit_rotation_rate(R_target, last.ee_rot, dt, spec.max_rot_speed)
         if _changed(R_limited, R_target):
             events.append("rotation_rate_limited")
 
@@ -414,7 +449,8 @@ class SafetyLayer:
                       sent.ee_pos, record.events)
             return record
 
-    def _latch(self, reason: str, cause: BaseException | None = None) -> None:
+    def _latch(self, reason: str, cause: BaseException | None = None) -> NoReturn:
+        """Latch ``reason``, disarm the watchdog, tell the arm to stop, raise :class:`SafetyFault`."""
         self._fault = reason
         self.watchdog.pause()
         try:

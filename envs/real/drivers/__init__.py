@@ -51,9 +51,25 @@ def make_robot(url: str) -> Robot:
 
 
 def make_kinematics(robot: Robot) -> Kinematics:
-    """The IK for the safety layer: the controller's own when the driver offers one, else the Panda model."""
+    """The IK for the safety layer: the driver's own (``ik``, e.g. the UR and xArm controllers'), else the Panda model.
+
+    The bundled Panda model serves only a Panda (``robot.spec.name == "panda"``: the sim, a
+    Franka, or a Panda behind ``armworld robot-server``). A network client learns its spec
+    from the server: connect it first.
+
+    Raises:
+        ValueError: the robot has no ``ik`` and is not a Panda, or its spec is not known yet.
+    """
     if isinstance(robot, Kinematics):
         return robot
+    spec = robot.spec
+    if spec is None:
+        raise ValueError(f"{type(robot).__name__} has no robot spec yet: connect() it before choosing its kinematics")
+    if spec.name != "panda":
+        raise ValueError(
+            f"no inverse kinematics for the {spec.name} behind {type(robot).__name__}: it offers no ik() and the "
+            "bundled IK is the Panda's. Run its vendor driver on this machine (ur://IP, xarm://IP use the "
+            "controller's IK), or give RealArmEnv a Kinematics for this arm")
     from armworld.envs.real.kinematics import PandaIK
 
     return PandaIK()

@@ -73,15 +73,21 @@ class MujocoRobot:
             self.env = None
 
     def reset(self, home: np.ndarray | None = None, timeout_s: float = 30.0) -> RobotState:
+        """A new sim episode (objects and goal from the next seed) with the arm at ``home``.
+
+        ``home`` (rad, 7 joints) defaults to ``spec.q_home``, as a real arm's reset does, not the
+        sim env's jittered start pose; the arm is placed there at once, gripper open.
+        """
         env = self._env()
+        q = np.asarray(self.spec.q_home if home is None else home, dtype=np.float64)
+        if q.shape != (7,) or not np.all(np.isfinite(q)):
+            raise DriverError(f"sim: home must be 7 finite joint angles (rad), got {q}")
         with self.lock:
             env.reset(seed=self.seed)
             self.seed += 1
-            if home is not None:
-                q = np.asarray(home, dtype=np.float64)
-                env.data.qpos[env.kinematics.qpos_ids] = q
-                env.data.ctrl[:7] = q
-                mujoco.mj_forward(env.model, env.data)
+            env.data.qpos[env.kinematics.qpos_ids] = q
+            env.data.ctrl[:7] = q
+            mujoco.mj_forward(env.model, env.data)
             return self.get_observation()
 
     # -- robot protocol

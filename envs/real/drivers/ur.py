@@ -3,7 +3,10 @@
 Targets stream as ``servoL`` commands spanning one control period, each followed by
 ``kickWatchdog``: the controller's own RTDE watchdog stops the arm if the kicks stop
 (a backstop behind the safety layer's watchdog). Poses pass ``isPoseWithinSafetyLimits``
-first. The gripper is a binary tool digital output (closed when closure >= 0.5).
+first. The gripper is a binary tool digital output (closed when closure >= 0.5). Every
+ur-rtde call that reports success is checked: one that returns ``False`` (the RTDE control
+script stopped: a protective stop, the pendant, a lost connection) raises
+:class:`~armworld.envs.real.protocols.DriverError`; ``reset()`` re-uploads the script.
 """
 
 from __future__ import annotations
@@ -55,7 +58,9 @@ class URRobot:
         self._dashboard = dashboard.DashboardClient(self.host)
         self._dashboard.connect()
         # A kick per control period is expected; allow the safety layer's watchdog to act first.
-        self._control.setWatchdog(self.spec.control_hz / (2.0 * self.spec.watchdog_periods))
+        if not self._control.setWatchdog(self.spec.control_hz / (2.0 * self.spec.watchdog_periods)):
+            self.disconnect()  # never left connected without the controller's watchdog
+            _check(False, "setWatchdog")
 
     def disconnect(self) -> None:
         if self._control is None:
@@ -73,12 +78,12 @@ class URRobot:
         control = self._connected()
         if self._receive.isProtectiveStopped():
             self._dashboard.unlockProtectiveStop()
-            control.reuploadScript()
-        control.servoStop()  # a servo stream must end before a move
+        if not control.isProgramRunning():  # stopped by a protective stop, the pendant or an error
+            _check(control.reuploadScript(), "reuploadScript")
+        _check(control.servoStop(), "servoStop")  # a servo stream must end before a move
         q = [float(v) for v in (self.spec.q_home if home is None else home)]
-        if not control.moveJ(q, HOME_SPEED, HOME_ACC):
-            raise DriverError("ur: moveJ home refused")
-        self._io.setToolDigitalOut(TOOL_OUTPUT, False)
+        _check(control.moveJ(q, HOME_SPEED, HOME_ACC), "moveJ home")
+        _check(self._io.setToolDigitalOut(TOOL_OUTPUT, False), "setToolDigitalOut (open the gripper)")
         return self.get_observation()
 
     def get_observation(self) -> RobotState:
@@ -99,9 +104,9 @@ class URRobot:
         pose = self._pose(command.ee_pos, command.ee_rot)
         if not control.isPoseWithinSafetyLimits(pose):
             raise DriverError(f"ur: pose {np.round(pose, 3)} outside the controller's safety limits")
-        control.servoL(pose, 0.0, 0.0, self.spec.dt, self.lookahead_s, self.gain)
-        control.kickWatchdog()
-        self._io.setToolDigitalOut(TOOL_OUTPUT, command.gripper >= 0.5)
+        _check(control.servoL(pose, 0.0, 0.0, self.spec.dt, self.lookahead_s, self.gain), "servoL")
+        _check(control.kickWatchdog(), "kickWatchdog")
+        _check(self._io.setToolDigitalOut(TOOL_OUTPUT, command.gripper >= 0.5), "setToolDigitalOut (gripper)")
         return command
 
     def ik(self, pos: np.ndarray, rot: np.ndarray, q_init: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -120,7 +125,7 @@ class URRobot:
 
     def stop(self) -> None:
         if self._control is not None:
-            self._control.servoStop()
+            _check(self._control.servoStop(), "servoStop")
 
     def health(self) -> Health:
         self._connected()
@@ -136,6 +141,14 @@ class URRobot:
         if self._control is None:
             raise DriverError("ur: connect() first")
         return self._control
+
+
+def _check(ok: bool, call: str) -> None:
+    """Raise :class:`DriverError` when the ur-rtde ``call`` returned ``False``."""
+    if not ok:
+        raise DriverError(f"ur: {call} failed: the RTDE control script may have stopped (protective stop, "
+                          "program stopped on the pendant, lost connection); check the pendant, then reset() "
+                          "to re-upload it")
 
 
 def from_url(url: SplitResult) -> URRobot:

@@ -1,0 +1,94 @@
+"""``RealArmEnv`` around the in-process mock arm: construction, reset timing, recording and close."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from real_helpers import LinearIK, make_spec
+
+from armworld.datasets.hdf5 import TrajectoryFile, TrajectoryWriter, validate
+from armworld.envs.real.drivers.mock import MockRobot
+from armworld.envs.real.env import RealArmEnv, RealArmEnvConfig
+
+
+class SlowHomingRobot(MockRobot):
+    """A mock arm whose reset takes ``homing_s`` seconds, as a real arm moving home does."""
+
+    homing_s = 0.3
+
+    def reset(self, home=None, timeout_s=30.0):
+        time.sleep(self.homing_s)
+        return super().reset(home, timeout_s)
+
+
+class ListRecorder:
+    """A recorder that keeps appended episodes in memory, or raises ``error`` when given one."""
+
+    def __init__(self, calls: list[str], error: Exception | None = None):
+        self.calls, self.error, self.episodes = calls, error, []
+
+    def append(self, episode) -> None:
+        self.calls.append("append")
+        if self.error is not None:
+            raise self.error
+        self.episodes.append(episode)
+
+
+def test_a_bad_action_dim_is_refused_before_connecting():
+    robot = MockRobot(make_spec())
+    with pytest.raises(ValueError, match="action_dim must be 4 or 7, got 5"):
+        RealArmEnv(robot, {}, LinearIK(), RealArmEnvConfig(action_dim=5))
+    assert robot.calls == []
+
+
+def test_homing_does_not_count_as_agent_time():
+    """The first step after a slow reset still reads the arm back late in the period (hold > 0)."""
+    env = RealArmEnv(SlowHomingRobot(make_spec()), {}, LinearIK())
+    dt = env.dt
+    for _ in range(2):  # every episode, not only the first
+        env.reset()
+        started = time.monotonic()
+        env.step(np.zeros(7))
+        # the next tick is dt after reset() returned; the reading comes hold = dt - 5 ms later
+        assert time.monotonic() - started > 1.5 * dt
+    env.close()
+
+
+def test_close_stops_the_arm_before_saving_and_keeps_an_episode_that_failed_to_save():
+    robot = MockRobot(make_spec())
+    failing = ListRecorder(robot.calls, OSError("disk full"))
+    env = RealArmEnv(robot, {}, LinearIK(), recorder=failing)
+    env.reset(seed=3)
+    for _ in range(2):
+        env.step(np.zeros(7))
+    with pytest.raises(OSError, match="disk full"):
+        env.close()
+    assert robot.calls[-3:] == ["stop", "disconnect", "append"]
+    time.sleep(3 * env.dt)
+    assert env.safety.watchdog.fired_at == [] and robot.calls.count("stop") == 1  # the watchdog is closed
+
+    env.recorder = working = ListRecorder(robot.calls)
+    env.close()  # the held episode is appended now
+    (episode,) = working.episodes
+    assert episode.num_samples == 2 and episode.seed == 3
+
+
+def test_recorded_episodes_follow_the_dataset_format(tmp_path):
+    """4-D actions are recorded 4 wide, as the dataset format's [N, A]; no reset seed is recorded as -1."""
+    path = tmp_path / "real.hdf5"
+    robot = MockRobot(make_spec())
+    env = RealArmEnv(robot, {}, LinearIK(), RealArmEnvConfig(action_dim=4, goal=(0.5, 0.0, 0.2)))
+    writer = env.recorder = TrajectoryWriter(path, env.env_args())
+    env.reset()
+    for action in ([1.0, 0.0, -1.0, 1.0], [5.0, 0.0, 0.0, -1.0]):
+        env.step(np.array(action))
+    env.close()
+    writer.close()
+    assert validate(path) == []
+    with TrajectoryFile(path) as file:
+        episode = next(iter(file))
+    assert episode.actions.shape == (2, 4) and episode.seed == -1
+    assert np.all(np.abs(episode.actions) <= 1.0)
+    assert episode.actions[0, 3] == pytest.approx(1.0) and episode.actions[1, 3] == pytest.approx(-1.0)  # gripper
