@@ -6,6 +6,7 @@ Every action (V-JEPA 2-AC's receding-horizon MPC)::
     ctx    = world_model.context(z, proprio, past)      history keys/values, once per action
     plan   = planner.plan(energy)                       [H, 7] world-model actions
     energy(a [K, H, 7]) = mean |rollout(ctx, a)[:, -1] - z_goal|   over tokens and dims -> [K]
+                          (energy="path": the mean of that distance over all H steps)
     action = delta_to_env_action(plan[0], proprio)      env action in [-1, 1]
 
 The context is computed once per action and shared by all candidates and all planner
@@ -45,6 +46,7 @@ GoalImage = Union[str, Path, np.ndarray]
 GoalSpec = Union[str, Path, np.ndarray, Sequence[GoalImage]]
 ENV_GOALS = ("env", "subgoals")  # goals the simulator renders
 GRIPPER_MODES = ("plan", "goal")
+ENERGIES = ("last", "path")
 OPEN_BELOW = 0.1  # a goal image's gripper closure below this shows an open hand
 
 
@@ -99,17 +101,22 @@ class WorldModelAgentConfig:
     observed frames given to the predictor (1 = the current frame, as V-JEPA 2-AC plans).
     reuse_context: see the module docstring. subgoal_steps: actions spent on each goal but
     the last (which takes the rest), when several goal images are given. gripper: ``plan``
-    or ``goal`` (see the module docstring)."""
+    or ``goal`` (see the module docstring). energy: ``last``, the distance of the last
+    planned step's latent to the goal (V-JEPA 2-AC), or ``path``, its mean over every
+    planned step (with a horizon above 1: get there early and stay)."""
 
     camera: str = "front"
     context_frames: int = 1
     reuse_context: bool = True
     subgoal_steps: tuple[int, ...] = ()
     gripper: str = "plan"
+    energy: str = "last"
 
     def __post_init__(self) -> None:
         if self.gripper not in GRIPPER_MODES:
             raise ValueError(f"unknown gripper mode {self.gripper!r}; choose one of {list(GRIPPER_MODES)}")
+        if self.energy not in ENERGIES:
+            raise ValueError(f"unknown energy {self.energy!r}; choose one of {list(ENERGIES)}")
         if self.context_frames < 1:
             raise ValueError(f"context_frames must be at least 1, got {self.context_frames}")
         if any(s < 1 for s in self.subgoal_steps):
@@ -266,7 +273,9 @@ class WorldModelAgent:
         def energy(actions: torch.Tensor) -> torch.Tensor:
             ctx = shared if shared is not None else context()
             imagined = wm.rollout(ctx, actions.to(self.device), use_cache=self.config.reuse_context)  # [K, H, N, D]
-            return (imagined[:, -1] - goal).abs().mean(dim=(-1, -2))
+            if self.config.energy == "last":
+                return (imagined[:, -1] - goal).abs().mean(dim=(-1, -2))
+            return (imagined - goal).abs().mean(dim=(-1, -2, -3))
 
         return energy
 

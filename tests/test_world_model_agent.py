@@ -141,6 +141,27 @@ def test_planning_with_an_exact_model_reaches_the_goal(kind):
     assert result.overall.plan_time_per_action_s is not None
 
 
+def test_the_path_energy_prefers_arriving_early_and_still_reaches_the_goal():
+    env = gymnasium.make("test/Square-v0")
+    obs, _ = env.reset(seed=0)
+    bounds = ActionBounds.world_model(gripper=False)
+    energies = {}
+    for energy in ("last", "path"):
+        agent = exact_agent(env, CEM(CEMConfig(samples=8, top_k=2, horizon=2), bounds, seed=0), energy=energy)
+        agent._observe(obs)
+        move = torch.zeros(7)
+        move[:2] = torch.from_numpy(env.unwrapped.goal - env.unwrapped.pos).float() / 2
+        early_late = torch.stack([torch.stack([2 * move, 0 * move]), torch.stack([0 * move, 2 * move])])  # [2, H, 7]
+        energies[energy] = agent.energy_fn(agent._goal())(early_late)
+    assert torch.isclose(energies["last"][0], energies["last"][1])  # the same end: the same energy
+    assert energies["path"][0] < energies["path"][1]  # there a step earlier: lower
+    planner = CEM(CEMConfig(samples=64, iterations=4, top_k=8, horizon=2), bounds, seed=0)
+    result = evaluate(lambda env, seed: exact_agent(env, planner, energy="path"), EvalConfig("test/Square-v0", seeds=(0,), episodes=4))
+    assert result.overall.successes == 4, [e.final_distance for e in result.episodes]
+    with pytest.raises(ValueError, match="unknown energy"):
+        WorldModelAgentConfig(energy="sum")
+
+
 def test_sub_goals_are_visited_in_turn(tmp_path):
     env = gymnasium.make("test/Square-v0")
     first, final = np.array([0.35, 0.15]), np.array([0.65, -0.15])

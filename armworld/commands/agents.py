@@ -49,6 +49,8 @@ def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
         help="head for the sim's images of the task's stages in turn (env.goal_sequence), then the goal image",
     )
     group.add_argument("--context-frames", type=int, default=1, help="observed frames given to the predictor")
+    group.add_argument("--energy", choices=("last", "path"), default="last",
+                       help="distance to the goal of the last planned step (V-JEPA 2-AC), or its mean over the steps")
     group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
 
 
@@ -70,7 +72,7 @@ def _planner_options(args: argparse.Namespace):
 def _agent_options(args: argparse.Namespace) -> dict:
     """World-model agent options from the planner arguments."""
     return dict(
-        planner=_planner_options(args), context_frames=args.context_frames,
+        planner=_planner_options(args), context_frames=args.context_frames, energy=args.energy,
         goal="subgoals" if args.subgoals else "env", gripper=args.gripper or "plan",
     )
 
