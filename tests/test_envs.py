@@ -286,9 +286,12 @@ def test_four_dimensional_actions_hold_the_orientation():
     env = make("armworld/FrankaReach-v0", action_dim=4)
     assert env.action_space.shape == (4,)
     env.reset(seed=0)
-    for _ in range(5):
+    env.action_space.seed(0)
+    for _ in range(5):  # fast reversals tilt the hand for a moment (tracking lag), then ...
         env.step(env.action_space.sample())
-    np.testing.assert_allclose(env.unwrapped.proprio()[3:6], 0.0, atol=0.03)
+    for _ in range(3):  # ... it settles back onto the orientation it was holding
+        env.step(np.zeros(4))
+    np.testing.assert_allclose(env.unwrapped.proprio()[3:6], 0.0, atol=0.005)
 
 
 def test_randomization_changes_the_scene_per_seed():
