@@ -5,7 +5,8 @@ first ``import mujoco`` for the default to apply);
 ``osmesa`` also works. The GL context is created on first use, so an env can be built
 in one process and rendered in another (``gymnasium.make_vec(..., "async")`` workers).
 The scene asset turns off multisampling and shadows, which dominate the cost on
-software rasterisers.
+software rasterisers; ``import armworld`` also keeps Mesa's llvmpipe on the calling thread
+(``LP_NUM_THREADS=0``), faster for observation-sized images.
 """
 
 from __future__ import annotations
