@@ -2,6 +2,9 @@
 
 import copy
 import importlib.util
+import os
+import subprocess
+import sys
 
 import gymnasium
 import numpy as np
@@ -370,3 +373,13 @@ def test_mesh_visuals_change_the_images_not_the_dynamics():
     for primitive, mesh in zip(runs["primitive"], runs["mesh"]):
         np.testing.assert_array_equal(primitive["observation"], mesh["observation"])
     assert np.abs(runs["primitive"][-1]["rgb_front"].astype(int) - runs["mesh"][-1]["rgb_front"].astype(int)).mean() > 2
+
+
+def test_import_sets_rendering_defaults_the_user_can_override():
+    def settings_after_import(env: dict) -> list[str]:
+        script = "import os, armworld; print(os.environ['MUJOCO_GL'], os.environ['LP_NUM_THREADS'])"
+        return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True).stdout.split()
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "LP_NUM_THREADS")}
+    assert settings_after_import(clean) == ["egl", "0"]
+    assert settings_after_import({**clean, "MUJOCO_GL": "osmesa", "LP_NUM_THREADS": "4"}) == ["osmesa", "4"]
