@@ -20,9 +20,22 @@ def demo_frames(file: TrajectoryFile, demo: str, cameras: list[str] | None = Non
     return np.concatenate([file.read(demo, f"obs/rgb_{camera}") for camera in cameras], axis=2)
 
 
+VIDEO_EXTENSIONS = (".mp4", ".gif")
+
+
+def check_video_path(path: str | os.PathLike) -> None:
+    """Raise ``ValueError`` unless ``path`` names a video file armworld can write: call it
+    before the work whose frames it will hold."""
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a directory; give the video's file name, e.g. {os.path.join(path, 'demo.mp4')}")
+    if not str(path).lower().endswith(VIDEO_EXTENSIONS):
+        raise ValueError(f"cannot tell the video format of {path!r}: end the file name with one of {list(VIDEO_EXTENSIONS)}")
+
+
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 10.0) -> None:
-    """Write uint8 frames ``[T, H, W, 3]`` to a video (format from the extension: .mp4, .gif, ...)."""
-    if str(path).endswith(".mp4"):
+    """Write uint8 frames ``[T, H, W, 3]`` to a video, MP4 or GIF by the file's extension."""
+    check_video_path(path)
+    if str(path).lower().endswith(".mp4"):
         imageio.mimwrite(path, frames, fps=fps, macro_block_size=1, codec="libx264", quality=8)
     else:
         imageio.mimwrite(path, frames, duration=1000.0 / fps)
@@ -32,6 +45,7 @@ def export_demo_video(
     path: str | os.PathLike, demo: str, out: str | os.PathLike, cameras: list[str] | None = None, fps: float = 10.0
 ) -> tuple[int, int, int]:
     """Write the demo's cameras side by side to ``out``; returns (frames, height, width)."""
+    check_video_path(out)
     with TrajectoryFile(path) as file:
         frames = demo_frames(file, demo, cameras)
     write_video(out, frames, fps)

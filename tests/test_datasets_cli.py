@@ -42,6 +42,13 @@ def test_info_validate_video_replay(collected, tmp_path, capsys):
     assert frames.shape == (5, 32, 64, 3)  # N + 1 frames, front and wrist side by side
     assert main(["dataset", "replay", str(collected), "--demo", "2"]) == 0
     assert "states match" in capsys.readouterr().out
+    assert main(["dataset", "video", str(collected), "--demo", "1", "--out", str(tmp_path / "demo1")]) == 1
+    assert "end the file name with one of ['.mp4', '.gif']" in capsys.readouterr().err
+    assert main(["dataset", "video", str(collected), "--demo", "1", "--out", str(tmp_path)]) == 1
+    assert "is a directory; give the video's file name" in capsys.readouterr().err
+    gif = tmp_path / "demo1.gif"
+    assert main(["dataset", "video", str(collected), "--demo", "1", "--out", str(gif)]) == 0
+    assert iio.imread(gif).shape[0] == 5
 
 
 def test_problems_exit_non_zero_with_plain_messages(collected, tmp_path, capsys):

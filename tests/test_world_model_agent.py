@@ -373,3 +373,10 @@ def test_demo_without_a_shipped_model_or_with_a_broken_one_says_so(tmp_path, cap
     (tmp_path / "bad").mkdir()
     assert main(["demo", "--model", str(tmp_path / "bad"), "--out", str(tmp_path / "x.mp4")]) == 1
     assert "neither a run directory" in capsys.readouterr().err
+
+
+def test_demo_refuses_a_video_name_it_cannot_write_before_planning(capsys):
+    assert main(["demo", "--out", "results/demo"]) == 1
+    captured = capsys.readouterr()
+    assert "cannot tell the video format of 'results/demo'" in captured.err
+    assert "armworld demo: world model" not in captured.out  # refused before any planning

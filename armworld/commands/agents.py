@@ -112,7 +112,7 @@ def register(subparsers) -> None:
     demo.add_argument("--max-steps", type=int, default=None, help="step budget per episode (default: the env's)")
     demo.add_argument("--seed", type=int, default=None, help="evaluation seed (default: a fresh random one)")
     demo.add_argument("--envs", default=",".join(DEMO_ENVS), help="comma-separated env ids")
-    demo.add_argument("--out", default="armworld-demo.mp4", help="the video written")
+    demo.add_argument("--out", default="armworld-demo.mp4", help="the video written (.mp4 or .gif)")
     _add_planner_arguments(demo)
     demo.set_defaults(func=run_demo, subgoals=True, gripper="goal")
 
@@ -203,7 +203,9 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     from armworld.agents.evaluate import Summary, eval_seed, run_episode, write_episode_video
     from armworld.agents.loading import env_kwargs_for, load_agent
+    from armworld.datasets.video import check_video_path
 
+    check_video_path(args.out)  # before minutes of planning, not after
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.episodes < 1:

@@ -126,7 +126,7 @@ def run_video(args: argparse.Namespace) -> int:
     cameras = [c.strip() for c in args.cameras.split(",")] if args.cameras else None
     try:
         frames, height, width = export_demo_video(args.file, demo_name(args.demo), args.out, cameras, args.fps)
-    except DatasetError as error:
+    except (DatasetError, ValueError) as error:
         return _fail(str(error))
     print(f"{args.out}: {frames} frames of {width}x{height}")
     return 0
