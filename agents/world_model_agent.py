@@ -274,7 +274,7 @@ class WorldModelAgent:
             ctx = shared if shared is not None else context()
             imagined = wm.rollout(ctx, actions.to(self.device), use_cache=self.config.reuse_context)  # [K, H, N, D]
             if self.config.energy == "last":
-                return (imagined[:, -1] - goal).abs().mean(dim=(-1, -2))
+                imagined = imagined[:, -1:]
             return (imagined - goal).abs().mean(dim=(-1, -2, -3))
 
         return energy
