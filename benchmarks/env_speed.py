@@ -2,10 +2,16 @@
 
 For each task: control steps/s with state observations, with one 64x64 camera, with two
 128x128 cameras, and the raw physics rate: ``mj_step`` over the same substeps per control
-step, on the same model, replaying the joint targets the env produced (so the physics does
-the same motion), with no control, observation or wrapper work. Prints JSON.
+step, on the same model, replaying the joint targets the env produced from the same state
+(so the physics does the same motion), with no control, observation or wrapper work.
 
-    python benchmarks/env_speed.py [--steps 2000]
+The two are timed in alternating blocks of ``--block`` control steps, so that a change in
+the machine's speed during the run (other tenants of a shared host) falls on both alike:
+each block of env steps is followed at once by its physics replay. The ratio is the median
+over blocks of physics time / env time, with its 10th and 90th percentiles; the rates are
+steps over the summed time of all blocks. Prints JSON.
+
+    python benchmarks/env_speed.py [--steps 2000] [--block 25]
 """
 
 from __future__ import annotations
@@ -28,58 +34,71 @@ SETTINGS = {
 }
 
 
-def env_rate(env_id: str, steps: int, **kwargs) -> tuple[float, np.ndarray]:
-    """Control steps per second through ``gymnasium.make`` (wrappers included) over one long
-    episode of smooth random actions; also returns the controls it sent ``[steps, nu]``."""
-    env = gymnasium.make(env_id, max_episode_steps=steps, **kwargs)
-    env.reset(seed=0)
+def smooth_actions(steps: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Random actions ``[steps, *shape]`` that wander without pinning to the walls."""
     rng = np.random.default_rng(0)
-    actions = np.cumsum(rng.normal(0, 0.3, (steps,) + env.action_space.shape), axis=0)
-    actions = np.clip(np.sin(actions), -1, 1).astype(np.float32)  # wanders without pinning to the walls
-    data = env.unwrapped.data
-    controls = np.empty((steps, env.unwrapped.model.nu))
-    start = time.perf_counter()
-    for t, action in enumerate(actions):
-        env.step(action)
-        controls[t] = data.ctrl
-    rate = steps / (time.perf_counter() - start)
-    env.close()
-    return rate, controls
+    return np.clip(np.sin(np.cumsum(rng.normal(0, 0.3, (steps,) + shape), axis=0)), -1, 1).astype(np.float32)
 
 
-def physics_rate(env_id: str, controls: np.ndarray) -> float:
-    """Control steps per second of bare ``mj_step`` replaying ``controls``, same model and start."""
-    env = gymnasium.make(env_id)
+def paired_rates(env_id: str, steps: int, block: int, **kwargs) -> dict[str, float]:
+    """One long episode through ``gymnasium.make`` (wrappers included), each block of
+    ``block`` env steps followed by bare ``mj_step`` replaying its controls from the state
+    the block started in, on a second ``MjData`` of the same model."""
+    env = gymnasium.make(env_id, max_episode_steps=steps + 1, **kwargs)
     env.reset(seed=0)
     model, data, substeps = env.unwrapped.model, env.unwrapped.data, env.unwrapped.n_substeps
-    start = time.perf_counter()
-    for control in controls:
-        data.ctrl[:] = control
-        mujoco.mj_step(model, data, substeps)
-    return len(controls) / (time.perf_counter() - start)
+    replay = mujoco.MjData(model)
+    spec = mujoco.mjtState.mjSTATE_INTEGRATION
+    start_state = np.empty(mujoco.mj_stateSize(model, spec))
+    controls = np.empty((block, model.nu))
+    actions = smooth_actions(steps, env.action_space.shape)
+    env_times, physics_times = [], []
+    for first in range(0, steps - block + 1, block):
+        mujoco.mj_getState(model, data, start_state, spec)
+        ctrl = data.ctrl
+        start = time.perf_counter()
+        for t, action in enumerate(actions[first : first + block]):
+            env.step(action)
+            controls[t] = ctrl
+        env_times.append(time.perf_counter() - start)
+
+        mujoco.mj_setState(model, replay, start_state, spec)
+        replay_ctrl = replay.ctrl
+        start = time.perf_counter()
+        for control in controls:
+            replay_ctrl[:] = control
+            mujoco.mj_step(model, replay, substeps)
+        physics_times.append(time.perf_counter() - start)
+    env.close()
+    ratios = np.array(physics_times) / np.array(env_times)
+    measured = block * len(env_times)
+    return {
+        "steps_per_s": round(measured / sum(env_times), 1),
+        "raw_physics_steps_per_s": round(measured / sum(physics_times), 1),
+        "vs_physics": round(float(np.median(ratios)), 3),
+        "vs_physics_p10_p90": [round(float(p), 3) for p in np.percentile(ratios, [10, 90])],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2000, help="control steps per measurement")
+    parser.add_argument("--steps", type=int, default=2000, help="control steps with state observations (a quarter with pixels)")
+    parser.add_argument("--block", type=int, default=25, help="control steps per timed block")
     args = parser.parse_args()
+    if args.steps // 4 < args.block or args.block < 1:
+        parser.error(f"--steps / 4 ({args.steps // 4}) must be at least --block ({args.block}), which must be positive")
     load_before = os.getloadavg()[0]
     results = {}
     for env_id in armworld.ENV_IDS:
-        row = {}
-        for name, kwargs in SETTINGS.items():
-            steps = args.steps if name == "state" else args.steps // 4
-            rate, controls = env_rate(env_id, steps, **kwargs)
-            if name == "state":
-                physics = physics_rate(env_id, controls)
-                row["raw_physics_steps_per_s"] = round(physics, 1)
-            row[f"{name}_steps_per_s"] = round(rate, 1)
-            row[f"{name}_vs_physics"] = round(rate / physics, 3)
-        results[env_id] = row
+        results[env_id] = {
+            name: paired_rates(env_id, args.steps if name == "state" else args.steps // 4, args.block, **kwargs)
+            for name, kwargs in SETTINGS.items()
+        }
     report = {
         "machine": platform.processor() or platform.machine(),
         "mujoco": mujoco.__version__,
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # before, after
+        "block": args.block,
         "results": results,
     }
     print(json.dumps(report, indent=2))
