@@ -380,3 +380,26 @@ def test_demo_refuses_a_video_name_it_cannot_write_before_planning(capsys):
     captured = capsys.readouterr()
     assert "cannot tell the video format of 'results/demo'" in captured.err
     assert "armworld demo: world model" not in captured.out  # refused before any planning
+
+
+def test_planner_flags_build_the_chosen_planner_and_name_the_flags_in_errors(capsys):
+    from armworld.cli import build_parser
+    from armworld.commands.agents import _agent_options, _planner_options
+
+    parse = build_parser().parse_args
+    base = ["eval", "--agent", "wm:default", "--env", "armworld/FrankaReach-v0", "--out", "unused"]
+    cem = _planner_options(parse(base + ["--samples", "12"]))  # fewer samples than the default 16 elites
+    assert (cem.name, cem.cem.samples, cem.cem.top_k) == ("cem", 12, 12)
+    mppi = _planner_options(parse(base + ["--planner", "mppi", "--samples", "64", "--top-k", "8"]))
+    assert (mppi.name, mppi.mppi.samples, mppi.mppi.elites) == ("mppi", 64, 8)
+    with pytest.raises(ValueError, match=r"top_k must lie in \[1, samples = 20\], got 40 \(top_k is --top-k\)"):
+        _planner_options(parse(base + ["--samples", "20", "--top-k", "40"]))
+
+    held = parse(["demo", "--no-gripper"])  # the demo's default --gripper goal gives way
+    assert _agent_options(held)["gripper"] == "plan" and held.no_gripper
+    assert not _planner_options(held).bounds.scale[-1]  # nor is it planned
+    with pytest.raises(SystemExit):
+        parse(base + ["--no-gripper", "--gripper", "goal"])
+    assert "not allowed with argument --no-gripper" in capsys.readouterr().err
+    assert main(["demo", "--envs", ",", "--out", "x.mp4"]) == 1
+    assert "--envs names no env id" in capsys.readouterr().err

@@ -35,12 +35,13 @@ def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--planner", choices=("cem", "mppi"), default="cem")
     group.add_argument("--samples", type=int, default=None, help="candidates per iteration")
     group.add_argument("--iterations", type=int, default=None, help="planner iterations per action")
-    group.add_argument("--top-k", type=int, default=None, help="CEM elites (MPPI: --top-k sets the elites too)")
+    group.add_argument("--top-k", type=int, default=None, help="elites (CEM top-k or MPPI elites; default: the planner's, at most --samples)")
     group.add_argument("--horizon", type=int, default=None, help="planned steps")
     group.add_argument("--l1-radius", type=float, default=None, help="keep each xyz move in an L1 ball (m)")
     group.add_argument("--rotate", action="store_true", help="let the planner rotate the hand (default: held)")
-    group.add_argument("--no-gripper", action="store_true", help="keep the grip as it is")
-    group.add_argument(
+    gripper = group.add_mutually_exclusive_group()
+    gripper.add_argument("--no-gripper", action="store_true", help="keep the grip as it is")
+    gripper.add_argument(
         "--gripper", choices=("plan", "goal"), default=None,
         help="plan the gripper, or command it from the sim's goal image headed for (open or closed)",
     )
@@ -55,25 +56,31 @@ def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _planner_options(args: argparse.Namespace):
-    import dataclasses
-
+    """The chosen planner's config from the flags; without --top-k, its default elites, at
+    most --samples."""
     from armworld.agents.loading import PlannerOptions
     from armworld.agents.planners import ActionBounds, CEMConfig, MPPIConfig
 
-    common = {k: v for k, v in (("samples", args.samples), ("iterations", args.iterations), ("horizon", args.horizon)) if v is not None}
-    cem, mppi = CEMConfig(), MPPIConfig()
-    cem = dataclasses.replace(cem, **common, **({"top_k": args.top_k} if args.top_k is not None else {}))
-    mppi = dataclasses.replace(mppi, **common, **({"elites": args.top_k} if args.top_k is not None else {}))
+    config_class, elites = (CEMConfig, "top_k") if args.planner == "cem" else (MPPIConfig, "elites")
+    given = {"samples": args.samples, "iterations": args.iterations, "horizon": args.horizon, elites: args.top_k}
+    overrides = {name: value for name, value in given.items() if value is not None}
+    if args.top_k is None and args.samples is not None:
+        overrides[elites] = min(getattr(config_class(), elites), args.samples)
+    try:
+        config = config_class(**overrides)
+    except ValueError as error:
+        raise ValueError(f"{args.planner} planner settings: {error} ({elites} is --top-k)") from None
     planned = not args.no_gripper and args.gripper != "goal"
     bounds = ActionBounds.world_model(hold_rotation=not args.rotate, gripper=planned, l1_radius=args.l1_radius)
-    return PlannerOptions(args.planner, cem=cem, mppi=mppi, bounds=bounds)
+    return PlannerOptions(args.planner, **{args.planner: config}, bounds=bounds)
 
 
 def _agent_options(args: argparse.Namespace) -> dict:
     """World-model agent options from the planner arguments."""
     return dict(
         planner=_planner_options(args), context_frames=args.context_frames, energy=args.energy,
-        goal="subgoals" if args.subgoals else "env", gripper=args.gripper or "plan",
+        goal="subgoals" if args.subgoals else "env",
+        gripper="plan" if args.no_gripper else args.gripper or "plan",  # not planned either with --no-gripper
     )
 
 
@@ -94,7 +101,7 @@ def register(subparsers) -> None:
     ev.add_argument("--videos", type=int, default=0, help="episodes per seed recorded as MP4")
     ev.add_argument("--env-kwargs", type=_json_object, default={}, help='extra env arguments as JSON, e.g. \'{"action_dim": 4}\'')
     ev.add_argument("--dataset", nargs="*", default=[], help="trajectory files the agent learned from: their seeds must not be evaluated on")
-    ev.add_argument("--goal", nargs="*", default=None, help="goal image file(s) instead of the sim's goal image (wm: agents)")
+    ev.add_argument("--goal", nargs="+", default=None, help="goal image file(s) instead of the sim's goal image (wm: agents)")
     ev.add_argument("--subgoal-steps", type=_ints, default=(), help="actions spent on each goal but the last, e.g. 4,10")
     _add_planner_arguments(ev)
     ev.set_defaults(func=run_eval)
@@ -216,10 +223,13 @@ def _run_demo(args: argparse.Namespace) -> int:
     options = _agent_options(args)
     goals = "the sim's sub-goal images, then the goal image" if args.subgoals else "the sim's goal image"
     print(f"armworld demo: world model {args.model}, evaluation seed {seed} (repeat with --seed {seed}); "
-          f"heading for {goals}, gripper: {args.gripper}")
+          f"heading for {goals}, gripper: {'held' if args.no_gripper else args.gripper}")
+    env_ids = [e.strip() for e in args.envs.split(",") if e.strip()]
+    if not env_ids:
+        raise ValueError("--envs names no env id; give e.g. --envs armworld/FrankaReach-v0")
     videos = []
     start = time.perf_counter()
-    for env_id in (e.strip() for e in args.envs.split(",") if e.strip()):
+    for env_id in env_ids:
         budget = {"max_episode_steps": args.max_steps} if args.max_steps else {}  # else the env's own limit
         env = gymnasium.make(env_id, **budget, **env_kwargs)
         try:
