@@ -3,7 +3,7 @@
 ``armworld compare RUN_DIRS... --out report/`` reads two kinds of directory:
 
 - an RL run (``armworld rl train``): its ``progress.json`` gives success against env steps
-  over training; runs that differ only in seed form one curve (mean over seeds, band from
+  over training; runs whose ``config.json`` differs only in seed form one curve (mean over seeds, band from
   the lowest to the highest seed). Its final success comes from ``eval/results.json`` (the
   evaluation harness, ``armworld eval --agent sb3:RUN --out RUN/eval``) when present, else
   from the last training evaluation.
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from armworld.agents.evaluate import wilson_interval
-from armworld.agents.rl import PROGRESS
+from armworld.agents.rl import CONFIG, PROGRESS
 
 
 @dataclass
@@ -112,16 +112,37 @@ def _rl_label(progress: dict) -> str:
     return f"{progress['algo'].upper()}{her} ({progress['obs_mode']})"
 
 
+def _settings(run: Path) -> str:
+    """What a run was trained with, but its seed: its ``config.json`` (RL config, resolved
+    hyperparameters, env kwargs) without the seed and the run's own bookkeeping."""
+    config = _read_json(run / CONFIG)
+    config["config"] = {k: v for k, v in config["config"].items() if k not in ("seed", "out", "resume", "progress_bar")}
+    config.pop("armworld_version", None)
+    return json.dumps(config, sort_keys=True)
+
+
 def rl_entries(run_dirs: list[Path]) -> list[Entry]:
-    """One entry per (algo, HER, obs mode, env) over the seeds among ``run_dirs``."""
-    groups: dict[tuple, list[tuple[Path, dict]]] = defaultdict(list)
+    """One entry per configuration over the seeds among ``run_dirs``: runs whose
+    ``config.json`` differs only in seed. Configurations that share a label (algo, HER, obs
+    mode) are told apart by their first run's directory name."""
+    groups: dict[str, list[tuple[Path, dict]]] = defaultdict(list)
     for run in run_dirs:
         progress = _read_json(run / PROGRESS)
         if not progress.get("points"):
             raise ValueError(f"{run / PROGRESS} has no evaluation points yet; let the run evaluate at least once")
-        groups[(progress["env_id"], _rl_label(progress))].append((run, progress))
+        runs = groups[_settings(run)]
+        same_seed = [other for other, p in runs if p["seed"] == progress["seed"]]
+        if same_seed:
+            raise ValueError(f"{run} and {same_seed[0]} are the same configuration and seed ({progress['seed']}); compare one of them")
+        runs.append((run, progress))
+    labels = defaultdict(int)
+    for runs in groups.values():
+        labels[(runs[0][1]["env_id"], _rl_label(runs[0][1]))] += 1
     entries = []
-    for (env_id, label), runs in groups.items():
+    for runs in groups.values():
+        env_id, label = runs[0][1]["env_id"], _rl_label(runs[0][1])
+        if labels[(env_id, label)] > 1:
+            label = f"{label} [{runs[0][0].name}]"
         successes = episodes = 0
         rates, acts, sources = [], [], set()
         for run, progress in runs:
@@ -157,8 +178,13 @@ def eval_entry(directory: Path) -> Entry:
     steps = note = None
     if kind == "wm":
         from armworld.agents.loading import model_path
+        from armworld.datasets.hdf5 import DatasetError
+        from armworld.worldmodel.checkpoint import CheckpointError
 
-        steps, note = data_env_steps(model_path(agent))
+        try:
+            steps, note = data_env_steps(model_path(agent))
+        except (CheckpointError, DatasetError, FileNotFoundError) as error:  # the model or its data gone or broken
+            note = f"its training data's env steps are unknown: {error}"
     rates = [s["success_rate"] for s in result.get("per_seed", {}).values()]
     return Entry(
         label=agent, env_id=result["env_id"], kind=kind, successes=result["successes"], episodes=result["episodes"],

@@ -139,8 +139,11 @@ def test_bad_configs_are_refused():
     assert load_hyperparams("tqc", "armworld/FrankaPush-v0", "pixels")["buffer_size"] == 50000
 
 
-def _write_run(path, algo, seed, points, wall):
+def _write_run(path, algo, seed, points, wall, gamma=0.95):
     path.mkdir(parents=True)
+    config = {"algo": algo, "env_id": "armworld/FrankaReach-v0", "obs_mode": "state", "her": None, "seed": seed,
+              "steps": points[-1][0], "out": str(path), "resume": False, "progress_bar": False}
+    (path / "config.json").write_text(json.dumps({"config": config, "hyperparams": {"gamma": gamma}, "env_kwargs": {}}))
     progress = {"algo": algo, "env_id": "armworld/FrankaReach-v0", "obs_mode": "state", "her": True, "seed": seed,
                 "train_wall_time_s": wall, "finished": True,
                 "points": [{"env_steps": s, "successes": k, "episodes": 10, "success_rate": k / 10,
@@ -177,6 +180,20 @@ def test_compare_reports_the_right_numbers(tmp_path):
     np.testing.assert_allclose(mean, [0.0, 0.3, 0.7])
     np.testing.assert_allclose(low, [0.0, 0.2, 0.6])
     np.testing.assert_allclose(high, [0.0, 0.4, 0.8])
+
+
+def test_compare_pools_only_runs_that_differ_in_seed(tmp_path, capsys):
+    from armworld.agents.compare import collect
+
+    _write_run(tmp_path / "a_s0", "sac", 0, [(0, 0), (1000, 4)], wall=10.0)
+    _write_run(tmp_path / "a_s1", "sac", 1, [(0, 0), (1000, 6)], wall=10.0)
+    _write_run(tmp_path / "b_s0", "sac", 0, [(0, 0), (1000, 9)], wall=10.0, gamma=0.9)  # other hyperparameters
+    entries = sorted(collect([tmp_path / "a_s0", tmp_path / "a_s1", tmp_path / "b_s0"]), key=lambda e: e.label)
+    assert [(e.label, e.seeds, e.successes) for e in entries] == [
+        ("SAC+HER (state) [a_s0]", [0, 1], 10), ("SAC+HER (state) [b_s0]", [0], 9)]
+    _write_run(tmp_path / "a_again", "sac", 0, [(0, 0), (1000, 5)], wall=10.0)  # the same run twice
+    assert main(["compare", str(tmp_path / "a_s0"), str(tmp_path / "a_again"), "--out", str(tmp_path / "r")]) == 2
+    assert "are the same configuration and seed (0)" in capsys.readouterr().err
 
 
 def test_compare_refuses_an_unknown_directory(tmp_path, capsys):
@@ -244,6 +261,12 @@ def test_compare_reports_a_world_model_whose_data_is_elsewhere_without_crashing(
     assert f"| wm:{tmp_path / 'wm_counted'} | 1,234 |" in report
     assert f"- wm:{tmp_path / 'wm_missing'}: env steps unknown: its training data runs/data-top/reach.h5 is not there" in report
     assert (tmp_path / "report" / "success_FrankaReach_v0.png").is_file()
+
+    gone = tmp_path / "gone_eval"  # the checkpoint itself deleted since
+    gone.mkdir()
+    (gone / "results.json").write_text(json.dumps({**json.loads((missing / "results.json").read_text()), "agent": f"wm:{tmp_path / 'gone'}"}))
+    (entry,) = collect([gone])
+    assert entry.env_steps is None and "no checkpoint" in entry.note
 
 
 def test_rl_train_verb_refuses_bad_input_plainly(tmp_path, capsys):
