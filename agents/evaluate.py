@@ -102,6 +102,7 @@ class EpisodeResult:
     success: bool
     final_distance: float  # m
     length: int  # actions taken
+    sim_unstable: bool = False  # the env cut the episode short: its physics went unstable
     plan_times: list[float] = field(default_factory=list)  # s per action, agents that record plan_times
     frames: np.ndarray | None = field(default=None, repr=False)  # uint8 [T, S, 2S, 3] when recorded
 
@@ -143,6 +144,7 @@ def run_episode(
         success=bool(info.get("is_success", False)),
         final_distance=distance,
         length=length,
+        sim_unstable=bool(info.get("sim_unstable", False)),
         plan_times=list(getattr(agent, "plan_times", []) or []),
         frames=frames,
     )
@@ -184,6 +186,7 @@ class Summary:
     success_ci: tuple[float, float]
     mean_final_distance: float
     mean_episode_length: float
+    sim_unstable: int  # episodes the env cut short for unstable physics (counted as they ended)
     plan_time_per_action_s: float | None  # median over all actions of all episodes
     plan_time_per_action_p90_s: float | None
 
@@ -199,6 +202,7 @@ class Summary:
             success_ci=wilson_interval(successes, n),
             mean_final_distance=float(np.mean([r.final_distance for r in results])) if n else float("nan"),
             mean_episode_length=float(np.mean([r.length for r in results])) if n else float("nan"),
+            sim_unstable=sum(r.sim_unstable for r in results),
             plan_time_per_action_s=float(np.median(times)) if times else None,
             plan_time_per_action_p90_s=float(np.percentile(times, 90)) if times else None,
         )
@@ -215,6 +219,7 @@ class EvalResult:
     episodes: list[EpisodeResult]
     videos: list[str]
     wall_s: float
+    max_steps: int  # the step budget each episode had (the config's, or the env's own)
 
     def to_json(self) -> dict[str, Any]:
         """The ``results.json`` content: the overall summary at the top level."""
@@ -224,7 +229,7 @@ class EvalResult:
             **asdict(self.overall),
             "seeds": list(self.config.seeds),
             "episodes_per_seed": self.config.episodes,
-            "max_steps": self.config.max_steps,
+            "max_steps": self.max_steps,
             "env_kwargs": self.config.env_kwargs,
             "reset_seeds": f"{EVAL_SEED_BASE} + {EPISODES_PER_SEED_MAX} * seed + episode",
             "success_rule": "info['is_success'] after the last step",
@@ -236,6 +241,7 @@ class EvalResult:
                     "success": e.success,
                     "final_distance": e.final_distance,
                     "length": e.length,
+                    "sim_unstable": e.sim_unstable,
                     "plan_time_per_action_s": float(np.median(e.plan_times)) if e.plan_times else None,
                 }
                 for e in self.episodes
@@ -249,12 +255,14 @@ class EvalResult:
         """A markdown table: overall and per-seed rows."""
         head = (
             f"Agent `{self.agent}` on `{self.config.env_id}`: {self.config.episodes} episodes x "
-            f"{len(self.config.seeds)} seeds, success judged after the last step.\n\n"
+            f"{len(self.config.seeds)} seeds, at most {self.max_steps} steps each, success judged after the last step.\n\n"
             "| seeds | episodes | success | Wilson 95% CI | final distance (m) | episode length | plan time / action (s) |\n"
             "|---|---:|---:|---|---:|---:|---:|\n"
         )
         rows = [_row("all", self.overall)] + [_row(str(seed), s) for seed, s in self.per_seed.items()]
-        return head + "\n".join(rows) + "\n"
+        unstable = self.overall.sim_unstable
+        note = f"\n{unstable} episode(s) ended early: the simulation went unstable (`sim_unstable`).\n" if unstable else ""
+        return head + "\n".join(rows) + "\n" + note
 
 
 def _row(label: str, s: Summary) -> str:
@@ -316,7 +324,8 @@ def evaluate(
     finally:
         env.close()
     per_seed = {seed: Summary.of([e for e in episodes if e.seed == seed]) for seed in config.seeds}
-    return EvalResult(agent_name, config, Summary.of(episodes), per_seed, episodes, videos, time.perf_counter() - start)
+    wall_s = time.perf_counter() - start
+    return EvalResult(agent_name, config, Summary.of(episodes), per_seed, episodes, videos, wall_s, max_steps)
 
 
 def write_episode_video(path: str | Path, frames: np.ndarray, fps: float = 10.0) -> None:

@@ -114,6 +114,37 @@ def test_step_budget_and_success_judged_at_the_end():
     # a budget beyond the env's own (4 steps) is honoured, not cut short by its time limit
     long = evaluate(lambda env, seed: EveryOther(wins=True), EvalConfig("test/Flag-v0", seeds=(0,), episodes=1, max_steps=7))
     assert long.overall.mean_episode_length == 7 and long.to_json()["max_steps"] == 7
+    assert result.to_json()["max_steps"] == 4  # the env's own budget, written down
+    assert "at most 4 steps each" in result.markdown()
+
+
+class BlowsUp(gymnasium.Wrapper):
+    """A Flag env whose physics go unstable at the second step of odd reset seeds."""
+
+    def reset(self, **kwargs):
+        self.steps, self.odd = 0, kwargs["seed"] % 2 == 1
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.steps += 1
+        if self.odd and self.steps == 2:
+            return obs, reward, terminated, True, {**info, "sim_unstable": True}
+        return obs, reward, terminated, truncated, info
+
+
+gymnasium.register("test/BlowsUp-v0", entry_point=lambda: BlowsUp(FlagEnv()), max_episode_steps=4)
+
+
+def test_episodes_cut_short_by_unstable_physics_are_counted_and_reported(tmp_path):
+    result = evaluate(lambda env, seed: EveryOther(wins=True), EvalConfig("test/BlowsUp-v0", seeds=(0,), episodes=4))
+    assert [e.sim_unstable for e in result.episodes] == [False, True, False, True]  # reset seeds 1,000,000 + i
+    assert [e.length for e in result.episodes] == [4, 2, 4, 2]
+    assert result.overall.sim_unstable == 2 and result.per_seed[0].sim_unstable == 2
+    json_path, md_path = write_results(result, tmp_path)
+    saved = json.loads(json_path.read_text())
+    assert saved["sim_unstable"] == 2 and [e["sim_unstable"] for e in saved["episode_results"]] == [False, True, False, True]
+    assert "2 episode(s) ended early: the simulation went unstable" in md_path.read_text()
 
 
 def test_evaluation_seeds_never_meet_collection_seeds():
