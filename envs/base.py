@@ -133,6 +133,10 @@ class FrankaEnvConfig:
         return cls(**kwargs)
 
     def __post_init__(self) -> None:
+        for name in ("image_size", "render_size", "action_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
         choices = {"obs_mode": OBS_MODES, "reward_type": REWARD_TYPES, "visual": VISUALS, "action_dim": (7, 4)}
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
@@ -199,6 +203,7 @@ class FrankaEnv(gymnasium.Env):
         self._home_qpos = self._solve_start_pose(START_TCP)
 
         self.goal = np.zeros(3)
+        self._has_reset = False
         self.start_tcp = START_TCP.copy()  # where the episode's first pose put the TCP (m)
         self._target_R = np.eye(3)
         self._pending_actions: deque[np.ndarray] = deque()
@@ -272,6 +277,7 @@ class FrankaEnv(gymnasium.Env):
         self._reset_task()
         self.model.site_pos[self._goal_site] = self.goal
         mujoco.mj_forward(self.model, self.data)
+        self._has_reset = True
         obs = self._get_obs()
         return obs, self._get_info(obs["achieved_goal"])
 
@@ -445,7 +451,11 @@ class FrankaEnv(gymnasium.Env):
     # -- state and goal images ------------------------------------------------------------
 
     def get_sim_state(self) -> np.ndarray:
-        """The full integration state (time, qpos, qvel, actuators, warm-start, ctrl, ...) [S]."""
+        """MuJoCo's full integration state (time, qpos, qvel, actuators, warm-start, ctrl,
+        ...) [S]: what datasets record and replay. The controller's commanded orientation,
+        which rotation actions compose on, and the queue of delayed actions under action
+        latency are not part of it: branching from a saved state reproduces the episode
+        exactly for actions that hold the orientation and without latency."""
         state = np.empty_like(self._state_buffer)
         mujoco.mj_getState(self.model, self.data, state, self._state_spec)
         return state
@@ -499,13 +509,17 @@ class FrankaEnv(gymnasium.Env):
         image ``[size, size, 3]``, the TCP position [3] (m) and the closure."""
         if camera not in CAMERAS:
             raise ValueError(f"unknown camera {camera!r}; choose from {list(CAMERAS)}")
+        if not self._has_reset:
+            raise RuntimeError("call reset() before asking for goal images: the goal is drawn at reset")
         renderer = self._goal_renderer(size)
         saved = self.get_sim_state()
-        tcp, closure = arrange()
-        q, _ = self.kinematics.solve(self.data.qpos[self._arm_qpos], tcp, self._target_R, iterations=50)
-        self.data.qpos[self._arm_qpos] = q
-        self.data.qpos[self._finger_qpos] = FINGER_OPEN * (1.0 - closure)
-        mujoco.mj_forward(self.model, self.data)
-        image = renderer.render(self.data, camera)
-        self.set_sim_state(saved)
+        try:
+            tcp, closure = arrange()
+            q, _ = self.kinematics.solve(self.data.qpos[self._arm_qpos], tcp, self._target_R, iterations=50)
+            self.data.qpos[self._arm_qpos] = q
+            self.data.qpos[self._finger_qpos] = FINGER_OPEN * (1.0 - closure)
+            mujoco.mj_forward(self.model, self.data)
+            image = renderer.render(self.data, camera)
+        finally:  # the episode goes on from where it was, whatever failed
+            self.set_sim_state(saved)
         return image, np.array(tcp, dtype=np.float64), float(closure)

@@ -10,7 +10,8 @@ One place for each constant and each conversion:
   table-top work.
 - env action [7] in [-1, 1]: position delta x ``MAX_POS_DELTA``, orientation delta
   x ``MAX_ROT_DELTA`` given as extrinsic XYZ Euler angles of ``R_delta`` and applied as
-  ``R_target = R_delta @ R_current``, and the gripper target (-1 open, +1 closed).
+  ``R_target = R_delta @ R_commanded`` (the orientation the previous actions commanded,
+  gripper down at reset), and the gripper target (-1 open, +1 closed).
   The 4-D mode is xyz + gripper with the orientation held.
 - world-model action [7]: the difference of consecutive proprio states
   (xyz difference, Euler angles of ``R_{t+1} R_t^T``, gripper difference), as V-JEPA 2-AC.

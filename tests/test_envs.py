@@ -107,6 +107,22 @@ def test_goal_image_shows_the_solved_scene_and_restores_state():
         env.unwrapped.goal_image("side")
 
 
+def test_goal_images_need_a_reset_and_restore_the_state_when_rendering_fails(monkeypatch):
+    env = make("armworld/FrankaPush-v0")
+    with pytest.raises(RuntimeError, match=r"call reset\(\) before"):
+        env.unwrapped.goal_image()
+    env.reset(seed=0)
+    state = env.unwrapped.get_sim_state()
+
+    def no_gl(*args):
+        raise RuntimeError("could not start an OpenGL context")
+
+    monkeypatch.setattr(env.unwrapped._renderer, "render", no_gl)
+    with pytest.raises(RuntimeError, match="OpenGL"):
+        env.unwrapped.goal_image()
+    assert np.array_equal(env.unwrapped.get_sim_state(), state)  # the cube is not left at the goal
+
+
 def test_goal_sequence_ends_with_the_goal_image_and_restores_state():
     for env_id in ENV_IDS:
         env = make(env_id, obs_mode="pixels", cameras="top", image_size=32)
@@ -283,6 +299,10 @@ def test_bad_arguments_list_the_valid_choices():
         make(cameras=("side",))
     with pytest.raises(ValueError, match="unknown randomization"):
         make(randomization="wild")
+    with pytest.raises(TypeError, match="image_size must be an integer, got '64'"):
+        make(image_size="64")
+    with pytest.raises(TypeError, match="action_dim must be an integer, got 4.0"):
+        make(action_dim=4.0)
 
 
 def test_four_dimensional_actions_hold_the_orientation():
