@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(subparsers) -> None:
@@ -10,13 +11,13 @@ def register(subparsers) -> None:
     envs = subparsers.add_parser("envs", help="list the env ids with their spaces and step budgets")
     envs.set_defaults(func=list_envs)
 
-    rollout = subparsers.add_parser("rollout", help="roll out the scripted expert and write an MP4")
+    rollout = subparsers.add_parser("rollout", help="roll out the scripted expert and write an MP4 (or GIF)")
     rollout.add_argument("--env", default="armworld/FrankaPickPlace-v0", help="env id (see `armworld envs`)")
     rollout.add_argument("--episodes", type=int, default=3)
     rollout.add_argument("--seed", type=int, default=0, help="reset seed of the first episode")
     rollout.add_argument("--noise", type=float, default=0.0, help="std of the expert's action noise")
     rollout.add_argument("--size", type=int, default=256, help="video frame side (pixels)")
-    rollout.add_argument("--out", default="rollout.mp4")
+    rollout.add_argument("--out", default="rollout.mp4", help="the video written (.mp4 or .gif)")
     rollout.set_defaults(func=run_rollout)
 
 
@@ -40,8 +41,18 @@ def run_rollout(args: argparse.Namespace) -> int:
     import armworld  # noqa: F401  (registers the envs)
     from armworld.agents import make_expert
 
-    if args.env not in armworld.ENV_IDS:
-        print(f"unknown env {args.env!r}; choose one of {list(armworld.ENV_IDS)}")
+    from armworld.datasets.video import check_video_path
+
+    try:
+        if args.env not in armworld.ENV_IDS:
+            raise ValueError(f"unknown env {args.env!r}; choose one of {list(armworld.ENV_IDS)}")
+        if not 8 <= args.size <= 640:
+            raise ValueError(f"--size must be within 8..640 pixels, got {args.size}")
+        if args.episodes < 1 or args.noise < 0:
+            raise ValueError(f"--episodes must be at least 1 and --noise at least 0, got {args.episodes} and {args.noise}")
+        check_video_path(args.out)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     env = gymnasium.make(args.env, render_mode="rgb_array", render_size=args.size)
     expert = make_expert(env, noise=args.noise, seed=args.seed)

@@ -18,7 +18,10 @@ def _override(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE (VALUE in YAML, e.g. gamma=0.98), got {text!r}")
-    return key, yaml.safe_load(value)
+    try:
+        return key, yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        raise argparse.ArgumentTypeError(f"the value of {key} is not valid YAML ({error.problem}), in {text!r}") from None
 
 
 def register(subparsers) -> None:
