@@ -8,10 +8,10 @@ writes to ``--out``:
   against the copy-the-last-frame baseline, against steps;
 - ``rollout_horizon.png``: the L1 of an autoregressive rollout from one frame, with the
   true actions, against the horizon, next to the copy-the-first-frame baseline;
-- ``evidence.json``: the numbers behind the plots, plus two planner-facing checks:
-  ``action_ranking`` (for held-out transitions, how often the true action's predicted
-  latent is closer to the true next latent than that of another action from the data)
-  and ``reach_energy`` (in fresh FrankaReach episodes, the rank correlation between the
+- ``evidence.json``: the numbers behind the plots, plus three planner-facing checks:
+  ``rollout[<file>]["true_action_beats_other"]`` (for held-out transitions, how often the
+  true action's predicted latent is closer to the true next latent than that of another
+  action from the data), ``reach_energy`` (in fresh FrankaReach episodes, the rank correlation between the
   planner's energy to the goal image and the true distance to the goal after a candidate
   one-step move), and ``goal_alignment`` (along noisy-expert FrankaReach episodes, the rank
   correlation between the latent L1 to the goal image and the true distance to the goal,

@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--obs", default="state,pixels", help="observation modes: state, pixels or both")
     parser.add_argument("--train-eval-episodes", type=int, default=20, help="episodes per training evaluation")
     parser.add_argument("--eval-episodes", type=int, default=50, help="harness episodes per evaluation seed, final models")
-    parser.add_argument("--eval-seeds", type=ints, default=[0], help="harness evaluation seeds")
+    parser.add_argument("--eval-seeds", type=ints, default=[0, 1, 2], help="harness evaluation seeds (the protocol: 3 or more)")
     parser.add_argument("--wm-results", nargs="*", default=[], help="`armworld eval` output directories of wm: agents")
     parser.add_argument("--out", default="runs/rl_budget")
     args = parser.parse_args()
