@@ -26,14 +26,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from armworld.datasets.hdf5 import DatasetError, TrajectoryFile
+from armworld.datasets.hdf5 import TRANSITION_KEYS, DatasetError, TrajectoryFile
 from armworld.envs.conventions import expand_action, proprio_delta
 
 Split = Literal["train", "valid"] | None
 
 
 class _ClipIndex(Dataset):
-    """The (file, demo, start) index shared by the clip datasets, with lazy per-process file handles."""
+    """The (file, demo, start) index shared by the clip datasets, with lazy per-process file handles.
+
+    ``needs``: the keys read besides the camera's images; each must have as many rows as the
+    images (one fewer for per-transition keys such as ``actions``), checked while indexing.
+    """
 
     def __init__(self, paths: list[str], clip_len: int, frame_skip: int, split: Split, camera: str, needs: tuple[str, ...]):
         if clip_len < 1 or frame_skip < 1:
@@ -49,10 +53,8 @@ class _ClipIndex(Dataset):
         for file_index, path in enumerate(self.paths):
             with TrajectoryFile(path) as file:
                 for demo in file.split(split):
-                    for key in (self.image_key, *needs):
-                        if not file.has(demo, key):
-                            raise DatasetError(f"{path}: {demo}: missing '{key}' (cameras: {file.keys(demo)})")
-                    count = file.dataset(demo, self.image_key).shape[0] - span
+                    observations = _check_rows(file, demo, self.image_key, needs)
+                    count = observations - span
                     if count > 0:
                         starts.append(np.stack([np.full(count, len(self._demos)), np.arange(count)], axis=1))
                         self._demos.append((file_index, demo))
@@ -94,6 +96,27 @@ class _ClipIndex(Dataset):
 
     def _rows(self, start: int) -> slice:
         return slice(start, start + (self.clip_len - 1) * self.frame_skip + 1, self.frame_skip)
+
+
+def _check_rows(file: TrajectoryFile, demo: str, image_key: str, needs: tuple[str, ...]) -> int:
+    """The number of observations (image rows) of ``demo``; ``DatasetError`` naming the key when
+    the images or a needed key are missing, or a needed key's rows do not match the images."""
+    where = f"{file.path}: {demo}"
+    if not file.has(demo, image_key):
+        cameras = [key[len("rgb_"):] for key in file.keys(demo) if key.startswith("rgb_")]
+        raise DatasetError(f"{where}: missing '{image_key}' (cameras: {', '.join(cameras) or 'none'})")
+    observations = file.dataset(demo, image_key).shape[0]
+    for key in needs:
+        if not file.has(demo, key):
+            raise DatasetError(f"{where}: missing '{key}'")
+        expected = observations - 1 if key in TRANSITION_KEYS else observations
+        rows = file.dataset(demo, key).shape[0]
+        if rows != expected:
+            raise DatasetError(
+                f"{where}: '{key}' has {rows} rows, expected {expected} ('{image_key}' has {observations}); "
+                "`armworld dataset validate` lists the file's problems"
+            )
+    return observations
 
 
 class FrameDataset(_ClipIndex):

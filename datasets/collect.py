@@ -15,14 +15,14 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import gymnasium
 import numpy as np
 from tqdm import tqdm
 
 from armworld.datasets.env_args import describe_env
-from armworld.datasets.hdf5 import DatasetError, Episode, TrajectoryWriter
+from armworld.datasets.hdf5 import DatasetError, Episode, Exist, TrajectoryWriter, check_exist
 
 
 class AgentLike(Protocol):
@@ -144,19 +144,24 @@ def _worker_episode(index: int) -> Episode:
     return _episode(_worker["env"], _worker["config"], _worker["factory"], index)
 
 
-def _episodes(config: CollectConfig, policy: AgentLike | AgentFactory, env: gymnasium.Env, indices: range) -> Iterator[Episode]:
-    """Episodes ``indices`` in order, from this process or from ``config.workers`` processes."""
+def _as_factory(policy: AgentLike | AgentFactory, workers: int) -> AgentFactory:
+    """The agent factory of ``policy``: itself, or for an agent instance (one process only) a
+    factory returning that agent, reset before each episode."""
     if hasattr(policy, "act") and not isinstance(policy, type):
-        if config.workers > 1:
+        if workers > 1:
             raise ValueError("parallel workers need an agent factory (env, seed) -> agent, not an agent instance")
-        agent = policy
-        policy = lambda env, seed: agent  # noqa: E731  (one agent, reset before each episode)
+        return lambda env, seed: policy
+    return policy
+
+
+def _episodes(config: CollectConfig, factory: AgentFactory, env: gymnasium.Env, indices: range) -> Iterator[Episode]:
+    """Episodes ``indices`` in order, from this process or from ``config.workers`` processes."""
     if config.workers == 1:
         for index in indices:
-            yield _episode(env, config, policy, index)
+            yield _episode(env, config, factory, index)
         return
     context = multiprocessing.get_context("spawn")
-    with context.Pool(config.workers, initializer=_init_worker, initargs=(config, policy)) as pool:
+    with context.Pool(config.workers, initializer=_init_worker, initargs=(config, factory)) as pool:
         yield from pool.imap(_worker_episode, indices, chunksize=1)
 
 
@@ -178,7 +183,7 @@ def collect(
     path: str | os.PathLike,
     config: CollectConfig,
     policy: AgentLike | AgentFactory,
-    exist: Literal["error", "resume", "overwrite"] = "error",
+    exist: Exist = "error",
     progress: bool = True,
     on_commit: Callable[[str, Episode], None] | None = None,
 ) -> CollectSummary:
@@ -187,10 +192,15 @@ def collect(
     ``policy`` is an agent factory ``(env, seed) -> agent`` (needed for ``workers > 1``;
     each episode gets a fresh agent seeded with its episode seed) or one agent instance
     (reset before each episode). ``exist`` handles an existing file as
-    ``TrajectoryWriter`` does. ``on_commit(demo, episode)`` runs after each committed episode.
+    ``TrajectoryWriter`` does: a replaced file stays intact until the first new episode is
+    committed, and a failure before that leaves ``path`` as it was. The arguments are
+    checked before the file is touched. ``on_commit(demo, episode)`` runs after each
+    committed episode.
     """
+    check_exist(exist)
     if config.workers < 1 or config.episodes < 0:
         raise ValueError(f"need workers >= 1 and episodes >= 0, got {config.workers} and {config.episodes}")
+    factory = _as_factory(policy, config.workers)
     env = config.make_env()
     start = time.perf_counter()
     frames = successes = collected = 0
@@ -199,7 +209,7 @@ def collect(
             _check_continues(writer, config)
             indices = range(writer.total, max(writer.total, config.episodes))
             with tqdm(total=len(indices), unit="ep", disable=not progress, desc="collect") as bar:
-                for episode in _episodes(config, policy, env, indices):
+                for episode in _episodes(config, factory, env, indices):
                     demo = writer.append(episode)
                     collected += 1
                     frames += episode.num_samples

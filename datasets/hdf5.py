@@ -19,6 +19,9 @@ episode keeps its goal frame); arrays indexed by transition have N rows::
 
 Crash safety: an episode is written whole, under a temporary name, then renamed to
 ``demo_<i>``, listed in its mask, counted in ``data.attrs["total"]`` and flushed.
+A new file, or one replacing an existing file, is written as ``<path>.partial`` and
+renamed to ``path`` once its first episode is committed, so an existing file is
+never lost before new data is safely there.
 Readers see only ``demo_0 .. demo_<total-1>``. The writer keeps HDF5 from writing
 metadata before that flush (metadata cache evictions off) and from reusing freed
 space (file-space strategy "none"), so a process killed between flushes leaves the
@@ -35,7 +38,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import h5py
 import numpy as np
@@ -49,10 +52,23 @@ TRANSITION_KEYS = ("actions", "rewards", "dones", "terminated", "truncated", "su
 _PENDING = "pending"
 REOPEN_EVERY = 20  # episodes between reopenings of a file being written (bounds the writer's memory)
 REOPEN_TIMEOUT = 60.0  # s to wait for a reader that opened the file in between
+PARTIAL_SUFFIX = ".partial"  # a new file is written as <path>.partial until its first commit
+Exist = Literal["error", "resume", "overwrite"]
+EXIST_CHOICES: tuple[str, ...] = get_args(Exist)
 
 
 class DatasetError(Exception):
     """A trajectory file that cannot be used; the message names the file, the demo and the problem."""
+
+
+class _BeingWritten(DatasetError):
+    """The file is locked by another process's writer."""
+
+
+def check_exist(exist: str) -> None:
+    """Raise ``ValueError`` unless ``exist`` (what to do with an existing file) is one of ``EXIST_CHOICES``."""
+    if exist not in EXIST_CHOICES:
+        raise ValueError(f"exist must be one of {', '.join(EXIST_CHOICES)}, got {exist!r}")
 
 
 @dataclass
@@ -99,10 +115,10 @@ def open_h5(path: str | os.PathLike, mode: str = "r", **kwargs: Any) -> h5py.Fil
         return h5py.File(path, mode, **kwargs)
     except (OSError, ValueError) as error:
         text = str(error)
+        if "unable to lock" in text or "already open" in text:
+            raise _BeingWritten(f"{path}: is open for writing by another process (a collection still running?)") from None
         if "signature" in text or "truncated" in text or "superblock" in text:
             reason = "is not a readable HDF5 file (truncated, corrupted or another format)"
-        elif "unable to lock" in text or "already open" in text:
-            reason = "is open for writing by another process (a collection still running?)"
         else:
             reason = f"cannot be opened ({text})"
         raise DatasetError(f"{path}: {reason}") from None
@@ -205,8 +221,14 @@ class TrajectoryFile:
             raise DatasetError(f"{self.path}: {demo}: missing '{key}'") from None
 
     def read(self, demo: str, key: str, index: slice | np.ndarray = slice(None)) -> np.ndarray:
-        """Rows ``index`` of ``data/<demo>/<key>`` as a numpy array."""
+        """Rows ``index`` of ``data/<demo>/<key>`` as a numpy array; rows out of range raise
+        ``DatasetError`` (a slice is not shortened to the rows there are)."""
         dataset = self.dataset(demo, key)
+        if isinstance(index, slice):
+            rows = dataset.shape[0] if dataset.shape else 0
+            if any(bound is not None and not -rows <= bound <= rows for bound in (index.start, index.stop)):
+                span = ":".join("" if bound is None else str(bound) for bound in (index.start, index.stop))
+                raise DatasetError(f"{self.path}: {demo}: rows {span} of '{key}' are out of range (it has {rows} rows)")
         try:
             return dataset[index]
         except (OSError, ValueError, IndexError) as error:
@@ -245,25 +267,40 @@ class TrajectoryWriter:
 
     ``exist`` says what to do with an existing file: ``"error"`` refuses, ``"resume"``
     appends (its ``env_args`` must name the same env, kwargs and step budget),
-    ``"overwrite"`` replaces it.
+    ``"overwrite"`` replaces it; any other value is a ``ValueError``.
+
+    A new file (also one replacing an existing file) is written as ``<path>.partial``
+    and renamed to ``path`` when its first episode is committed; from then on episodes
+    are appended in place. An existing file therefore stays intact until new data is
+    safely there. ``close()`` before the first episode puts an empty trajectory file at
+    ``path``; leaving a ``with`` block on an exception before it deletes the partial
+    file and leaves ``path`` as it was.
     """
 
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        env_args: dict[str, Any],
-        exist: Literal["error", "resume", "overwrite"] = "error",
-    ):
+    def __init__(self, path: str | os.PathLike, env_args: dict[str, Any], exist: Exist = "error"):
+        check_exist(exist)
         self.path = str(path)
-        if os.path.exists(self.path) and exist == "error":
+        self.total = 0
+        self._partial: str | None = None
+        if os.path.isdir(self.path):
+            raise DatasetError(f"{self.path}: is a directory; give the trajectory file's name, e.g. {os.path.join(self.path, 'data.h5')}")
+        exists = os.path.exists(self.path)
+        if exists and exist == "error":
             raise DatasetError(f"{self.path}: exists; pass resume to append to it or overwrite to replace it")
-        if os.path.exists(self.path) and exist == "resume":
+        if exists and exist == "resume":
             self._file = open_h5(self.path, "r+")
             self._open_existing(env_args)
         else:
+            if exists:
+                _refuse_if_being_written(self.path)
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._file = open_h5(self.path, "w", fs_strategy="none")
-            self._create(env_args)
+            self._partial = self.path + PARTIAL_SUFFIX
+            self._file = open_h5(self._partial, "w", fs_strategy="none")
+            try:
+                self._create(env_args)
+            except BaseException:
+                self.close(abandon=True)
+                raise
         self._disable_evictions()
 
     def _create(self, env_args: dict[str, Any]) -> None:
@@ -276,7 +313,6 @@ class TrajectoryWriter:
             )
         data.attrs["total"] = 0
         self._file.flush()
-        self.total = 0
 
     def _open_existing(self, env_args: dict[str, Any]) -> None:
         try:
@@ -313,13 +349,27 @@ class TrajectoryWriter:
     def __enter__(self) -> TrajectoryWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close(abandon=exc_type is not None)
 
-    def close(self) -> None:
-        """Flush and close the file."""
+    def close(self, abandon: bool = False) -> None:
+        """Flush and close the file.
+
+        A new file still without a committed episode is renamed to ``path`` (an empty
+        trajectory file) or, with ``abandon``, deleted, leaving ``path`` as it was.
+        """
         if self._file.id.valid:
             self._file.close()
+        if self._partial is not None and abandon and self.total == 0:
+            os.remove(self._partial)
+            self._partial = None
+        self._publish()
+
+    def _publish(self) -> None:
+        """Put a new file, written as ``<path>.partial``, at ``path`` (replacing any file there)."""
+        if self._partial is not None:
+            os.replace(self._partial, self.path)
+            self._partial = None
 
     def _disable_evictions(self) -> None:
         """Keep HDF5 from writing metadata to the file before a flush (see the module docstring)."""
@@ -377,9 +427,21 @@ class TrajectoryWriter:
         data.attrs["total"] = self.total + 1
         self._file.flush()
         self.total += 1
+        self._publish()
         if self.total % REOPEN_EVERY == 0:
             self._reopen()
         return name
+
+
+def _refuse_if_being_written(path: str) -> None:
+    """Raise ``DatasetError`` if another process is writing ``path`` (HDF5's file lock keeps it
+    from being opened); any other file there, readable or not, may be replaced."""
+    try:
+        open_h5(path, "r").close()
+    except _BeingWritten:
+        raise
+    except DatasetError:
+        pass
 
 
 def _check_episode(path: str, episode: Episode) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
+import gymnasium
 import numpy as np
 
 from armworld.datasets.env_args import make_env
-from armworld.datasets.hdf5 import TrajectoryFile
+from armworld.datasets.hdf5 import DatasetError, TrajectoryFile
 
 
 @dataclass(frozen=True)
@@ -37,14 +39,30 @@ class ReplayResult:
 
 
 def replay(path: str | os.PathLike, demo: str, atol: float = 1e-9) -> ReplayResult:
-    """Reset a fresh env with the demo's seed, step its actions, compare each state [S] with ``states``."""
+    """Reset a fresh env with the demo's seed, step its actions, compare each state [S] with ``states``.
+
+    A demo that cannot be re-simulated (recorded on a real arm, without a reset seed, with
+    states or actions that do not fit the env) raises ``DatasetError`` before simulating.
+    """
     with TrajectoryFile(path) as file:
+        where = f"{file.path}: {demo}"
         recorded = file.read(demo, "states")
         actions = file.read(demo, "actions")
-        seed = int(file.attrs(demo)["seed"])
-        env = make_env(file.env_args)
+        seed = file.attrs(demo).get("seed")
+        env_args = file.env_args
+    env_name = str(env_args.get("env_name"))
+    if env_name.startswith("real:"):
+        raise DatasetError(f"{where} was recorded on a real arm ({env_name}) and cannot be re-simulated")
+    if seed is None:
+        raise DatasetError(f"{where} has no 'seed' attribute: it cannot be replayed")
+    if int(seed) < 0:
+        raise DatasetError(f"{where} has no reset seed ({seed}): it cannot be replayed")
+    if recorded.ndim != 2 or len(recorded) != len(actions) + 1:
+        raise DatasetError(f"{where}: states of shape {recorded.shape} do not fit {len(actions)} actions (expected {len(actions) + 1} rows)")
+    env = _rebuild(where, env_args)
     try:
-        env.reset(seed=seed)
+        _check_fits(where, env, recorded, actions)
+        env.reset(seed=int(seed))
         simulated = [env.unwrapped.get_sim_state()]
         for action in actions:
             env.step(action)
@@ -59,3 +77,26 @@ def replay(path: str | os.PathLike, demo: str, atol: float = 1e-9) -> ReplayResu
         max_error=float(errors.max()),
         first_mismatch=int(bad[0]) if len(bad) else None,
     )
+
+
+def _rebuild(where: str, env_args: dict[str, Any]) -> gymnasium.Env:
+    """The env of ``env_args``, or ``DatasetError`` when this armworld cannot build it."""
+    try:
+        return make_env(env_args)
+    except (KeyError, TypeError, gymnasium.error.Error) as error:
+        raise DatasetError(
+            f"{where}: cannot rebuild the env {env_args.get('env_name')} it was recorded in ({error}); "
+            f"recorded with armworld {env_args.get('armworld_version', '?')}"
+        ) from None
+
+
+def _check_fits(where: str, env: gymnasium.Env, recorded: np.ndarray, actions: np.ndarray) -> None:
+    """``DatasetError`` unless the recorded states and actions have this env's widths."""
+    width = env.unwrapped.get_sim_state().shape[0]
+    if recorded.shape[1] != width:
+        raise DatasetError(
+            f"{where}: states have {recorded.shape[1]} columns, this env has {width} "
+            "(recorded with another armworld/MuJoCo version?)"
+        )
+    if actions.shape[1:] != env.action_space.shape:
+        raise DatasetError(f"{where}: actions of shape {actions.shape[1:]} per step, this env takes {env.action_space.shape}")

@@ -59,6 +59,11 @@ def test_problems_exit_non_zero_with_plain_messages(collected, tmp_path, capsys)
     assert "1 problem(s)" in err and "demo_2/states: 1 non-finite values" in err
     assert main(["dataset", "replay", str(collected), "--demo", "7"]) == 1
     assert "demo_7: no such committed demo" in capsys.readouterr().err
+    with h5py.File(collected, "r+") as raw:  # as the real-arm recorder writes it
+        raw["data/demo_1"].attrs["seed"] = -1
+    assert main(["dataset", "replay", str(collected), "--demo", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "demo_1 has no reset seed (-1): it cannot be replayed" in err and "Traceback" not in err
     truncated = tmp_path / "t.h5"
     truncated.write_bytes(collected.read_bytes()[:5000])
     for verb in (["info"], ["validate"], ["video", "--demo", "0", "--out", str(tmp_path / "v.mp4")]):

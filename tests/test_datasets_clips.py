@@ -92,8 +92,28 @@ def test_frame_dataset_reads_actionless_video(files, tmp_path):
 
 
 def test_unknown_camera_is_named(files):
-    with pytest.raises(DatasetError, match=r"demo_0: missing 'obs/rgb_top'"):
+    with pytest.raises(DatasetError, match=r"demo_0: missing 'obs/rgb_top' \(cameras: front, wrist\)$"):
         FrameDataset(files[0], clip_len=2, camera="top")
+
+
+@pytest.mark.parametrize(
+    "key, rows, action, message",
+    [
+        ("obs/proprio", 4, "delta", r"demo_1: 'obs/proprio' has 4 rows, expected 6 \('obs/rgb_front' has 6\)"),
+        ("actions", 3, "command", r"demo_1: 'actions' has 3 rows, expected 5 \('obs/rgb_front' has 6\)"),
+    ],
+)
+def test_rows_that_do_not_match_the_images_are_named_while_indexing(tmp_path, key, rows, action, message):
+    path = tmp_path / "d.h5"
+    with TrajectoryWriter(path, ENV_ARGS) as writer:
+        for seed in range(2):
+            writer.append(synthetic_episode(5, seed))
+    with h5py.File(path, "r+") as raw:
+        short = raw[f"data/demo_1/{key}"][:rows]
+        del raw[f"data/demo_1/{key}"]
+        raw["data/demo_1"].create_dataset(key, data=short)
+    with pytest.raises(DatasetError, match=message):
+        ClipDataset([str(path)], clip_len=2, action=action)
 
 
 @pytest.mark.parametrize("context", ["fork", "spawn"])

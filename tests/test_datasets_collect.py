@@ -1,4 +1,4 @@
-"""Collection from the real envs: parallel determinism, SIGKILL safety, resume, replay."""
+"""Collection from the real envs: parallel determinism, SIGKILL safety, resume, safe failures, replay."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import textwrap
 import h5py
 import numpy as np
 import pytest
+from datasets_helpers import ENV_ARGS, synthetic_episode
 
 from armworld.agents.exploration import PolicySpec
 from armworld.datasets.collect import CollectConfig, collect
-from armworld.datasets.hdf5 import DatasetError, TrajectoryFile, validate
+from armworld.datasets.hdf5 import DatasetError, TrajectoryFile, TrajectoryWriter, validate
 from armworld.datasets.replay import replay
 
 PIXELS = {"obs_mode": "pixels_state", "image_size": 32, "cameras": ("front", "wrist")}
@@ -62,8 +63,46 @@ def test_an_agent_instance_runs_in_process_only(tmp_path):
     agent = PolicySpec("random")(env, 0)
     summary = collect(tmp_path / "a.h5", config(2), agent, progress=False)
     assert summary.total == 2
+    before = (tmp_path / "a.h5").read_bytes()
+    with pytest.raises(ValueError, match="factory"):  # checked before the existing file is touched
+        collect(tmp_path / "a.h5", config(2, workers=2), agent, exist="overwrite", progress=False)
+    assert (tmp_path / "a.h5").read_bytes() == before
     with pytest.raises(ValueError, match="factory"):
         collect(tmp_path / "b.h5", config(2, workers=2), agent, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5"]
+    assert collect(tmp_path / "b.h5", config(2), agent, progress=False).total == 2  # the corrected rerun
+
+
+def test_an_unknown_exist_value_is_refused_before_the_file_is_touched(tmp_path):
+    path = tmp_path / "d.h5"
+    collect(path, config(1), PolicySpec("expert"), progress=False)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="exist must be one of error, resume, overwrite, got 'append'"):
+        collect(path, config(2), PolicySpec("expert"), exist="append", progress=False)
+    assert path.read_bytes() == before
+
+
+class CrashesInItsFirstEpisode:
+    def __init__(self, env, seed):
+        pass
+
+    def reset(self):
+        pass
+
+    def act(self, obs):
+        raise RuntimeError("policy crashed")
+
+
+def test_a_collection_failing_before_its_first_episode_leaves_the_path_as_it_was(tmp_path):
+    path = tmp_path / "d.h5"
+    collect(path, config(1), PolicySpec("expert"), progress=False)
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError, match="policy crashed"):
+        collect(path, config(2), CrashesInItsFirstEpisode, exist="overwrite", progress=False)
+    assert path.read_bytes() == before
+    with pytest.raises(RuntimeError, match="policy crashed"):
+        collect(tmp_path / "new.h5", config(2), CrashesInItsFirstEpisode, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.h5"]
 
 
 CHILD = textwrap.dedent(
@@ -140,3 +179,32 @@ def test_replay_matches_and_detects_a_changed_action(tmp_path):
         raw["data/demo_1/actions"][2] = -raw["data/demo_1/actions"][2]
     result = replay(path, "demo_1")
     assert not result.matches and result.first_mismatch == 3
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("real_arm", r"demo_0 was recorded on a real arm \(real:franka\) and cannot be re-simulated"),
+        ("unseeded", r"demo_0 has no reset seed \(-1\): it cannot be replayed"),
+        ("no_seed", r"demo_0 has no 'seed' attribute: it cannot be replayed"),
+        ("state_width", r"demo_0: states have 20 columns, this env has \d+ \(recorded with another armworld/MuJoCo version\?\)"),
+        ("state_rows", r"demo_0: states of shape \(3, 20\) do not fit 3 actions \(expected 4 rows\)"),
+        ("unknown_env", r"demo_0: cannot rebuild the env armworld/FrankaFoo-v0 it was recorded in"),
+    ],
+)
+def test_replay_refuses_what_it_cannot_re_simulate(tmp_path, case, message):
+    path = tmp_path / "d.h5"
+    names = {"real_arm": "real:franka", "unknown_env": "armworld/FrankaFoo-v0"}
+    env_args = dict(ENV_ARGS, env_name=names.get(case, ENV_ARGS["env_name"]))
+    episode = dataclasses.replace(synthetic_episode(3, 0), seed=-1 if case == "unseeded" else 0)
+    with TrajectoryWriter(path, env_args) as writer:  # synthetic states have 20 columns
+        writer.append(episode)
+    with h5py.File(path, "r+") as raw:
+        if case == "no_seed":
+            del raw["data/demo_0"].attrs["seed"]
+        elif case == "state_rows":
+            del raw["data/demo_0/states"]
+            raw["data/demo_0"].create_dataset("states", data=np.zeros((3, 20)))
+    with pytest.raises(DatasetError, match=message) as error:
+        replay(path, "demo_0")
+    assert str(error.value).startswith(str(path))

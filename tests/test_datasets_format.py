@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -198,3 +200,81 @@ def test_reading_a_missing_key_names_file_demo_and_key(tmp_path):
     with TrajectoryFile(path) as file:
         with pytest.raises(DatasetError, match=r"d\.h5: demo_0: missing 'obs/rgb_top'"):
             file.read("demo_0", "obs/rgb_top")
+
+
+def test_an_unknown_exist_value_is_refused_and_leaves_the_file(tmp_path):
+    path = tmp_path / "d.h5"
+    write(path, [synthetic_episode(2, s) for s in range(2)])
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="exist must be one of error, resume, overwrite, got 'append'"):
+        TrajectoryWriter(path, ENV_ARGS, exist="append")
+    assert path.read_bytes() == before
+
+
+def test_overwrite_keeps_the_old_file_until_the_first_commit(tmp_path):
+    path = tmp_path / "d.h5"
+    partial = tmp_path / "d.h5.partial"
+    write(path, [synthetic_episode(2, s) for s in range(2)])
+    with TrajectoryWriter(path, ENV_ARGS, exist="overwrite") as writer:
+        with TrajectoryFile(path) as file:
+            assert file.total == 2  # untouched while nothing new is committed
+        assert partial.exists()
+        writer.append(synthetic_episode(3, 7))
+        assert not partial.exists()
+        with h5py.File(path, "r") as raw:  # the new file is in place, holding the committed episode
+            assert raw["data"].attrs["total"] == 1
+        writer.append(synthetic_episode(3, 8))
+    with TrajectoryFile(path) as file:
+        assert file.total == 2 and [file.attrs(d)["seed"] for d in file.demos] == [7, 8]
+    assert validate(path) == []
+
+
+def test_a_failure_before_the_first_commit_leaves_the_path_as_it_was(tmp_path):
+    path = tmp_path / "d.h5"
+    write(path, [synthetic_episode(2, s) for s in range(2)])
+    before = path.read_bytes()
+    new = tmp_path / "new" / "n.h5"
+    for target, exist in [(path, "overwrite"), (new, "error"), (new, "resume")]:
+        with pytest.raises(RuntimeError, match="policy crashed"):
+            with TrajectoryWriter(target, ENV_ARGS, exist=exist):
+                raise RuntimeError("policy crashed")
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["d.h5"]
+    with TrajectoryWriter(new, ENV_ARGS):  # closed without error: an empty file is what was asked for
+        pass
+    with TrajectoryFile(new) as file:
+        assert file.total == 0
+    assert not (tmp_path / "new" / "n.h5.partial").exists()
+
+
+def test_overwrite_refuses_a_file_another_process_is_writing(tmp_path):
+    path = tmp_path / "d.h5"
+    write(path, [synthetic_episode(2, 0)])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import h5py, time; f = h5py.File({str(path)!r}, 'r+'); print('open', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(DatasetError, match="open for writing by another process"):
+            TrajectoryWriter(path, ENV_ARGS, exist="overwrite")
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert not (tmp_path / "d.h5.partial").exists()
+    with TrajectoryFile(path) as file:
+        assert file.total == 1
+
+
+def test_rows_out_of_range_raise_instead_of_shortening(tmp_path):
+    path = tmp_path / "d.h5"
+    write(path, [synthetic_episode(3, 0)])
+    with TrajectoryFile(path) as file:
+        with pytest.raises(DatasetError, match=r"d\.h5: demo_0: rows 100:110 of 'actions' are out of range \(it has 3 rows\)"):
+            file.read("demo_0", "actions", slice(100, 110))
+        with pytest.raises(DatasetError, match="rows 1:5 of 'obs/proprio'"):
+            file.read("demo_0", "obs/proprio", slice(1, 5))
+        with pytest.raises(DatasetError, match="rows -5: of 'actions'"):
+            file.read("demo_0", "actions", slice(-5, None))
+        assert file.read("demo_0", "obs/proprio", slice(1, 4)).shape == (3, 7)
+        assert file.read("demo_0", "actions", slice(-1, None)).shape == (1, 7)
