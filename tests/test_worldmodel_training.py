@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -12,6 +13,7 @@ from worldmodel_synthetic import MovingSquareClips
 from armworld.cli import build_parser
 from armworld.worldmodel.checkpoint import (
     CheckpointError,
+    describe_data,
     export_checkpoint,
     file_sha256,
     load_encoder,
@@ -34,6 +36,25 @@ def new_world_model(seed: int = 0) -> WorldModel:
     torch.manual_seed(seed)
     encoder = FrameEncoder(PRESETS["tiny"])
     return WorldModel(encoder, ACPredictor(predictor_config(encoder, "tiny")))
+
+
+def snapshot(root) -> dict[str, bytes | None]:
+    """Every entry under ``root`` (directories as None) with its bytes: to show nothing changed."""
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+
+
+def trajectory_files(tmp_path, count: int) -> list[str]:
+    """``count`` small HDF5 trajectory files with different contents."""
+    from datasets_helpers import ENV_ARGS, synthetic_episode
+
+    from armworld.datasets.hdf5 import TrajectoryWriter
+
+    paths = []
+    for i in range(count):
+        paths.append(str(tmp_path / f"d{i}.h5"))
+        with TrajectoryWriter(paths[-1], ENV_ARGS) as writer:
+            writer.append(synthetic_episode(8, seed=i))
+    return paths
 
 
 def batch_of(dataset, n: int) -> dict[str, torch.Tensor]:
@@ -81,6 +102,10 @@ def test_learning_rate_schedule():
     assert learning_rate(50, cfg) < learning_rate(20, cfg)
     with pytest.raises(ValueError):
         TrainConfig(clip_len=3, rollout_steps=3)
+    for name, message in [("log_every", "log_every must"), ("eval_every", "eval_every (--eval-every) must"),
+                          ("save_every", "save_every (--save-every) must"), ("keep_checkpoints", "keep_checkpoints must")]:
+        with pytest.raises(ValueError, match=re.escape(f"{message} be at least 1, got 0")):
+            LoopConfig(**{name: 0})
 
 
 def test_checkpoint_round_trip_resume_and_init(tmp_path):
@@ -187,7 +212,65 @@ def test_resuming_skips_checkpoints_that_fail_verification(tmp_path):
         newest_valid_checkpoint(run)
 
 
-def test_train_from_init_keeps_its_camera_and_records_lineage(tmp_path):
+def test_resuming_with_other_settings_is_refused_and_extending_the_run_is_not(tmp_path):
+    run, data = tmp_path / "wm", trajectory_files(tmp_path, 2)
+    extra = {"camera": "front", "clip_len": 4, "frame_skip": 1, "rollout_steps": 2}
+
+    def resume(loop: dict, extra_config: dict = extra, data_files: list[str] = data[:1]):
+        cfg = LoopConfig(**{**LOOP, "steps": 1, **loop})
+        return fit(ACTraining(new_world_model()), cfg, MovingSquareClips(4), None, run, data_files, extra_config)
+
+    resume({})
+    before = snapshot(run)
+    with pytest.raises(ValueError) as refused:
+        resume({"seed": 1, "lr": 1e-3}, dict(extra, camera="top", rollout_steps=1), data[1:])
+    message = str(refused.value)
+    for change in ("camera: 'front' -> 'top'", "rollout_steps: 2 -> 1", "seed: 0 -> 1", "lr: 0.000425 -> 0.001"):
+        assert change in message
+    old, new = describe_data(data[:1])[0], describe_data(data[1:])[0]
+    assert f"data: [{old['path']} (sha256 {old['sha256'][:12]})] -> [{new['path']} (sha256 {new['sha256'][:12]})]" in message
+    assert "give a new --out" in message and "batch_size" not in message
+    with pytest.raises(ValueError, match=r"holds a run with other settings \(batch_size: 4 -> 2\)"):
+        resume({"batch_size": 2})
+    assert snapshot(run) == before  # nothing trained or written
+
+    path = resume({"steps": 2, "save_every": 1, "eval_every": 1, "log_every": 1})  # a longer run is the same run
+    assert read_checkpoint(path).metadata["step"] == 2
+
+
+def test_saving_removes_leftovers_and_superseded_checkpoints(tmp_path):
+    run = tmp_path / "wm"
+    fit(ACTraining(new_world_model()), LoopConfig(steps=1, **LOOP), MovingSquareClips(4), None, run)
+    # What a kill during a save leaves (a temporary checkpoint, one set aside, a temporary
+    # `latest`), beside hidden things of the user's own that must stay.
+    leftovers = [run / ".step-000002.abcd_123", run / ".step-000001.old.k2j4h5g6", run / ".latest.q1w2e3r4"]
+    for p in leftovers[:2]:
+        p.mkdir()
+        (p / "model.safetensors").write_bytes(b"partial")
+    leftovers[2].write_text("{")
+    kept = [run / ".notes", run / ".step-000002.mine", run / "step-notes"]
+    kept[0].write_text("mine")
+    kept[1].mkdir()
+    kept[2].mkdir()
+
+    path = fit(ACTraining(new_world_model()), LoopConfig(steps=1, **LOOP), MovingSquareClips(4), None, run)
+    assert path == run / "step-000001"  # resumed, nothing left to train, nothing saved
+    assert not any(p.exists() for p in leftovers) and all(p.exists() for p in kept)
+
+    # Steps 3 and 4 of an earlier timeline (say resume found them unverifiable and went back
+    # to step 2) are superseded once step 3 is saved again; the older ones are kept.
+    config, weights = {"kind": "world_model"}, {"w": torch.zeros(1)}
+    for step in (2, 3, 4):
+        save_checkpoint(run, step, config, weights, {}, keep=4)
+    leftovers[0].mkdir()
+    save_checkpoint(run, 3, config, weights, {}, keep=2)
+    assert sorted(p.name for p in run.glob("step-*")) == ["step-000002", "step-000003", "step-notes"]
+    assert read_checkpoint(run).path.name == "step-000003" and not leftovers[0].exists()
+    with pytest.raises(ValueError, match="keep must be at least 1"):
+        save_checkpoint(run, 5, config, weights, {}, keep=0)
+
+
+def test_train_from_init_keeps_its_camera_and_records_lineage(tmp_path, capsys):
     from datasets_helpers import ENV_ARGS, synthetic_episode
 
     from armworld.datasets.hdf5 import TrajectoryWriter
@@ -201,30 +284,33 @@ def test_train_from_init_keeps_its_camera_and_records_lineage(tmp_path):
     save_checkpoint(tmp_path / "enc", 3, config, jepa.checkpoint_state(), {})
     parser = build_parser()
 
-    def train(*extra: str) -> None:
+    def train(*extra: str) -> int:
         args = parser.parse_args(["train", "--data", data, "--steps", "1", "--batch-size", "4", "--device", "cpu", *extra])
-        assert args.func(args) == 0
+        return args.func(args)
 
-    train("--encoder", str(tmp_path / "enc"), "--frame-skip", "2", "--out", str(tmp_path / "wm"))
+    assert train("--encoder", str(tmp_path / "enc"), "--frame-skip", "2", "--out", str(tmp_path / "wm")) == 0
     base = read_checkpoint(tmp_path / "wm")
     assert base.config["train"]["camera"] == "wrist"  # the encoder run's camera, not `front`
     enc = tmp_path / "enc" / "step-000003"
     encoder = {"path": str(enc), "step": 3, "weights_sha256": file_sha256(enc / "model.safetensors")}
     assert base.metadata["encoder"] == encoder and "init" not in base.metadata
 
-    train("--init", str(tmp_path / "wm"), "--out", str(tmp_path / "ft"))
+    assert train("--init", str(tmp_path / "wm"), "--out", str(tmp_path / "ft")) == 0
     tuned = read_checkpoint(tmp_path / "ft")
     assert tuned.config["train"]["camera"] == "wrist" and tuned.config["train"]["frame_skip"] == 2
     assert tuned.config["train"]["predictor"] is None
     assert tuned.metadata["init"] == {"path": str(base.path), "step": 1, "weights_sha256": base.metadata["weights_sha256"]}
     assert tuned.metadata["encoder"] == encoder
 
-    with pytest.raises(ValueError, match="--camera front conflicts with the --init model, trained with --camera wrist"):
-        train("--init", str(tmp_path / "wm"), "--camera", "front", "--out", str(tmp_path / "bad"))
-    with pytest.raises(ValueError, match="--frame-skip 1 conflicts"):
-        train("--init", str(tmp_path / "wm"), "--frame-skip", "1", "--out", str(tmp_path / "bad"))
-    with pytest.raises(ValueError, match="--init brings its own: leave --predictor out"):
-        train("--init", str(tmp_path / "wm"), "--predictor", "tiny", "--out", str(tmp_path / "bad"))
+    capsys.readouterr()
+    refusals = {
+        "--camera front conflicts with the --init model, trained with --camera wrist": ("--camera", "front"),
+        "--frame-skip 1 conflicts": ("--frame-skip", "1"),
+        "--init brings its own: leave --predictor out": ("--predictor", "tiny"),
+    }
+    for message, extra in refusals.items():
+        assert train("--init", str(tmp_path / "wm"), *extra, "--out", str(tmp_path / "bad")) == 1
+        assert message in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
 
 
@@ -253,6 +339,58 @@ def test_export_half_precision_weights_that_load_and_predict_alike(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         export_checkpoint(tmp_path / "missing", tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
+
+
+def test_export_replaces_only_an_earlier_export(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    fit(ACTraining(new_world_model()), LoopConfig(steps=1, **LOOP), MovingSquareClips(4), None, runs / "wm")
+    (runs / "notes.txt").write_text("not a checkpoint")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "results.json").write_text("{}")
+    (tmp_path / "file").write_text("a file")
+    shutil.copytree(runs / "wm", tmp_path / "other-run")
+    shutil.copytree(runs / "wm" / "step-000001", tmp_path / "a-checkpoint")  # has trainer.pt
+    before = snapshot(tmp_path)
+
+    for out in (runs, runs / "wm", runs / "wm" / "step-000001", runs / "wm" / "ship"):
+        with pytest.raises(CheckpointError, match="it is, holds or lies inside the checkpoint being exported"):
+            export_checkpoint(runs / "wm", out)
+    for out in ("other", "file", "other-run", "a-checkpoint"):
+        with pytest.raises(CheckpointError, match="is not an earlier export .*choose a new path"):
+            export_checkpoint(runs / "wm", tmp_path / out)
+    args = build_parser().parse_args(["export", str(runs / "wm"), "--out", str(runs)])
+    assert args.func(args) == 1
+    assert capsys.readouterr().err.startswith(f"error: cannot export into {runs}: ")
+    assert snapshot(tmp_path) == before  # nothing deleted, moved or left behind
+
+    (tmp_path / "empty").mkdir()
+    for _ in range(2):  # a new or empty directory, then the export just written
+        export_checkpoint(runs / "wm", tmp_path / "empty")
+        assert read_checkpoint(tmp_path / "empty").metadata["exported_from"]["step"] == 1
+
+
+def test_cli_verbs_report_ordinary_mistakes_in_one_line(tmp_path, capsys):
+    data = trajectory_files(tmp_path, 1)[0]
+    jepa = JEPA(FrameEncoder(PRESETS["tiny"]))
+    save_checkpoint(tmp_path / "enc", 1, jepa.checkpoint_config(), jepa.checkpoint_state(), {})
+    parser = build_parser()
+    common = ["--steps", "1", "--device", "cpu", "--out", str(tmp_path / "run")]
+    cases = {
+        "clip_len (--clip-len) must be a positive multiple of the encoder's tubelet size 2, got 7":
+            ["pretrain", "--data", data, "--clip-len", "7"],
+        "save_every (--save-every) must be at least 1, got 0": ["pretrain", "--data", data, "--save-every", "0"],
+        f"no checkpoint at {tmp_path / 'missing'}": ["train", "--data", data, "--encoder", str(tmp_path / "missing")],
+        f"{tmp_path / 'missing.h5'}: no such file": ["train", "--data", str(tmp_path / "missing.h5"),
+                                                      "--encoder", str(tmp_path / "enc")],
+        "give --encoder or --init, not both": ["train", "--data", data, "--encoder", str(tmp_path / "enc"),
+                                               "--init", str(tmp_path / "enc")],
+    }
+    for message, argv in cases.items():
+        args = parser.parse_args(argv + common)
+        assert args.func(args) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "run").exists()
 
 
 def test_cli_verbs_parse():

@@ -16,10 +16,15 @@ Each checkpoint is written to a temporary directory whose files and the director
 are fsynced before it is renamed into place; only then does ``latest`` move (also via a
 temporary file and ``os.replace``, with the run directory fsynced after each rename), so
 a crash or power loss never leaves a half-written checkpoint where a reader looks. The
-metadata records the weights' size and sha256 and trainer.pt's sha256; readers check them
-and say what is wrong (missing file, truncated or altered weights, config and weights that
-disagree). Resuming (:func:`newest_valid_checkpoint`) skips, with a warning, checkpoints
-that fail these checks and takes the newest one that passes.
+hidden temporary entries a crash leaves behind (``.step-XXXXXX.*``, ``.latest.*``) are
+removed the next time the run is saved or resumed. After each save, checkpoints newer than
+the one just written (left by a timeline that resuming stepped back from) are removed, and
+of the others the newest ``keep`` are kept.
+
+The metadata records the weights' size and sha256 and trainer.pt's sha256; readers check
+them and say what is wrong (missing file, truncated or altered weights, config and weights
+that disagree). Resuming (:func:`newest_valid_checkpoint`) skips, with a warning,
+checkpoints that fail these checks and takes the newest one that passes.
 
 ``load_world_model(path)`` and ``load_encoder(path)`` accept a run directory (follows
 ``latest``) or one checkpoint directory.
@@ -30,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -46,6 +52,9 @@ METADATA = "metadata.json"
 TRAINER = "trainer.pt"
 LATEST = "latest"
 KINDS = ("encoder", "world_model")
+STEP_DIR = re.compile(r"step-(\d{6,})")
+# What save_checkpoint's temporary files look like (tempfile adds 8 characters of [a-z0-9_]).
+LEFTOVER = re.compile(r"\.step-\d{6,}\.(old\.)?[a-z0-9_]{8}|\.latest\.[a-z0-9_]{8}")
 
 
 class CheckpointError(RuntimeError):
@@ -128,9 +137,26 @@ def _sync_into_place(tmp: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _step_dirs(run_dir: Path) -> list[Path]:
-    """The ``step-*`` checkpoint directories of ``run_dir``, oldest first (also past step 999999)."""
-    return sorted((p for p in run_dir.glob("step-*") if p.is_dir()), key=lambda p: (len(p.name), p.name))
+def _step_dirs(run_dir: Path) -> list[tuple[int, Path]]:
+    """``(step, directory)`` of the ``step-XXXXXX`` checkpoints of ``run_dir``, oldest first."""
+    if not run_dir.is_dir():
+        return []
+    found = ((STEP_DIR.fullmatch(p.name), p) for p in run_dir.iterdir() if p.is_dir())
+    return sorted((int(m.group(1)), p) for m, p in found if m)
+
+
+def remove_leftovers(run_dir: str | Path) -> None:
+    """Remove the temporary files and directories an interrupted save left in ``run_dir`` (only
+    names of :data:`LEFTOVER`'s pattern; call it only while no other process writes there)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    for p in run_dir.iterdir():
+        if LEFTOVER.fullmatch(p.name):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
 
 
 def save_checkpoint(
@@ -142,11 +168,15 @@ def save_checkpoint(
     trainer_state: dict | None = None,
     keep: int = 2,
 ) -> Path:
-    """Write ``run_dir/step-XXXXXX`` atomically, point ``latest`` at it, keep the newest ``keep``."""
+    """Write ``run_dir/step-XXXXXX`` atomically and point ``latest`` at it; then remove the
+    checkpoints newer than ``step`` (superseded) and all but the newest ``keep`` of the others."""
     if config.get("kind") not in KINDS:
         raise ValueError(f"config['kind'] must be one of {KINDS}")
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1 (the checkpoint just written), got {keep}")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(run_dir)
     name = f"step-{step:06d}"
     final = run_dir / name
     tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{name}."))
@@ -164,13 +194,36 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _write_json_atomic(run_dir / LATEST, {"checkpoint": name})
-    old = [p for p in _step_dirs(run_dir) if p.name != name]
-    for p in old[: max(0, len(old) - (keep - 1))]:
+    superseded = [p for s, p in _step_dirs(run_dir) if s > step]
+    older = [p for s, p in _step_dirs(run_dir) if s <= step]
+    for p in superseded + older[:-keep]:
         shutil.rmtree(p, ignore_errors=True)
     return final
 
 
 EXPORT_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+EXPORT_FILES = sorted([CONFIG, METADATA, WEIGHTS])  # all an exported checkpoint holds
+
+
+def _check_export_target(out: Path, sources: list[Path]) -> None:
+    """Refuse an export ``out`` that is, holds or lies in a source, or that holds more than an export."""
+    target = out.resolve()
+    for source in sources:
+        source = source.resolve()
+        if target == source or target in source.parents or source in target.parents:
+            raise CheckpointError(
+                f"cannot export into {out}: it is, holds or lies inside the checkpoint being exported ({source}); "
+                "choose a new path"
+            )
+    if not out.exists() and not out.is_symlink():
+        return
+    names = sorted(p.name for p in out.iterdir()) if out.is_dir() else None
+    earlier_export = names == EXPORT_FILES and all((out / name).is_file() for name in names)
+    if names != [] and not earlier_export:
+        raise CheckpointError(
+            f"cannot export into {out}: it exists and is not an earlier export (only {', '.join(EXPORT_FILES)}), "
+            "so replacing it could delete a training run or other files; choose a new path"
+        )
 
 
 def export_checkpoint(path: str | Path, out: str | Path, dtype: str = "float16") -> Path:
@@ -178,13 +231,15 @@ def export_checkpoint(path: str | Path, out: str | Path, dtype: str = "float16")
 
     Floating-point weights are stored as ``dtype`` (loading casts them back to the model's
     float32); the optimizer state is left out; the metadata keeps the training record and
-    adds ``exported_from`` (step and sha256 of the source weights) and ``dtype``. ``out`` is
-    replaced atomically, so an interrupted export leaves the previous one intact.
+    adds ``exported_from`` (step and sha256 of the source weights) and ``dtype``. ``out`` must
+    be a new path, an empty directory or an earlier export (exactly its three files), which is
+    replaced atomically, so an interrupted export leaves it intact; anything else is refused.
     """
     if dtype not in EXPORT_DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {sorted(EXPORT_DTYPES)}")
     ckpt = read_checkpoint(path)
     out = Path(out)
+    _check_export_target(out, [Path(path), ckpt.path])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
@@ -285,7 +340,7 @@ def newest_valid_checkpoint(run_dir: str | Path) -> tuple[Checkpoint, dict | Non
     when it holds some but none verifies.
     """
     run_dir = Path(run_dir)
-    candidates = _step_dirs(run_dir)[::-1]
+    candidates = [p for _, p in reversed(_step_dirs(run_dir))]
     if (run_dir / LATEST).is_file():
         try:
             named = resolve(run_dir)

@@ -12,11 +12,13 @@ before: epoch ``e``'s data order comes from ``(seed, e)``, and the torch RNG is 
 from ``(seed, rank, step)`` before every step (masks, dropout). So resuming from a
 checkpoint continues exactly as the uninterrupted run would have (the weights, optimizer
 state and step are all there is to restore), and validation or logging never shift the
-training randomness.
+training randomness. A resumed run must be given the settings it started with (model, data,
+optimisation, seed); only its length and bookkeeping may change.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -32,7 +34,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from armworld import __version__
-from armworld.worldmodel.checkpoint import describe_data, newest_valid_checkpoint, save_checkpoint
+from armworld.worldmodel.checkpoint import (
+    Checkpoint,
+    describe_data,
+    newest_valid_checkpoint,
+    remove_leftovers,
+    save_checkpoint,
+)
 
 
 @dataclass
@@ -60,6 +68,11 @@ class LoopConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be positive")
+        for name in ("log_every", "eval_every", "save_every", "keep_checkpoints"):
+            value = getattr(self, name)
+            if value < 1:
+                flag = f" (--{name.replace('_', '-')})" if name in ("eval_every", "save_every") else ""
+                raise ValueError(f"{name}{flag} must be at least 1, got {value}")
         if self.seed < 0:
             raise ValueError(f"seed must be non-negative, got {self.seed}")
         if self.warmup_steps < 0 or not (0 < self.start_lr and 0 < self.lr and 0 <= self.final_lr):
@@ -207,6 +220,35 @@ def autocast(device: torch.device) -> torch.autocast:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
+# LoopConfig fields a resumed run may change: its length and bookkeeping, not what it trains.
+FREE_ON_RESUME = ("steps", "log_every", "eval_every", "eval_batches", "save_every", "keep_checkpoints",
+                  "num_workers", "device", "progress")
+
+
+def changed_settings(ckpt: Checkpoint, config: dict, data: list[dict]) -> list[str]:
+    """``"key: old -> new"`` for each setting in which ``config`` (a checkpoint config) and the
+    data files ``data`` (:func:`describe_data`) differ from the run ``ckpt`` belongs to.
+
+    Compares the model configs, ``config["train"]`` but for :data:`FREE_ON_RESUME`, and the
+    data files' contents (sha256, in order). Keys the older checkpoint does not record are skipped.
+    """
+
+    def settings(config: dict) -> dict:
+        flat = {k: v for k, v in config.get("train", {}).items() if k not in FREE_ON_RESUME}
+        for part in ("encoder", "predictor"):
+            flat.update({f"{part}.{k}": v for k, v in (config.get(part) or {}).items()})
+        return flat
+
+    def files(described: list[dict]) -> str:
+        return "[" + ", ".join(f"{d['path']} (sha256 {d['sha256'][:12]})" for d in described) + "]"
+
+    old, new = settings(ckpt.config), settings(json.loads(json.dumps(config)))  # JSON types on both sides
+    changes = [f"{k}: {old[k]!r} -> {new[k]!r}" for k in sorted(old.keys() & new.keys()) if old[k] != new[k]]
+    if "data" in ckpt.metadata and [d["sha256"] for d in ckpt.metadata["data"]] != [d["sha256"] for d in data]:
+        changes.append(f"data: {files(ckpt.metadata['data'])} -> {files(data)}")
+    return changes
+
+
 def fit(
     task: nn.Module,
     cfg: LoopConfig,
@@ -221,7 +263,8 @@ def fit(
 
     ``extra_config`` goes into every checkpoint's ``config["train"]``, ``extra_metadata``
     (e.g. the lineage of the starting weights) into its metadata. A checkpoint that fails
-    verification is skipped with a warning and the one before it resumed.
+    verification is skipped with a warning and the one before it resumed; settings that would
+    change what is trained (:func:`changed_settings`) must match the resumed run's.
     Returns the last checkpoint's directory on rank 0 (None on other ranks).
     """
     dist = init_distributed(cfg.device)
@@ -230,12 +273,23 @@ def fit(
     task.to(dist.device)
     optimizer = make_optimizer(task, cfg)
 
+    config = dict(task.checkpoint_config(), train=dict(asdict(cfg), **(extra_config or {})))
     start_step = 0
+    if dist.main:
+        remove_leftovers(out_dir)
     resumed = newest_valid_checkpoint(out_dir)
+    data = describe_data(list(data_files)) if dist.main or resumed is not None else []
     if resumed is not None:
         ckpt, state = resumed
         if ckpt.kind != task.kind:
             raise ValueError(f"{out_dir} holds a {ckpt.kind} run; cannot resume a {task.kind} run there")
+        changes = changed_settings(ckpt, config, data)
+        if changes:
+            raise ValueError(
+                f"{out_dir} holds a run with other settings ({'; '.join(changes)}); to resume it, repeat its "
+                "arguments (only --steps, --eval-every, --save-every, --device and --workers may change), "
+                "or give a new --out"
+            )
         task.load_checkpoint_state(ckpt.state_dict)
         if state is not None:
             optimizer.load_state_dict(state["optimizer"])
@@ -250,10 +304,9 @@ def fit(
         ids = [dist.device.index] if dist.device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(task, device_ids=ids)
 
-    config = dict(task.checkpoint_config(), train=dict(asdict(cfg), **(extra_config or {})))
     metadata_base = {
         **(extra_metadata or {}),
-        "data": describe_data(list(data_files)) if dist.main else [],
+        "data": data,
         "world_size": dist.world_size,
         "armworld_version": __version__,
         "torch_version": torch.__version__,

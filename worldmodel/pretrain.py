@@ -49,6 +49,14 @@ class PretrainConfig:
     ema: float = 0.998  # target momentum; the paper's 0.99925 suits runs of 100k+ steps
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(lr=5.25e-4, start_lr=1e-4))
 
+    def __post_init__(self) -> None:
+        tubelet = preset(self.preset).tubelet_size
+        if self.clip_len < tubelet or self.clip_len % tubelet:
+            raise ValueError(
+                f"clip_len (--clip-len) must be a positive multiple of the encoder's tubelet size {tubelet}, "
+                f"got {self.clip_len}"
+            )
+
     def encoder_config(self) -> EncoderConfig:
         return dataclasses.replace(preset(self.preset), frames_per_clip=self.clip_len)
 

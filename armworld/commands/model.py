@@ -2,32 +2,55 @@
 
 Thin wrappers over :mod:`armworld.worldmodel.pretrain`, :mod:`armworld.worldmodel.train`
 and :func:`armworld.worldmodel.checkpoint.export_checkpoint`; torch is imported only when
-a verb runs.
+a verb runs. Ordinary mistakes (bad data files, checkpoints or settings) end in one
+``error: ...`` line and exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from armworld.worldmodel.arguments import add_pretrain_arguments, add_train_arguments
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    from armworld.datasets.hdf5 import DatasetError
+    from armworld.worldmodel.checkpoint import CheckpointError
+
+    return (CheckpointError, DatasetError, ValueError)
 
 
 def _pretrain(args: argparse.Namespace) -> int:
     from armworld.worldmodel.pretrain import run
 
-    return run(args)
+    try:
+        return run(args)
+    except _errors() as error:
+        return _fail(str(error))
 
 
 def _train(args: argparse.Namespace) -> int:
     from armworld.worldmodel.train import run
 
-    return run(args)
+    try:
+        return run(args)
+    except _errors() as error:
+        return _fail(str(error))
 
 
 def _export(args: argparse.Namespace) -> int:
     from armworld.worldmodel.checkpoint import export_checkpoint, read_checkpoint
 
-    out = export_checkpoint(args.checkpoint, args.out, args.dtype)
+    try:
+        out = export_checkpoint(args.checkpoint, args.out, args.dtype)
+    except _errors() as error:
+        return _fail(str(error))
     meta = read_checkpoint(out).metadata
     print(f"wrote {out}: {meta['weights_bytes'] / 1e6:.1f} MB of {args.dtype} weights (sha256 {meta['weights_sha256'][:12]}...)")
     return 0
@@ -55,6 +78,8 @@ def register(subparsers) -> None:
         description="Export a pretrain or train checkpoint: weights cast to --dtype, no optimizer state, metadata kept.",
     )
     e.add_argument("checkpoint", help="run directory (its latest checkpoint) or one checkpoint directory")
-    e.add_argument("--out", required=True, help="checkpoint directory to write (replaced atomically)")
+    e.add_argument(
+        "--out", required=True, help="new checkpoint directory to write; an earlier export there is replaced atomically"
+    )
     e.add_argument("--dtype", default="float16", choices=["float32", "float16", "bfloat16"], help="weight dtype (default float16)")
     e.set_defaults(func=_export)
