@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import armworld  # noqa: F401  (sets MUJOCO_GL before mujoco is imported)
 import cv2
 import mujoco
@@ -182,3 +184,28 @@ def test_calibration_bad_input_is_explained():
     spin = [pose_matrix(matrix_from_euler_xyz(np.array([0.0, 0.0, a])), [0.0, 0.0, 0.0]) for a in (0.3, 0.6, 0.9)]
     with pytest.raises(CalibrationError, match="single axis"):
         solve_ax_xb(spin, spin)
+
+
+def test_calibrate_command_errors_are_explained(tmp_path, capsys):
+    """``armworld calibrate`` reports bad input as ``error: ...`` and exit status 1, not a traceback."""
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((SIZE, SIZE, 3), 200, dtype=np.uint8))
+    images = [str(blank)] * 3
+    np.save(tmp_path / "poses.npy", np.stack([np.eye(4)] * 3))
+    (tmp_path / "no_k.yaml").write_text("dist: [0, 0, 0, 0, 0]\n")
+    board = ["calibrate", "--squares", "5x7", "--square-mm", "40", "--marker-mm", "30"]
+    eye = [*board, "hand-eye", "--images", *images, "--mount", "wrist", "--out", str(tmp_path / "out.yaml")]
+    cases = [
+        ([*board, "board", "--out", str(tmp_path / "missing" / "board.png")], "cannot write .*board.png"),
+        ([*board, "board", "--out", str(tmp_path / "board.xyz")], "cannot write .*board.xyz"),
+        (["calibrate", "--square-mm", "20", "--marker-mm", "20", "board", "--out", str(tmp_path / "b.png")],
+         "--marker-mm .* smaller than --square-mm"),
+        ([*eye, "--poses", str(tmp_path / "missing.npy"), "--fovy", "75"], "No such file.*missing.npy"),
+        ([*eye, "--poses", str(tmp_path / "poses.npy"), "--intrinsics", str(tmp_path / "no_k.yaml")], "needs K"),
+        ([*eye, "--poses", str(tmp_path / "poses.npy"), "--fovy", "75"], "ChArUco corners"),  # a CalibrationError
+    ]
+    for argv, message in cases:
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and re.search(message, err), (argv, err)
+    assert not (tmp_path / "out.yaml").exists() and not (tmp_path / "b.png").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -15,7 +16,9 @@ from armworld.cli import main
 from armworld.datasets.hdf5 import TrajectoryFile, validate
 from armworld.envs.real.drivers import mock
 from armworld.envs.real.drivers.mock import MockRobot
-from armworld.envs.real.server import RobotClient
+from armworld.envs.real.kinematics import PandaIK
+from armworld.envs.real.protocols import Frame
+from armworld.envs.real.server import RobotClient, RobotServer
 
 
 def free_port() -> int:
@@ -61,7 +64,9 @@ def test_deploy_expert_reaches_the_goal_over_loopback(sim_server, tmp_path, caps
     assert np.all(np.abs(episode.actions) <= 1.0)
 
 
-def test_dry_run_prints_and_sends_nothing(monkeypatch, capsys):
+@pytest.fixture
+def mock_robots(monkeypatch) -> list[MockRobot]:
+    """The mock arms ``--robot mock`` makes, to check the calls made to them."""
     robots: list[MockRobot] = []
 
     def make(url):
@@ -69,35 +74,34 @@ def test_dry_run_prints_and_sends_nothing(monkeypatch, capsys):
         return robots[-1]
 
     monkeypatch.setattr(mock, "from_url", make)
+    return robots
+
+
+def test_dry_run_prints_and_sends_nothing(mock_robots, capsys):
     code = main(["deploy", "--robot", "mock", "--agent", "expert", "--goal-pos", "0.6,0.1,0.2",
                  "--max-steps", "3", "--dry-run"])
     out = capsys.readouterr().out
     assert out.count("step ") == 3 and "clipped" in out and code == 1  # three steps cannot reach the goal
-    assert robots[0].sent == [] and "reset" not in robots[0].calls
+    assert "success=False distance=" in out
+    assert mock_robots[0].sent == [] and "reset" not in mock_robots[0].calls
 
 
-def test_deploy_never_leaves_the_robot_connected_on_a_setup_error(monkeypatch, tmp_path):
-    from armworld.envs.real.protocols import DriverError
-
-    robots: list[MockRobot] = []
-
-    def make(url):
-        robots.append(MockRobot(forward=None))
-        return robots[-1]
-
-    monkeypatch.setattr(mock, "from_url", make)
-    with pytest.raises(SystemExit, match="NAME=DEVICE"):  # a bad --cameras value: checked before connecting
-        main(["deploy", "--robot", "mock", "--agent", "expert", "--goal-pos", "0.6,0.1,0.2", "--cameras", "front"])
-    assert robots[-1].calls == []
+def test_deploy_never_leaves_the_robot_connected_on_a_setup_error(mock_robots, tmp_path, capsys):
+    # a bad --cameras value: checked before connecting
+    assert main(["deploy", "--robot", "mock", "--agent", "expert", "--goal-pos", "0.6,0.1,0.2",
+                 "--cameras", "front"]) == 1
+    assert "error: camera 'front': give NAME=DEVICE" in capsys.readouterr().err
+    assert mock_robots[-1].calls == []
     missing = tmp_path / "no-such-video.mp4"
-    with pytest.raises(DriverError, match="cannot open"):  # fails while the env connects its cameras
-        main(["deploy", "--robot", "mock", "--agent", "expert", "--goal-pos", "0.6,0.1,0.2",
-              "--cameras", f"front={missing}"])
-    assert robots[-1].calls[0] == "connect" and robots[-1].calls[-1] == "disconnect"
+    assert main(["deploy", "--robot", "mock", "--agent", "expert", "--goal-pos", "0.6,0.1,0.2",
+                 "--cameras", f"front={missing}"]) == 1  # fails while the env connects its cameras
+    assert "cannot open" in capsys.readouterr().err
+    assert mock_robots[-1].calls[0] == "connect" and mock_robots[-1].calls[-1] == "disconnect"
 
 
-def test_deploy_runs_a_world_model_agent_toward_a_goal_image(sim_server, tmp_path, capsys):
-    """``--agent wm:RUN`` loads through ``armworld.agents.loading`` and sees the model's camera at its size."""
+@pytest.fixture
+def tiny_wm(tmp_path):
+    """An untrained world-model run that sees the front camera, and a goal image for it."""
     from test_world_model_agent import tiny_world_model
 
     from armworld.worldmodel.checkpoint import save_checkpoint
@@ -108,25 +112,83 @@ def test_deploy_runs_a_world_model_agent_toward_a_goal_image(sim_server, tmp_pat
                     wm.state_dict(), metadata={})
     goal = tmp_path / "goal.png"
     Image.fromarray(np.full((64, 64, 3), 128, dtype=np.uint8)).save(goal)
-    code = main(["deploy", "--robot", f"sim://127.0.0.1:{sim_server}", "--agent", f"wm:{tmp_path / 'wm'}",
-                 "--goal", str(goal), "--max-steps", "1", "--speed", "1.0"])
+    return f"wm:{tmp_path / 'wm'}", str(goal)
+
+
+def test_deploy_runs_a_world_model_agent_toward_a_goal_image(sim_server, tiny_wm, capsys):
+    """``--agent wm:RUN`` loads through ``armworld.agents.loading`` and sees the model's camera at its size."""
+    agent, goal = tiny_wm
+    code = main(["deploy", "--robot", f"sim://127.0.0.1:{sim_server}", "--agent", agent,
+                 "--goal", goal, "--max-steps", "1", "--speed", "1.0"])
     out = capsys.readouterr().out
     assert code == 1 and "steps=1" in out  # an untrained model does not reach the goal in one step
-    with pytest.raises(SystemExit, match="--goal"):
-        main(["deploy", "--robot", "mock", "--agent", f"wm:{tmp_path / 'wm'}", "--max-steps", "2"])
-    with pytest.raises(SystemExit, match="lacks"):
-        main(["deploy", "--robot", "mock", "--agent", f"wm:{tmp_path / 'wm'}", "--goal", str(goal),
-              "--cameras", "wrist=0", "--max-steps", "2"])
+    assert main(["deploy", "--robot", "mock", "--agent", agent, "--max-steps", "2"]) == 1
+    assert "give --goal goal.png" in capsys.readouterr().err
+    assert main(["deploy", "--robot", "mock", "--agent", agent, "--goal", goal,
+                 "--cameras", "wrist=0", "--max-steps", "2"]) == 1
+    assert "--cameras lacks ['front']" in capsys.readouterr().err
 
 
-def test_deploy_rejects_bad_arguments():
-    with pytest.raises(SystemExit, match="unknown agent"):
-        main(["deploy", "--robot", "mock", "--agent", "oracle", "--max-steps", "3", "--yes"])
-    with pytest.raises(SystemExit, match="no SB3 model|config.json"):
-        main(["deploy", "--robot", "mock", "--agent", "sb3:/nonexistent/run", "--max-steps", "3", "--yes"])
-    with pytest.raises(SystemExit, match="no checkpoint at .*nonexistent"):
-        main(["deploy", "--robot", "mock", "--agent", "wm:/nonexistent/run", "--goal", "goal.png", "--yes"])
-    with pytest.raises(ValueError, match="unknown robot"):
-        main(["deploy", "--robot", "kuka://1.2.3.4", "--agent", "expert", "--yes"])
-    with pytest.raises(SystemExit, match="x,y,z"):
-        main(["deploy", "--robot", "mock", "--agent", "expert", "--goal-pos", "1,2"])
+class GreyCamera:
+    """A served camera that is not here: a fresh grey frame at every read."""
+
+    def connect(self) -> None:
+        pass
+
+    def disconnect(self) -> None:
+        pass
+
+    def read_latest(self, max_age_s: float) -> Frame:
+        return Frame(np.full((64, 64, 3), 100, dtype=np.uint8), time.monotonic())
+
+
+def test_an_arm_serving_no_goal_needs_a_goal_position_except_for_image_goals(mock_robots, tiny_wm, capsys):
+    """Without --goal-pos, an arm that serves no task goal runs only image-goal agents, and success is unknown."""
+    assert main(["deploy", "--robot", "mock", "--agent", "expert", "--max-steps", "3", "--dry-run"]) == 1
+    assert "error: mock serves no task goal: give --goal-pos" in capsys.readouterr().err
+    assert mock_robots[-1].calls == []  # refused before connecting
+
+    arm = MockRobot(forward=PandaIK().forward)  # an arm served by `armworld robot-server --robot ...`
+    server = RobotServer(arm, {"front": GreyCamera()}).start()
+    try:
+        robot = f"sim://127.0.0.1:{server.address.rsplit(':', 1)[1]}"
+        assert main(["deploy", "--robot", robot, "--agent", "expert", "--max-steps", "3", "--dry-run"]) == 1
+        assert "serves no task goal: give --goal-pos" in capsys.readouterr().err
+        agent, goal = tiny_wm
+        assert main(["deploy", "--robot", robot, "--agent", agent, "--goal", goal, "--max-steps", "1",
+                     "--dry-run"]) == 0
+        out = capsys.readouterr().out
+        assert "step 0:" in out and "success=unknown distance=unknown" in out
+    finally:
+        server.close()
+    assert arm.sent == []  # dry runs
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--agent", "oracle"], "unknown agent"),
+    (["--agent", "sb3:/nonexistent/run"], "no SB3 model|config.json"),
+    (["--agent", "wm:/nonexistent/run", "--goal", "goal.png"], "no checkpoint at .*nonexistent"),
+    (["--robot", "kuka://1.2.3.4"], "unknown robot 'kuka://1.2.3.4'"),
+    (["--robot", "sim://127.0.0.1"], "sim URL needs a port"),
+    (["--goal-pos", "1,2"], "--goal-pos takes x,y,z"),
+    (["--goal-pos", "a,b,c"], "--goal-pos takes x,y,z"),
+    (["--speed", "2"], r"--speed takes a factor in \(0, 1\]"),
+    (["--speed", "0"], r"--speed takes a factor in \(0, 1\]"),
+    (["--image-size", "0"], "--image-size must be positive"),
+    (["--max-steps", "0"], "--max-steps must be positive"),
+])
+def test_deploy_rejects_bad_arguments_before_connecting(mock_robots, capsys, arguments, message):
+    base = {"--robot": "mock", "--agent": "expert", "--goal-pos": "0.6,0.1,0.2", "--max-steps": "3"}
+    options = dict(zip(arguments[::2], arguments[1::2]))
+    argv = ["deploy", *(item for pair in {**base, **options}.items() for item in pair), "--yes"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and re.search(message, err), err
+    assert all(robot.calls == [] for robot in mock_robots)
+
+
+def test_a_missing_vendor_package_is_reported_before_the_prompt(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "franky", None)
+    monkeypatch.setattr("builtins.input", lambda prompt: pytest.fail(f"asked {prompt!r} before the check"))
+    assert main(["deploy", "--robot", "franka://10.0.0.2", "--agent", "expert", "--goal-pos", "0.5,0,0.2"]) == 1
+    assert "error: franky is missing: pip install 'armworld[franka]'" in capsys.readouterr().err

@@ -55,11 +55,14 @@ def test_robot_urls():
         parse_robot_url("franka://")
 
 
-def test_missing_vendor_package_names_the_extra(monkeypatch):
-    monkeypatch.setitem(sys.modules, "franky", None)
-    robot = make_robot("franka://10.0.0.2")
-    with pytest.raises(ImportError, match=r"armworld\[franka\]"):
-        robot.connect()
+@pytest.mark.parametrize("url, module, extra", [("franka://10.0.0.2", "franky", "franka"),
+                                                 ("ur://10.0.0.3", "rtde_control", "ur"),
+                                                 ("xarm://10.0.0.4", "xarm.wrapper", "xarm")])
+def test_missing_vendor_package_names_the_extra(monkeypatch, url, module, extra):
+    """Reported when the driver is made, before anything connects."""
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(ImportError, match=rf"{module} is missing: pip install 'armworld\[{extra}\]'"):
+        make_robot(url)
 
 
 # ---------------------------------------------------------------- kinematics
@@ -250,7 +253,11 @@ def test_ur_adapter_servo_stream_and_watchdog(rtde):
 
     arm.disconnect()
     assert names(control.mock_calls)[-3:] == ["servoStop", "stopScript", "disconnect"]
+    receive.disconnect.assert_called_once_with()
+    io.disconnect.assert_called_once_with()
+    rtde["dashboard_client"].DashboardClient.return_value.disconnect.assert_called_once_with()
     arm.disconnect()
+    io.disconnect.assert_called_once_with()  # idempotent
 
 
 def test_ur_adapter_raises_when_a_call_fails(rtde):
@@ -302,6 +309,7 @@ def test_ur_adapter_refuses_a_failed_watchdog_setup(rtde):
     with pytest.raises(DriverError, match="setWatchdog"):
         arm.connect()
     assert names(control.mock_calls)[-3:] == ["servoStop", "stopScript", "disconnect"]
+    rtde["rtde_io"].RTDEIOInterface.return_value.disconnect.assert_called_once_with()
     with pytest.raises(DriverError, match="connect"):
         arm.get_observation()  # not left half connected
 

@@ -36,11 +36,57 @@ class ListRecorder:
         self.episodes.append(episode)
 
 
-def test_a_bad_action_dim_is_refused_before_connecting():
-    robot = MockRobot(make_spec())
-    with pytest.raises(ValueError, match="action_dim must be 4 or 7, got 5"):
-        RealArmEnv(robot, {}, LinearIK(), RealArmEnvConfig(action_dim=5))
-    assert robot.calls == []
+class RecordingCamera:
+    """A camera that is not here: records its connection calls in a shared list."""
+
+    def __init__(self, calls: list[str]):
+        self.calls = calls
+
+    def connect(self) -> None:
+        self.calls.append("camera connect")
+
+    def disconnect(self) -> None:
+        self.calls.append("camera disconnect")
+
+    def read_latest(self, max_age_s: float):
+        raise AssertionError("no frame is read in these tests")
+
+
+class PushServingRobot(MockRobot):
+    """A mock arm that claims to serve the push task's observation, as a sim server does."""
+
+    task = "push"
+
+
+def test_bad_settings_are_refused_before_connecting():
+    for settings, message in [(dict(action_dim=5), "action_dim must be 4 or 7, got 5"),
+                              (dict(speed_factor=2.0), r"speed_factor must be in \(0, 1\]"),
+                              (dict(image_size=0), "image_size must be positive"),
+                              (dict(goal=(0.5, 0.0)), "goal must be 3")]:
+        with pytest.raises(ValueError, match=message):
+            RealArmEnvConfig(**settings)
+
+
+def test_a_failed_setup_disconnects_the_cameras_and_the_robot():
+    robot = PushServingRobot(make_spec())
+    with pytest.raises(ValueError, match="runs the push task, not reach"):
+        RealArmEnv(robot, {"front": RecordingCamera(robot.calls)}, LinearIK(), RealArmEnvConfig(task="reach"))
+    assert robot.calls == ["connect", "camera connect", "camera disconnect", "disconnect"]
+    robot.calls.clear()
+    with pytest.raises(ValueError, match="serves the push task's goal"):  # a goal position it would ignore
+        RealArmEnv(robot, {}, LinearIK(), RealArmEnvConfig(goal=(0.5, 0.0, 0.2)))
+    assert robot.calls == ["connect", "disconnect"]
+
+
+def test_without_a_goal_position_success_is_unknown():
+    """A robot serving no task goal and no goal position given: no desired_goal, distance NaN, never a success."""
+    env = RealArmEnv(MockRobot(make_spec()), {}, LinearIK())
+    assert "desired_goal" not in env.observation_space.spaces and env.task == "reach"
+    obs, info = env.reset()
+    assert "desired_goal" not in obs and np.isnan(info["distance"]) and info["is_success"] is False
+    obs, _, _, _, info = env.step(np.zeros(7))
+    assert env.observation_space.contains(obs) and np.isnan(info["distance"]) and info["is_success"] is False
+    env.close()
 
 
 def test_homing_does_not_count_as_agent_time():
@@ -70,9 +116,10 @@ def test_close_stops_the_arm_before_saving_and_keeps_an_episode_that_failed_to_s
     assert env.safety.watchdog.fired_at == [] and robot.calls.count("stop") == 1  # the watchdog is closed
 
     env.recorder = working = ListRecorder(robot.calls)
-    env.close()  # the held episode is appended now
+    env.close()  # the held episode is appended now; the arm is not stopped or disconnected again
     (episode,) = working.episodes
     assert episode.num_samples == 2 and episode.seed == 3
+    assert robot.calls.count("stop") == 1 and robot.calls.count("disconnect") == 1
 
 
 def test_recorded_episodes_follow_the_dataset_format(tmp_path):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
+import msgpack
 import numpy as np
 import pytest
+import zmq
 from real_helpers import LinearIK, make_spec
 
 from armworld.envs.real.drivers.mock import MockRobot
@@ -13,7 +15,7 @@ from armworld.envs.real.drivers.sim import MujocoRobot, SimCamera
 from armworld.envs.real.env import RealArmEnv
 from armworld.envs.real.kinematics import PandaIK
 from armworld.envs.real.protocols import Command
-from armworld.envs.real.server import RemoteCamera, RobotClient, RobotServer
+from armworld.envs.real.server import RemoteCamera, RobotClient, RobotServer, pack, unpack
 
 LATENCY_S = 0.03
 
@@ -40,6 +42,7 @@ def test_one_request_per_step_with_injected_latency(served_sim):
     for _ in range(steps):
         obs, _, _, _, info = env.step(action)
     env.close()
+    env.close()  # idempotent: the client is disconnected and the arm already stopped
     assert len(client.round_trips) - before == steps  # command, hold, state, health, frame, task: one exchange
     assert obs["rgb_front"].shape == (64, 64, 3) and set(obs) >= {"observation", "achieved_goal", "desired_goal"}
     assert obs["proprio"][0] - start[0] > 0.05  # the arm moved forward, and the readings show it
@@ -71,3 +74,29 @@ def test_server_watchdog_stops_the_arm_within_two_periods():
     server.close()
     assert stops, "the server's watchdog never stopped the arm"
     assert stops[0] - last_command < 2 * dt
+
+
+def test_malformed_requests_are_answered_and_the_server_keeps_serving():
+    robot = MockRobot(make_spec(), forward=None)
+    server = RobotServer(robot).start()
+    socket = zmq.Context.instance().socket(zmq.REQ)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.connect(server.address)
+    client = RobotClient(server.address)
+    try:
+        for request, error in [(msgpack.packb([1, 2, 3]), "malformed request"),
+                               (b"\xc1", ""),  # not msgpack at all
+                               (pack({"op": 5}), "malformed request"),
+                               (pack({"op": "health", "args": [1]}), "malformed request"),
+                               (pack({"op": "frame", "args": {}}), "camera"),
+                               (pack({"op": "jump"}), "unknown op")]:
+            socket.send(request)
+            assert socket.poll(2000), f"no reply to {request!r}: the server stopped serving"
+            reply = unpack(socket.recv())
+            assert reply["ok"] is False and error in reply["message"], reply
+        client.connect()
+        assert client.health().ok and client.task is None  # a mock arm serves no sim task
+    finally:
+        client.disconnect()
+        socket.close()
+        server.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -29,11 +30,13 @@ def register(subparsers) -> None:
     deploy_parser = subparsers.add_parser("deploy", help="run an agent on a robot behind the safety layer")
     deploy_parser.add_argument("--robot", required=True, help="mock | sim://HOST:PORT | franka://IP | ur://IP | xarm://IP")
     deploy_parser.add_argument("--agent", required=True, help="expert | random | wm:RUN_DIR | wm:default | sb3:PATH")
-    deploy_parser.add_argument("--task", default="reach", choices=("reach", "push", "pick_place", "stack"),
-                               help="what the scripted expert does; all but reach need the cube pose and goal "
-                               "that a robot serving a task observation (sim://) provides")
+    deploy_parser.add_argument("--task", choices=("reach", "push", "pick_place", "stack"),
+                               help="what the scripted expert does (default: the task a sim server runs, else "
+                               "reach); all but reach need the cube pose and goal that a robot serving a task "
+                               "observation (sim://) provides")
     deploy_parser.add_argument("--goal", help="goal image (PNG) for world-model agents")
-    deploy_parser.add_argument("--goal-pos", help="desired TCP position x,y,z (m) when the robot serves no task state")
+    deploy_parser.add_argument("--goal-pos", help="desired TCP position x,y,z (m, base frame) for a robot that serves "
+                               "no task goal (needed there by every agent but wm:)")
     deploy_parser.add_argument("--max-steps", type=int, default=100)
     deploy_parser.add_argument("--cameras", default="", help="comma-separated cameras: served ones for sim://, "
                                "else NAME=DEVICE (OpenCV index or path)")
@@ -67,8 +70,33 @@ def register(subparsers) -> None:
     calibrate_parser.set_defaults(func=calibrate)
 
 
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    """What the real verbs report as ``error: ...``: bad arguments and files, missing extras, refusals of the robot."""
+    import gymnasium
+    import yaml
+    import zmq
+
+    from armworld.envs.real.protocols import RealRobotError
+    from armworld.worldmodel.checkpoint import CheckpointError
+
+    return (ValueError, OSError, ImportError, RealRobotError, CheckpointError, gymnasium.error.Error, zmq.ZMQError,
+            yaml.YAMLError)
+
+
 def robot_server(args: argparse.Namespace) -> int:
     """``armworld robot-server``: serve until Ctrl-C."""
+    try:
+        return _robot_server(args)
+    except _errors() as error:
+        return _fail(str(error))
+
+
+def _robot_server(args: argparse.Namespace) -> int:
     from armworld.envs.real.drivers import make_robot
     from armworld.envs.real.drivers.sim import MujocoRobot, SimCamera
     from armworld.envs.real.server import RobotServer
@@ -79,9 +107,9 @@ def robot_server(args: argparse.Namespace) -> int:
         cameras = {name: SimCamera(robot, name, args.image_size) for name in _names(args.cameras)}
     else:
         robot, cameras = make_robot(args.robot), {}
-    server = RobotServer(robot, cameras, f"tcp://{args.host}:{args.port}", latency_s=args.latency_ms / 1e3)
-    print(f"serving {'sim ' + args.env if args.sim else args.robot} on {server.address}", flush=True)
     try:
+        server = RobotServer(robot, cameras, f"tcp://{args.host}:{args.port}", latency_s=args.latency_ms / 1e3)
+        print(f"serving {'sim ' + args.env if args.sim else args.robot} on {server.address}", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
@@ -106,71 +134,115 @@ def _cameras(robot, spec: str) -> dict:
 
             name, _, device = item.partition("=")
             if not device:
-                raise SystemExit(f"camera {item!r}: give NAME=DEVICE (an OpenCV index or path)")
+                raise ValueError(f"camera {item!r}: give NAME=DEVICE (an OpenCV index or path)")
             cameras[name] = OpenCVCamera(name, int(device) if device.isdigit() else device)
     return cameras
 
 
 def _agent_env_settings(args: argparse.Namespace) -> tuple[str, int, int]:
     """Cameras, image size and action size the agent was trained with (the command line's where the agent has none)."""
-    from armworld.agents.loading import AgentSpecError, check_spec, env_kwargs_for
-    from armworld.worldmodel.checkpoint import CheckpointError
+    from armworld.agents.loading import check_spec, env_kwargs_for
 
-    try:
-        check_spec(args.agent)
-        trained = env_kwargs_for(args.agent)
-    except (AgentSpecError, CheckpointError, FileNotFoundError) as error:
-        raise SystemExit(str(error)) from None
+    check_spec(args.agent)
+    trained = env_kwargs_for(args.agent)
     cameras, size = args.cameras, args.image_size
     if trained.get("obs_mode", "state") != "state":
         needed = tuple(trained.get("cameras", ("front",)))
         given = _names(cameras)
         missing = [name for name in needed if name not in {item.partition("=")[0] for item in given}]
         if given and missing:
-            raise SystemExit(f"{args.agent} sees cameras {list(needed)}; --cameras lacks {missing}")
+            raise ValueError(f"{args.agent} sees cameras {list(needed)}; --cameras lacks {missing}")
         cameras = cameras or ",".join(needed)
         size = int(trained.get("image_size", size))
     return cameras, size, int(trained.get("action_dim", 7))
 
 
+def _goal_pos(text: str | None) -> tuple[float, float, float] | None:
+    """``--goal-pos x,y,z`` (m) as a tuple, or ``None`` when not given."""
+    if text is None:
+        return None
+    try:
+        goal = tuple(float(value) for value in text.split(","))
+    except ValueError:
+        goal = ()
+    if len(goal) != 3 or not all(math.isfinite(value) for value in goal):
+        raise ValueError(f"--goal-pos takes x,y,z in metres, e.g. 0.5,0.1,0.2; got {text!r}")
+    return goal
+
+
+def _check_task(args: argparse.Namespace, served: str | None) -> None:
+    """Refuse a run whose goal is unknown, or whose ``--task`` or ``--goal-pos`` contradicts the robot.
+
+    ``served`` is the task whose observation (cube poses and goal) the robot serves (a sim
+    server's), ``None`` for an arm that serves none.
+    """
+    if served is not None:
+        if args.task not in (None, served):
+            raise ValueError(f"{args.robot} runs the {served} task, not {args.task}: drop --task, or serve a "
+                             f"{args.task} env (armworld robot-server --sim --env ...)")
+        if args.goal_pos is not None:
+            raise ValueError(f"{args.robot} serves the {served} task's goal: drop --goal-pos")
+        return
+    task = args.task or "reach"
+    if args.agent == "expert" and task != "reach":
+        raise ValueError(f"the {task} expert needs the cube's pose and its goal, which {args.robot} does not "
+                         "serve (no task observation; a real arm needs a perception stack serving them): "
+                         "use a sim:// robot or --task reach with --goal-pos")
+    if args.goal_pos is None and not args.agent.startswith("wm:"):
+        raise ValueError(f"{args.robot} serves no task goal: give --goal-pos x,y,z, the TCP target (m, robot base "
+                         "frame); only a wm: agent, heading for its goal image, runs without one")
+
+
 def deploy(args: argparse.Namespace) -> int:
     """``armworld deploy``: one episode of an agent on a robot, through the safety layer.
 
-    Everything that can fail on the command line (agent, goal, cameras) is checked before the
-    robot connects; once it is connected, the arm is stopped and disconnected whatever happens.
+    Everything that can fail on the command line (arguments, agent, goal, cameras, the driver's
+    vendor package) is checked before the robot connects; what the robot serves (a sim server's
+    task) right after it connects, before anything moves. Once it is connected, the arm is
+    stopped and disconnected whatever happens. Exit status: 0 when the goal is reached, or
+    when no goal position is known to judge it (an image goal on a robot serving none); 1 when
+    it is not, or on an error; 2 when the safety layer or the arm stopped the run; 130 on Ctrl-C.
     """
+    try:
+        return _deploy(args)
+    except _errors() as error:
+        return _fail(str(error))
+
+
+def _deploy(args: argparse.Namespace) -> int:
     from armworld.envs.real.drivers import make_kinematics, make_robot
     from armworld.envs.real.env import RealArmEnv, RealArmEnvConfig
+    from armworld.envs.real.server import RobotClient
 
     if args.max_steps <= 0:
-        raise SystemExit("--max-steps must be positive")
+        raise ValueError(f"--max-steps must be positive, got {args.max_steps}")
+    if not 0.0 < args.speed <= 1.0:
+        raise ValueError(f"--speed takes a factor in (0, 1] (start at 0.25), got {args.speed}")
+    if args.image_size <= 0:
+        raise ValueError(f"--image-size must be positive, got {args.image_size}")
     if args.agent.startswith("wm:") and not args.goal:
-        raise SystemExit(f"{args.agent} plans toward a goal image: give --goal goal.png (taken by the deploy camera)")
+        raise ValueError(f"{args.agent} plans toward a goal image: give --goal goal.png (taken by the deploy camera)")
     cameras, image_size, action_dim = _agent_env_settings(args)
-    goal = tuple(float(v) for v in args.goal_pos.split(",")) if args.goal_pos else None
-    if goal is not None and len(goal) != 3:
-        raise SystemExit("--goal-pos takes x,y,z in metres")
+    config = RealArmEnvConfig(task=args.task, action_dim=action_dim, image_size=image_size, speed_factor=args.speed,
+                              goal=_goal_pos(args.goal_pos), dry_run=args.dry_run)
     robot = make_robot(args.robot)
     camera_devices = _cameras(robot, cameras)  # a bad --cameras value fails before anything connects
+    if not isinstance(robot, RobotClient):  # a network client learns what its server serves when it connects
+        _check_task(args, getattr(robot, "task", None))
     if not args.dry_run and not args.yes and not args.robot.startswith(("mock", "sim://")):
         answer = input(f"Move {args.robot} at speed factor {args.speed}? Keep the E-stop in reach. [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("aborted")
             return 1
-    config = RealArmEnvConfig(task=args.task, action_dim=action_dim, image_size=image_size, speed_factor=args.speed,
-                              goal=goal, dry_run=args.dry_run)
-    robot.connect()  # a network client learns its robot's spec (and so its kinematics) here
+    robot.connect()  # a network client learns its robot's spec (and so its kinematics) and task here
     try:
+        _check_task(args, getattr(robot, "task", None))
         env = RealArmEnv(robot, camera_devices, make_kinematics(robot), config)
     except BaseException:
         robot.disconnect()
         raise
     recorder = None
     try:
-        if args.agent == "expert" and args.task != "reach" and "observation" not in env.observation_space.spaces:
-            raise SystemExit(f"the {args.task} expert needs the cube's pose and its goal, which {args.robot} does not "
-                             "serve (no task observation; a real arm needs a perception stack serving them): "
-                             "use a sim:// robot or --task reach with --goal-pos")
         if args.record:
             from armworld.datasets.hdf5 import TrajectoryWriter
 
@@ -182,10 +254,13 @@ def deploy(args: argparse.Namespace) -> int:
         finally:
             if recorder is not None:
                 recorder.close()
+    judged = "desired_goal" in env.observation_space.spaces  # else an image goal on a robot serving no goal position
+    outcome = (f"success={info['is_success']} distance={info['distance']:.4f} m" if judged
+               else "success=unknown distance=unknown (no goal position)")
     timing = env.timing()
-    print(f"success={info['is_success']} distance={info['distance']:.4f} m steps={int(timing['steps'])} "
+    print(f"{outcome} steps={int(timing['steps'])} "
           + " ".join(f"{k}={v:.4f}" for k, v in timing.items() if k != "steps"))
-    return status if status else (0 if info["is_success"] else 1)
+    return status if status else (0 if info["is_success"] or not judged else 1)
 
 
 def _run_episode(args: argparse.Namespace, env: RealArmEnv) -> tuple[int, dict[str, Any]]:
@@ -203,7 +278,7 @@ def _run_episode(args: argparse.Namespace, env: RealArmEnv) -> tuple[int, dict[s
     try:
         agent = load_agent(args.agent, env, seed=args.seed, **({"goal": args.goal} if args.agent.startswith("wm:") else {}))
     except (ValueError, CheckpointError, FileNotFoundError) as error:
-        raise SystemExit(f"cannot run {args.agent} on this robot: {error}") from None
+        raise ValueError(f"cannot run {args.agent} on this robot: {error}") from None
     status, info = 0, {"is_success": False, "distance": float("nan")}
     try:
         obs, info = env.reset()
@@ -229,6 +304,13 @@ def _run_episode(args: argparse.Namespace, env: RealArmEnv) -> tuple[int, dict[s
 
 def calibrate(args: argparse.Namespace) -> int:
     """``armworld calibrate board|hand-eye``."""
+    try:
+        return _calibrate(args)
+    except _errors() as error:
+        return _fail(str(error))
+
+
+def _calibrate(args: argparse.Namespace) -> int:
     import cv2
     import numpy as np
     import yaml
@@ -237,29 +319,42 @@ def calibrate(args: argparse.Namespace) -> int:
 
     columns, _, rows = args.squares.partition("x")
     if not (columns.isdigit() and rows.isdigit()):
-        raise SystemExit(f"--squares takes COLUMNSxROWS, e.g. 9x14, got {args.squares!r}")
+        raise ValueError(f"--squares takes COLUMNSxROWS, e.g. 9x14, got {args.squares!r}")
+    if not 0 < args.marker_mm < args.square_mm:
+        raise ValueError(f"--marker-mm ({args.marker_mm}) must be positive and smaller than --square-mm "
+                         f"({args.square_mm}): the marker sits inside a square")
     board = CharucoBoardConfig(int(columns), int(rows), args.square_mm / 1e3, args.marker_mm / 1e3, args.dictionary)
     if args.step == "board":
-        cv2.imwrite(args.out, board.image(args.pixels_per_square))
+        try:
+            written = cv2.imwrite(args.out, board.image(args.pixels_per_square))
+        except cv2.error:  # a file type OpenCV cannot write
+            written = False
+        if not written:
+            raise ValueError(f"cannot write {args.out}: give a .png path in an existing, writable folder")
         width, height = board.size_m
         print(f"wrote {args.out}: print it so that the board measures {width * 1e3:.0f} x {height * 1e3:.0f} mm")
         return 0
 
     poses = np.load(args.poses)
     if poses.shape != (len(args.images), 4, 4):
-        raise SystemExit(f"{args.poses} holds {poses.shape}; need [{len(args.images)}, 4, 4], one pose per image")
+        raise ValueError(f"{args.poses} holds {poses.shape}; need [{len(args.images)}, 4, 4], one pose per image")
     images = []
     for path in args.images:
         bgr = cv2.imread(path)
         if bgr is None:
-            raise SystemExit(f"cannot read image {path}")
+            raise ValueError(f"cannot read image {path}")
         images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     height, width = images[0].shape[:2]
     if args.fovy is not None:
         camera = Intrinsics.from_fovy(args.fovy, width, height)
     else:
-        data = yaml.safe_load(open(args.intrinsics))
-        camera = Intrinsics(np.array(data["K"], dtype=np.float64), np.array(data.get("dist", [0.0] * 5)), width, height)
+        with open(args.intrinsics) as file:
+            data = yaml.safe_load(file)
+        K = np.array(data["K"], dtype=np.float64) if isinstance(data, dict) and "K" in data else None
+        if K is None or K.shape != (3, 3):
+            raise ValueError(f"{args.intrinsics} needs K, the 3x3 camera matrix (pixels), and may give dist "
+                             "(OpenCV order)")
+        camera = Intrinsics(K, np.array(data.get("dist", [0.0] * 5), dtype=np.float64), width, height)
     seen = [detect_board(image, board, camera) for image in images]
     result = hand_eye(list(poses), [s.T_camera_board for s in seen], args.mount)
     frame = "T_gripper_camera" if args.mount == "wrist" else "T_base_camera"

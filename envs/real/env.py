@@ -2,8 +2,9 @@
 
 Same action space (``Box(-1, 1, (7,))``, or ``(4,)`` with ``action_dim=4``) and observation keys as the sim env in
 ``pixels_state`` mode (``observation`` only when the robot serves a privileged task
-observation, as the ``sim`` server does), so every agent runs unchanged. Every action
-passes the :class:`~armworld.envs.real.safety.SafetyLayer`.
+observation, as the ``sim`` server does; ``desired_goal`` only when a goal position is
+known), so every agent runs unchanged. Every action passes the
+:class:`~armworld.envs.real.safety.SafetyLayer`.
 
 The control loop is deadline-paced (as DROID's) and observes late: ``step`` waits for
 the next tick of a fixed ``control_hz`` clock and sends the filtered command at once;
@@ -44,21 +45,27 @@ class RealArmEnvConfig:
     """Settings of a :class:`RealArmEnv`.
 
     Attributes:
-        task: ``reach``, ``push``, ``pick_place`` or ``stack`` (what scripted experts key on).
-            All but ``reach`` need the robot to serve a task observation (``achieved_goal``:
-            the cube's position, ``desired_goal``: where it goes, e.g. on the base cube for
-            ``stack``), as the ``sim`` server does; without one ``achieved_goal`` is the TCP,
-            and a real arm needs a perception stack serving the cube poses.
+        task: ``reach``, ``push``, ``pick_place`` or ``stack`` (what scripted experts key on);
+            ``None``: the task the robot serves (its ``task``), else ``reach``. All but ``reach``
+            need the robot to serve a task observation (``achieved_goal``: the cube's position,
+            ``desired_goal``: where it goes, e.g. on the base cube for ``stack``), as the ``sim``
+            server does; without one ``achieved_goal`` is the TCP, and a real arm needs a
+            perception stack serving the cube poses.
         action_dim: 7 (position, rotation, gripper deltas) or 4 (position and gripper, the
             orientation held), as the sim env's ``action_dim``.
         image_size: side of the square ``rgb_<camera>`` images (pixels); frames are resized.
         speed_factor: in (0, 1]; scales the robot's step, speed and acceleration limits.
-        goal: desired TCP position [3] (m) when the robot serves no task observation.
+        goal: desired TCP position [3] (m, base frame) for a robot that serves no task
+            observation; without it the observations have no ``desired_goal`` and ``info``'s
+            ``distance`` is NaN (success unknown), which suits only image-goal agents.
         dry_run: compute and report each command but send nothing.
         reset_timeout_s: time allowed for the arm to reach home (s).
+
+    Raises:
+        ValueError: a setting is out of range.
     """
 
-    task: str = "reach"
+    task: str | None = None
     action_dim: int = ACTION_DIM
     image_size: int = 64
     speed_factor: float = 1.0
@@ -66,12 +73,23 @@ class RealArmEnvConfig:
     dry_run: bool = False
     reset_timeout_s: float = 30.0
 
+    def __post_init__(self):
+        if self.action_dim not in (4, ACTION_DIM):
+            raise ValueError(f"action_dim must be 4 or {ACTION_DIM}, got {self.action_dim}")
+        if self.image_size <= 0:
+            raise ValueError(f"image_size must be positive, got {self.image_size}")
+        if not 0.0 < self.speed_factor <= 1.0:
+            raise ValueError(f"speed_factor must be in (0, 1], got {self.speed_factor}")
+        if self.goal is not None and (len(self.goal) != 3 or not np.all(np.isfinite(self.goal))):
+            raise ValueError(f"goal must be 3 finite coordinates (m), got {self.goal}")
+
 
 class RealArmEnv(gymnasium.Env):
     """A connected arm as a Gymnasium env (connects ``robot`` and ``cameras`` here).
 
     Args:
-        robot: any :class:`~armworld.envs.real.protocols.Robot`.
+        robot: any :class:`~armworld.envs.real.protocols.Robot`; one that serves a sim task's
+            observation (``task_observation()``) names that task in its ``task`` attribute.
         cameras: cameras by name (``front``, ``wrist``, ``top`` as in the sim).
         kinematics: IK for the safety layer's joint-limit check.
         config: see :class:`RealArmEnvConfig`.
@@ -81,39 +99,40 @@ class RealArmEnv(gymnasium.Env):
             [-1, 1]. The reset seed is recorded, ``-1`` for a reset without one.
 
     Raises:
-        ValueError: ``config.action_dim`` is neither 4 nor 7 (checked before anything connects).
+        ValueError: ``config.task`` is not the task the robot serves, or ``config.goal`` is given
+            for a robot that serves its task's goal. The robot and cameras connected here are
+            disconnected again when setting up fails.
     """
 
     metadata = {"render_modes": []}
 
     def __init__(self, robot: Robot, cameras: Mapping[str, Camera], kinematics: Kinematics,
                  config: RealArmEnvConfig = RealArmEnvConfig(), recorder: Any = None):
-        if config.action_dim not in (4, ACTION_DIM):
-            raise ValueError(f"action_dim must be 4 or {ACTION_DIM}, got {config.action_dim}")
-        self.config = config
-        self.task = config.task
         self.robot = robot
         self.cameras = dict(cameras)
         self.recorder = recorder
-        robot.connect()
-        for camera in self.cameras.values():
-            camera.connect()
-        self.safety = SafetyLayer(robot, kinematics, speed_factor=config.speed_factor)
+        with contextlib.ExitStack() as undo:  # a failed setup leaves nothing connected
+            robot.connect()
+            undo.callback(robot.disconnect)
+            for camera in self.cameras.values():
+                camera.connect()
+                undo.callback(camera.disconnect)
+            served = getattr(robot, "task", None)
+            if served is not None and config.task not in (None, served):
+                raise ValueError(f"the robot runs the {served} task, not {config.task}")
+            if served is not None and config.goal is not None:
+                raise ValueError(f"the robot serves the {served} task's goal: give no goal position")
+            self.config = dataclasses.replace(config, task=config.task or served or "reach")
+            self.task = self.config.task
+            self._has_task = served is not None
+            self.observation_space = self._observation_space()
+            self.safety = SafetyLayer(robot, kinematics, speed_factor=config.speed_factor)
+            undo.pop_all()
         self.dt = self.safety.spec.dt
-        self._has_task = hasattr(robot, "task_observation") and self._probe_task()
         self.action_space = spaces.Box(-1.0, 1.0, (config.action_dim,), dtype=np.float32)
-        vector = lambda n: spaces.Box(-np.inf, np.inf, (n,), dtype=np.float64)  # noqa: E731
-        keys: dict[str, spaces.Space] = {}
-        if self._has_task:
-            keys["observation"] = vector(len(robot.task_observation()["observation"]))
-        keys.update(achieved_goal=vector(3), desired_goal=vector(3), proprio=vector(7))
-        size = config.image_size
-        for name in self.cameras:
-            keys[f"rgb_{name}"] = spaces.Box(0, 255, (size, size, 3), dtype=np.uint8)
-        self.observation_space = spaces.Dict(keys)
-        served = [name for name, camera in self.cameras.items()
-                  if isinstance(camera, RemoteCamera) and camera.client is robot]
-        self._served = served if isinstance(robot, RobotClient) else None  # camera names the exchange brings
+        served_cameras = [name for name, camera in self.cameras.items()
+                          if isinstance(camera, RemoteCamera) and camera.client is robot]
+        self._served = served_cameras if isinstance(robot, RobotClient) else None  # camera names the exchange brings
         self._reading: Reading | None = None
         self._sent: Command | None = None
         self._next_tick = 0.0
@@ -125,13 +144,21 @@ class RealArmEnv(gymnasium.Env):
         self._overruns = 0
         self._refreshes = 0
         self._episode: dict[str, list] | None = None
+        self._closed = False
 
-    def _probe_task(self) -> bool:
-        try:
-            self.robot.task_observation()
-        except Exception:  # a served real arm has none
-            return False
-        return True
+    def _observation_space(self) -> spaces.Dict:
+        vector = lambda n: spaces.Box(-np.inf, np.inf, (n,), dtype=np.float64)  # noqa: E731
+        keys: dict[str, spaces.Space] = {}
+        if self._has_task:
+            keys["observation"] = vector(len(self.robot.task_observation()["observation"]))
+        keys["achieved_goal"] = vector(3)
+        if self._has_task or self.config.goal is not None:
+            keys["desired_goal"] = vector(3)
+        keys["proprio"] = vector(7)
+        size = self.config.image_size
+        for name in self.cameras:
+            keys[f"rgb_{name}"] = spaces.Box(0, 255, (size, size, 3), dtype=np.uint8)
+        return spaces.Dict(keys)
 
     # -- Gymnasium API
 
@@ -194,14 +221,17 @@ class RealArmEnv(gymnasium.Env):
 
         Every step runs even if an earlier one raises (the error is raised once all have run);
         an episode the recorder fails to append stays held, and a later :meth:`close` or
-        :meth:`reset` tries again.
+        :meth:`reset` tries again. The arm is stopped and disconnected once: a later
+        :meth:`close` only appends a held episode.
         """
         with contextlib.ExitStack() as steps:  # runs the callbacks last first
             steps.callback(self._flush_episode)
-            steps.callback(self.robot.disconnect)
-            for camera in self.cameras.values():
-                steps.callback(camera.disconnect)
-            steps.callback(self.safety.close)
+            if not self._closed:
+                self._closed = True
+                steps.callback(self.robot.disconnect)
+                for camera in self.cameras.values():
+                    steps.callback(camera.disconnect)
+                steps.callback(self.safety.close)
 
     # -- talking to the arm
 
@@ -231,8 +261,9 @@ class RealArmEnv(gymnasium.Env):
         if reading.task is not None:
             obs.update(reading.task)
         else:
-            goal = self.config.goal if self.config.goal is not None else (0.0, 0.0, 0.0)
-            obs.update(achieved_goal=state.ee_pos.copy(), desired_goal=np.array(goal, dtype=np.float64))
+            obs["achieved_goal"] = state.ee_pos.copy()
+            if self.config.goal is not None:
+                obs["desired_goal"] = np.array(self.config.goal, dtype=np.float64)
         obs["proprio"] = state.proprio.astype(np.float64)
         size, max_age = self.config.image_size, self.safety.spec.max_obs_age
         for name, camera in self.cameras.items():
@@ -248,7 +279,10 @@ class RealArmEnv(gymnasium.Env):
         return obs
 
     def _info(self, obs: dict[str, np.ndarray], record: SafetyRecord | None) -> dict[str, Any]:
-        distance = float(np.linalg.norm(obs["achieved_goal"] - obs["desired_goal"]))
+        """Success, distance (m) to the goal (NaN where no goal position is known: no success) and the safety record."""
+        distance = np.nan  # no desired_goal: an image goal on a robot that serves no goal position
+        if "desired_goal" in obs:
+            distance = float(np.linalg.norm(obs["achieved_goal"] - obs["desired_goal"]))
         info: dict[str, Any] = {"is_success": distance < SUCCESS_THRESHOLD, "distance": distance}
         if record is not None:
             info.update(raw_action=record.raw, clipped_action=record.clipped, sent=record.sent,

@@ -10,6 +10,8 @@ The server wraps any :class:`~armworld.envs.real.protocols.Robot` plus cameras
 (``armworld robot-server --sim`` wraps :class:`~armworld.envs.real.drivers.sim.MujocoRobot`),
 runs its own watchdog (the arm stops when commands stop arriving, e.g. on network
 loss) and can inject latency for tests. It binds 127.0.0.1 unless told otherwise.
+Its ``info`` op names the sim task it runs (a robot's optional ``task`` attribute), or
+``None`` for a real arm.
 """
 
 from __future__ import annotations
@@ -123,11 +125,10 @@ class RobotServer:
             while not self._stop.is_set():
                 if not self._socket.poll(POLL_MS):
                     continue
-                request = unpack(self._socket.recv())
-                reply = self._handle(request)
+                reply = self._handle(self._socket.recv())
                 if self.latency_s:
                     time.sleep(self.latency_s)
-                self._socket.send(pack(reply))
+                self._socket.send(reply)
         finally:
             self.watchdog.close()
             self.robot.stop()
@@ -141,20 +142,31 @@ class RobotServer:
         if self._thread is not None:
             self._thread.join(timeout=2.0)
 
-    def _handle(self, request: dict) -> dict:
-        op, args = request.get("op"), request.get("args") or {}
+    def _handle(self, data: bytes) -> bytes:
+        """The packed reply to one packed request.
+
+        Every failure goes back to the client, a malformed request included; the server keeps serving.
+        """
+        op = None
         try:
-            return {"ok": True, "result": self._dispatch(op, args)}
+            request = unpack(data)
+            if not (isinstance(request, dict) and isinstance(request.get("op"), str)
+                    and isinstance(request.get("args") or {}, dict)):
+                raise DriverError(f"malformed request {request!r:.100}: send {{'op': str, 'args': dict}}")
+            op = request["op"]
+            return pack({"ok": True, "result": self._dispatch(op, request.get("args") or {})})
         except StaleDataError as error:
-            return {"ok": False, "error": "stale", "message": str(error)}
-        except Exception as error:  # every failure goes back to the client, the server keeps serving
-            log.warning("robot server: %s failed: %r", op, error)
-            return {"ok": False, "error": type(error).__name__, "message": str(error)}
+            return pack({"ok": False, "error": "stale", "message": str(error)})
+        except Exception as error:
+            log.warning("robot server: %s failed: %r", op or "request", error)
+            return pack({"ok": False, "error": type(error).__name__, "message": str(error)})
 
     def _dispatch(self, op: str, args: dict) -> Any:
         robot = self.robot
         if op == "spec":
             return dataclasses.asdict(robot.spec)
+        if op == "info":
+            return {"task": getattr(robot, "task", None)}
         if op == "health":
             health = robot.health()
             return {"state": health.state.value, "message": health.message}
@@ -221,11 +233,17 @@ class RobotClient:
     Args:
         address: the server's ZeroMQ address, e.g. ``tcp://127.0.0.1:5555``.
         timeout_s: reply timeout per request (s); a timeout raises :class:`DriverError`.
+
+    Attributes:
+        spec: the served robot's limits, known once connected.
+        task: the sim task the server runs (``reach``, ``push``, ...; its :meth:`task_observation`),
+            ``None`` for a served real arm; known once connected.
     """
 
     def __init__(self, address: str, timeout_s: float = 2.0):
         self.address, self.timeout_s = address, timeout_s
         self.spec: RobotSpec | None = None
+        self.task: str | None = None
         self._socket: zmq.Socket | None = None
         self._lock = threading.Lock()
         self.round_trips: list[float] = []
@@ -235,7 +253,9 @@ class RobotClient:
             if self._socket is None:
                 self._open()
         if self.spec is None:
-            self.spec = RobotSpec(**self._call("spec"))
+            spec = RobotSpec(**self._call("spec"))
+            self.task = self._call("info")["task"]
+            self.spec = spec
 
     def disconnect(self) -> None:
         with self._lock:

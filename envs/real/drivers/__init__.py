@@ -2,9 +2,10 @@
 
 ``mock://``, ``sim://HOST:PORT``, ``franka://IP``, ``ur://IP``, ``xarm://IP``. Each
 driver module defines ``from_url(url: urllib.parse.SplitResult) -> Robot`` and imports
-its vendor package only inside that call, so the extras (``armworld[franka]``,
-``[ur]``, ``[xarm]``) are needed only for the arms in use. Third-party drivers join
-with :func:`register_driver` or the ``armworld.robots`` entry-point group
+its vendor package only inside that call (the driver's constructor), so the extras
+(``armworld[franka]``, ``[ur]``, ``[xarm]``) are needed only for the arms in use, and a
+missing one is reported by :func:`make_robot`, before anything connects. Third-party
+drivers join with :func:`register_driver` or the ``armworld.robots`` entry-point group
 (name = scheme, value = module).
 """
 
@@ -42,7 +43,12 @@ def parse_robot_url(url: str) -> SplitResult:
 
 
 def make_robot(url: str) -> Robot:
-    """The driver for ``url`` (not yet connected)."""
+    """The driver for ``url`` (not yet connected).
+
+    Raises:
+        ValueError: the URL is malformed or names no known driver.
+        ImportError: the driver's vendor package is missing (the message names the extra).
+    """
     parts = parse_robot_url(url)
     module = DRIVERS.get(parts.scheme)
     if module is None:

@@ -35,7 +35,7 @@ class FrankyRobot:
         self.host = host
         self.spec = spec or RobotSpec.load("panda")
         self.dynamics_factor = dynamics_factor
-        self._franky = None
+        self._franky = import_vendor("franky", "franka")
         self._robot = None
         self._gripper = None
         self._gripper_target: float | None = None
@@ -43,7 +43,6 @@ class FrankyRobot:
     def connect(self) -> None:
         if self._robot is not None:
             return
-        self._franky = import_vendor("franky", "franka")
         self._robot = self._franky.Robot(self.host)
         self._robot.relative_dynamics_factor = self.dynamics_factor
         self._gripper = self._franky.Gripper(self.host)

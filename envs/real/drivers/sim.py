@@ -129,6 +129,11 @@ class MujocoRobot:
 
     # -- sim-only extras
 
+    @property
+    def task(self) -> str:
+        """The sim env's task (``reach``, ``push``, ``pick_place``, ``stack``): what :meth:`task_observation` serves."""
+        return self._env().task
+
     def advance(self, seconds: float) -> None:
         """Step the physics by ``seconds`` of sim time (for ``realtime=False``)."""
         env = self._env()

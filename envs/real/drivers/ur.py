@@ -25,6 +25,7 @@ TOOL_OUTPUT = 0  # tool digital output driving the gripper
 TOOL_OUTPUT_BIT = 16  # the same output in getDigitalOutState numbering
 HOME_SPEED = 0.25  # rad/s for moveJ
 HOME_ACC = 0.5  # rad/s^2
+VENDOR_MODULES = ("rtde_control", "rtde_receive", "rtde_io", "dashboard_client")  # ur-rtde's, as connect() uses them
 
 
 class URRobot:
@@ -43,15 +44,13 @@ class URRobot:
         self.host = host
         self.spec = spec or RobotSpec.load("ur5e")
         self.rtde_hz, self.lookahead_s, self.gain = rtde_hz, lookahead_s, gain
+        self._vendor = [import_vendor(module, "ur") for module in VENDOR_MODULES]
         self._control = self._receive = self._io = self._dashboard = None
 
     def connect(self) -> None:
         if self._control is not None:
             return
-        control = import_vendor("rtde_control", "ur")
-        receive = import_vendor("rtde_receive", "ur")
-        io = import_vendor("rtde_io", "ur")
-        dashboard = import_vendor("dashboard_client", "ur")
+        control, receive, io, dashboard = self._vendor
         self._control = control.RTDEControlInterface(self.host, self.rtde_hz)
         self._receive = receive.RTDEReceiveInterface(self.host)
         self._io = io.RTDEIOInterface(self.host)
@@ -71,6 +70,7 @@ class URRobot:
         finally:
             self._control.disconnect()
             self._receive.disconnect()
+            self._io.disconnect()
             self._dashboard.disconnect()
             self._control = self._receive = self._io = self._dashboard = None
 

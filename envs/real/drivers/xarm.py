@@ -36,13 +36,13 @@ class XArmRobot:
     def __init__(self, host: str, spec: RobotSpec | None = None):
         self.host = host
         self.spec = spec or RobotSpec.load("xarm7")
+        self._wrapper = import_vendor("xarm.wrapper", "xarm")
         self._arm = None
 
     def connect(self) -> None:
         if self._arm is not None:
             return
-        wrapper = import_vendor("xarm.wrapper", "xarm")
-        self._arm = wrapper.XArmAPI(self.host, is_radian=True)
+        self._arm = self._wrapper.XArmAPI(self.host, is_radian=True)
         self._arm.set_gripper_enable(True)
 
     def disconnect(self) -> None:
