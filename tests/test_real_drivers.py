@@ -93,6 +93,12 @@ def test_sim_reset_homes_to_q_home_as_a_real_arm():
     robot = MujocoRobot(realtime=False)
     robot.connect()
     try:
+        connected = robot.get_observation()  # a powered-up arm rests at home, inside the workspace
+        np.testing.assert_allclose(connected.q, robot.spec.q_home, atol=1e-9)
+        assert np.all(connected.ee_pos >= robot.spec.workspace_min) and np.all(connected.ee_pos <= robot.spec.workspace_max)
+        goal = robot.task_observation()["desired_goal"]
+        np.testing.assert_array_equal(robot.reset().ee_pos, connected.ee_pos)
+        np.testing.assert_array_equal(robot.task_observation()["desired_goal"], goal)  # the first reset: that episode
         for _ in range(2):  # a new seeded episode each time, the arm at home each time
             state = robot.reset()
             np.testing.assert_allclose(state.q, robot.spec.q_home, atol=1e-9)

@@ -57,6 +57,8 @@ class MujocoRobot:
         import armworld  # noqa: F401  (registers the env ids)
 
         self.env = gymnasium.make(self.env_id).unwrapped
+        with self.lock:  # a powered-up arm rests at home; the first reset draws this same episode
+            self._start_episode(np.asarray(self.spec.q_home, dtype=np.float64))
         if self.realtime:
             self._running.set()
             self._thread = threading.Thread(target=self._physics_loop, name="armworld-sim-physics", daemon=True)
@@ -83,12 +85,17 @@ class MujocoRobot:
         if q.shape != (7,) or not np.all(np.isfinite(q)):
             raise DriverError(f"sim: home must be 7 finite joint angles (rad), got {q}")
         with self.lock:
-            env.reset(seed=self.seed)
+            self._start_episode(q)
             self.seed += 1
-            env.data.qpos[env.kinematics.qpos_ids] = q
-            env.data.ctrl[:7] = q
-            mujoco.mj_forward(env.model, env.data)
             return self.get_observation()
+
+    def _start_episode(self, q: np.ndarray) -> None:
+        """Reset the sim env with the current seed and place the arm at joints ``q`` (rad)."""
+        env = self._env()
+        env.reset(seed=self.seed)
+        env.data.qpos[env.kinematics.qpos_ids] = q
+        env.data.ctrl[:7] = q
+        mujoco.mj_forward(env.model, env.data)
 
     # -- robot protocol
 
