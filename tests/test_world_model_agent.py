@@ -11,7 +11,6 @@ what :class:`SquareEnv` does.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from types import SimpleNamespace
 

@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from armworld.commands import fail
+
 DEMO_ENVS = ("armworld/FrankaReach-v0", "armworld/FrankaPush-v0")
 
 
@@ -124,11 +126,6 @@ def register(subparsers) -> None:
     demo.set_defaults(func=run_demo, subgoals=True, gripper="goal")
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
-
-
 def _errors() -> tuple[type[BaseException], ...]:
     import gymnasium
 
@@ -152,7 +149,7 @@ def run_eval(args: argparse.Namespace) -> int:
     try:
         return _run_eval(args)
     except _errors() as error:
-        return _fail(str(error).strip("'\""))
+        return fail(str(error).strip("'\""))
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -198,7 +195,7 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         return _run_demo(args)
     except _errors() as error:
-        return _fail(str(error).strip("'\""))
+        return fail(str(error).strip("'\""))
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from armworld.commands import fail
+
 
 def register(subparsers) -> None:
     """Add this area's verbs to the ``armworld`` parser."""
@@ -49,11 +51,6 @@ def register(subparsers) -> None:
     replay.set_defaults(func=run_replay)
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
-
-
 def run_collect(args: argparse.Namespace) -> int:
     import gymnasium
 
@@ -75,7 +72,7 @@ def run_collect(args: argparse.Namespace) -> int:
     try:
         summary = collect(args.out, config, policy, exist=exist, progress=not args.no_progress)
     except (DatasetError, ValueError, TypeError, gymnasium.error.Error) as error:
-        return _fail(str(error))
+        return fail(str(error))
     print(summary.line())
     return 0
 
@@ -102,7 +99,7 @@ def run_info(args: argparse.Namespace) -> int:
                     dataset = file.dataset(file.demos[0], f"obs/{key}")
                     print(f"  obs/{key}: {dataset.dtype} {list(dataset.shape[1:])}")
     except DatasetError as error:
-        return _fail(str(error))
+        return fail(str(error))
     return 0
 
 
@@ -127,7 +124,7 @@ def run_video(args: argparse.Namespace) -> int:
     try:
         frames, height, width = export_demo_video(args.file, demo_name(args.demo), args.out, cameras, args.fps)
     except (DatasetError, ValueError) as error:
-        return _fail(str(error))
+        return fail(str(error))
     print(f"{args.out}: {frames} frames of {width}x{height}")
     return 0
 
@@ -139,6 +136,6 @@ def run_replay(args: argparse.Namespace) -> int:
     try:
         result = replay(args.file, demo_name(args.demo))
     except DatasetError as error:
-        return _fail(str(error))
+        return fail(str(error))
     print(result.line())
     return 0 if result.matches else 1

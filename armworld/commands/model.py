@@ -9,14 +9,9 @@ a verb runs. Ordinary mistakes (bad data files, checkpoints or settings) end in 
 from __future__ import annotations
 
 import argparse
-import sys
 
+from armworld.commands import fail
 from armworld.worldmodel.arguments import add_pretrain_arguments, add_train_arguments
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
 
 
 def _errors() -> tuple[type[Exception], ...]:
@@ -32,7 +27,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     try:
         return run(args)
     except _errors() as error:
-        return _fail(str(error))
+        return fail(str(error))
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -41,7 +36,7 @@ def _train(args: argparse.Namespace) -> int:
     try:
         return run(args)
     except _errors() as error:
-        return _fail(str(error))
+        return fail(str(error))
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -50,7 +45,7 @@ def _export(args: argparse.Namespace) -> int:
     try:
         out = export_checkpoint(args.checkpoint, args.out, args.dtype)
     except _errors() as error:
-        return _fail(str(error))
+        return fail(str(error))
     meta = read_checkpoint(out).metadata
     print(f"wrote {out}: {meta['weights_bytes'] / 1e6:.1f} MB of {args.dtype} weights (sha256 {meta['weights_sha256'][:12]}...)")
     return 0

@@ -7,6 +7,8 @@ import math
 import sys
 from typing import TYPE_CHECKING, Any
 
+from armworld.commands import fail
+
 if TYPE_CHECKING:
     from armworld.envs.real.env import RealArmEnv
 
@@ -70,11 +72,6 @@ def register(subparsers) -> None:
     calibrate_parser.set_defaults(func=calibrate)
 
 
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return 1
-
-
 def _errors() -> tuple[type[BaseException], ...]:
     """What the real verbs report as ``error: ...``: bad arguments and files, missing extras, refusals of the robot."""
     import gymnasium
@@ -93,7 +90,7 @@ def robot_server(args: argparse.Namespace) -> int:
     try:
         return _robot_server(args)
     except _errors() as error:
-        return _fail(str(error))
+        return fail(str(error))
 
 
 def _robot_server(args: argparse.Namespace) -> int:
@@ -206,7 +203,7 @@ def deploy(args: argparse.Namespace) -> int:
     try:
         return _deploy(args)
     except _errors() as error:
-        return _fail(str(error))
+        return fail(str(error))
 
 
 def _deploy(args: argparse.Namespace) -> int:
@@ -307,7 +304,7 @@ def calibrate(args: argparse.Namespace) -> int:
     try:
         return _calibrate(args)
     except _errors() as error:
-        return _fail(str(error))
+        return fail(str(error))
 
 
 def _calibrate(args: argparse.Namespace) -> int:

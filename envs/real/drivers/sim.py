@@ -80,7 +80,7 @@ class MujocoRobot:
         ``home`` (rad, 7 joints) defaults to ``spec.q_home``, as a real arm's reset does, not the
         sim env's jittered start pose; the arm is placed there at once, gripper open.
         """
-        env = self._env()
+        self._env()  # connected
         q = np.asarray(self.spec.q_home if home is None else home, dtype=np.float64)
         if q.shape != (7,) or not np.all(np.isfinite(q)):
             raise DriverError(f"sim: home must be 7 finite joint angles (rad), got {q}")
