@@ -403,3 +403,30 @@ def test_import_sets_rendering_defaults_the_user_can_override():
     clean = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "LP_NUM_THREADS")}
     assert settings_after_import(clean) == ["egl", "0"]
     assert settings_after_import({**clean, "MUJOCO_GL": "osmesa", "LP_NUM_THREADS": "4"}) == ["osmesa", "4"]
+
+
+def test_envs_and_rollout_verbs(tmp_path, capsys):
+    from armworld.cli import main
+
+    assert main(["envs"]) == 0
+    listed = capsys.readouterr().out
+    assert all(env_id in listed for env_id in ENV_IDS) and "rgb" not in listed  # state observations
+    video = tmp_path / "reach.mp4"
+    assert main(["rollout", "--env", "armworld/FrankaReach-v0", "--episodes", "1", "--size", "32", "--out", str(video)]) == 0
+    assert "1/1 succeeded" in capsys.readouterr().out
+    frames = imageio_frames(video)
+    assert frames.shape[1:] == (32, 32, 3) and len(frames) == 1 + armworld.ENV_IDS["armworld/FrankaReach-v0"][1]
+    for argv, message in [
+        (["--env", "FrankaReach"], "unknown env 'FrankaReach'"),
+        (["--size", "1000"], "--size must be within 8..640"),
+        (["--out", str(tmp_path / "x.avi")], "cannot tell the video format"),
+    ]:
+        assert main(["rollout", *argv]) == 2
+        assert message in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reach.mp4"]
+
+
+def imageio_frames(path) -> np.ndarray:
+    import imageio.v2 as imageio
+
+    return np.stack(imageio.mimread(path, memtest=False))
