@@ -20,6 +20,7 @@ from armworld.worldmodel.checkpoint import (
     load_world_model,
     newest_valid_checkpoint,
     read_checkpoint,
+    remove_leftovers,
     save_checkpoint,
 )
 from armworld.worldmodel.encoder import PRESETS, FrameEncoder
@@ -203,9 +204,8 @@ def test_resuming_skips_checkpoints_that_fail_verification(tmp_path):
         ckpt, state = newest_valid_checkpoint(run)
     assert ckpt.path.name == "step-000001" and state["step"] == 1
 
-    shutil.rmtree(run / "step-000002")  # `latest` names a checkpoint that is gone
-    with pytest.warns(UserWarning, match="step-000002: .*does not exist"):
-        assert newest_valid_checkpoint(run)[0].path.name == "step-000001"
+    shutil.rmtree(run / "step-000002")  # `latest` names a checkpoint that is gone: resuming does not read it
+    assert newest_valid_checkpoint(run)[0].path.name == "step-000001"
 
     (run / "step-000001" / "metadata.json").unlink()
     with pytest.warns(UserWarning), pytest.raises(CheckpointError, match="none verifies.*metadata.json is missing"):
@@ -234,7 +234,7 @@ def test_resuming_with_other_settings_is_refused_and_extending_the_run_is_not(tm
         resume({"batch_size": 2})
     assert snapshot(run) == before  # nothing trained or written
 
-    path = resume({"steps": 2, "save_every": 1, "eval_every": 1, "log_every": 1})  # a longer run is the same run
+    path = resume({"steps": 2, "save_every": 1, "eval_every": 1, "log_every": 1})  # a longer run may resume
     assert read_checkpoint(path).metadata["step"] == 2
 
 
@@ -268,6 +268,20 @@ def test_saving_removes_leftovers_and_superseded_checkpoints(tmp_path):
     assert read_checkpoint(run).path.name == "step-000003" and not leftovers[0].exists()
     with pytest.raises(ValueError, match="keep must be at least 1"):
         save_checkpoint(run, 5, config, weights, {}, keep=0)
+
+
+def test_resume_takes_the_newest_valid_checkpoint_and_puts_back_one_set_aside(tmp_path):
+    run = tmp_path / "wm"
+    config, weights = {"kind": "world_model"}, {"w": torch.zeros(1)}
+    for step in (1, 2):
+        save_checkpoint(run, step, config, weights, {}, keep=4)
+    (run / "latest").write_text(json.dumps({"checkpoint": "step-000001"}))  # killed before `latest` moved on
+    assert newest_valid_checkpoint(run)[0].metadata["step"] == 2
+    aside = run / ".step-000002.old.abcd1234"  # killed while step 2 was being written again
+    aside.mkdir()
+    (run / "step-000002").rename(aside / "step-000002")
+    remove_leftovers(run)
+    assert not aside.exists() and newest_valid_checkpoint(run)[0].metadata["step"] == 2  # the only copy, put back
 
 
 def test_train_from_init_keeps_its_camera_and_records_lineage(tmp_path, capsys):

@@ -147,16 +147,25 @@ def _step_dirs(run_dir: Path) -> list[tuple[int, Path]]:
 
 def remove_leftovers(run_dir: str | Path) -> None:
     """Remove the temporary files and directories an interrupted save left in ``run_dir`` (only
-    names of :data:`LEFTOVER`'s pattern; call it only while no other process writes there)."""
+    names of :data:`LEFTOVER`'s pattern; call it only while no other process writes there).
+
+    A checkpoint moved aside by :func:`_sync_into_place` whose replacement never arrived is
+    the only copy of that step: it is put back, not removed.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return
     for p in run_dir.iterdir():
-        if LEFTOVER.fullmatch(p.name):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
+        match = LEFTOVER.fullmatch(p.name)
+        if not match:
+            continue
+        step_dir = run_dir / p.name.split(".")[1]  # .step-000002.old.abcd1234 -> step-000002
+        if match.group(1) and (p / step_dir.name).is_dir() and not step_dir.exists():
+            os.replace(p / step_dir.name, step_dir)
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
 
 
 def save_checkpoint(
@@ -169,7 +178,9 @@ def save_checkpoint(
     keep: int = 2,
 ) -> Path:
     """Write ``run_dir/step-XXXXXX`` atomically and point ``latest`` at it; then remove the
-    checkpoints newer than ``step`` (superseded) and all but the newest ``keep`` of the others."""
+    checkpoints newer than ``step`` and all but the newest ``keep`` of the others. A newer one
+    can only be there when resuming stepped over it (:func:`newest_valid_checkpoint` resumes
+    from the newest that verifies): it failed verification, and the run has moved past it."""
     if config.get("kind") not in KINDS:
         raise ValueError(f"config['kind'] must be one of {KINDS}")
     if keep < 1:
@@ -334,20 +345,15 @@ def read_checkpoint(path: str | Path, verify_hash: bool = True) -> Checkpoint:
 def newest_valid_checkpoint(run_dir: str | Path) -> tuple[Checkpoint, dict | None] | None:
     """The newest checkpoint of ``run_dir`` that verifies, with its trainer state (for resuming).
 
-    Tries the checkpoint ``latest`` names, then the ``step-*`` directories from the newest
-    down; each one that fails verification is skipped with a warning that says why. Returns
-    None when ``run_dir`` holds no checkpoint (a fresh run) and raises :class:`CheckpointError`
-    when it holds some but none verifies.
+    Tries the ``step-*`` directories from the newest down (a crash between writing a
+    checkpoint and pointing ``latest`` at it leaves ``latest`` one behind); each one that fails
+    verification is skipped with a warning that says why. Returns None when ``run_dir`` holds
+    no checkpoint (a fresh run) and raises :class:`CheckpointError` when it holds some but
+    none verifies.
     """
     run_dir = Path(run_dir)
     candidates = [p for _, p in reversed(_step_dirs(run_dir))]
-    if (run_dir / LATEST).is_file():
-        try:
-            named = resolve(run_dir)
-            candidates = [named] + [p for p in candidates if p != named]
-        except CheckpointError as e:
-            warnings.warn(f"ignoring {run_dir / LATEST}: {e}", stacklevel=2)
-    elif not candidates:
+    if not candidates and not (run_dir / LATEST).is_file():
         return None
     problems = []
     for path in candidates:

@@ -13,7 +13,8 @@ from ``(seed, rank, step)`` before every step (masks, dropout). So resuming from
 checkpoint continues exactly as the uninterrupted run would have (the weights, optimizer
 state and step are all there is to restore), and validation or logging never shift the
 training randomness. A resumed run must be given the settings it started with (model, data,
-optimisation, seed); only its length and bookkeeping may change.
+optimisation, seed); only its length and bookkeeping may change (a new length stretches
+the cosine learning-rate schedule from the step resumed).
 """
 
 from __future__ import annotations
@@ -276,7 +277,9 @@ def fit(
     config = dict(task.checkpoint_config(), train=dict(asdict(cfg), **(extra_config or {})))
     start_step = 0
     if dist.main:
-        remove_leftovers(out_dir)
+        remove_leftovers(out_dir)  # puts back a checkpoint an interrupted save had moved aside
+    if dist.world_size > 1:
+        torch_dist.barrier()  # every process then sees the same checkpoints
     resumed = newest_valid_checkpoint(out_dir)
     data = describe_data(list(data_files)) if dist.main or resumed is not None else []
     if resumed is not None:
