@@ -281,9 +281,13 @@ class TrajectoryWriter:
         check_exist(exist)
         self.path = str(path)
         self.total = 0
+        self._target = os.path.realpath(self.path)  # through a symbolic link, the file it names is replaced
         self._partial: str | None = None
         if os.path.isdir(self.path):
             raise DatasetError(f"{self.path}: is a directory; give the trajectory file's name, e.g. {os.path.join(self.path, 'data.h5')}")
+        partial = self._target + PARTIAL_SUFFIX
+        if os.path.exists(partial):  # another writer's new file, before its first episode, or one a killed writer left
+            _refuse_if_being_written(partial, f"{self.path}: is being written by another process (its first episode is not committed yet)")
         exists = os.path.exists(self.path)
         if exists and exist == "error":
             raise DatasetError(f"{self.path}: exists; pass resume to append to it or overwrite to replace it")
@@ -294,8 +298,10 @@ class TrajectoryWriter:
             if exists:
                 _refuse_if_being_written(self.path)
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._partial = self.path + PARTIAL_SUFFIX
-            self._file = open_h5(self._partial, "w", fs_strategy="none")
+            if os.path.exists(partial):
+                os.remove(partial)  # left by a writer killed before its first episode
+            self._partial = partial
+            self._file = open_h5(partial, "w-", fs_strategy="none")  # exclusive: a writer racing this one fails here
             try:
                 self._create(env_args)
             except BaseException:
@@ -368,7 +374,7 @@ class TrajectoryWriter:
     def _publish(self) -> None:
         """Put a new file, written as ``<path>.partial``, at ``path`` (replacing any file there)."""
         if self._partial is not None:
-            os.replace(self._partial, self.path)
+            os.replace(self._partial, self._target)
             self._partial = None
 
     def _disable_evictions(self) -> None:
@@ -433,13 +439,14 @@ class TrajectoryWriter:
         return name
 
 
-def _refuse_if_being_written(path: str) -> None:
-    """Raise ``DatasetError`` if another process is writing ``path`` (HDF5's file lock keeps it
-    from being opened); any other file there, readable or not, may be replaced."""
+def _refuse_if_being_written(path: str, message: str | None = None) -> None:
+    """Raise ``DatasetError`` (``message``, or one naming ``path``) if another process is
+    writing ``path`` (HDF5's file lock keeps it from being opened); any other file there,
+    readable or not, may be replaced."""
     try:
         open_h5(path, "r").close()
-    except _BeingWritten:
-        raise
+    except _BeingWritten as error:
+        raise (error if message is None else _BeingWritten(message)) from None
     except DatasetError:
         pass
 

@@ -83,7 +83,7 @@ def _rebuild(where: str, env_args: dict[str, Any]) -> gymnasium.Env:
     """The env of ``env_args``, or ``DatasetError`` when this armworld cannot build it."""
     try:
         return make_env(env_args)
-    except (KeyError, TypeError, gymnasium.error.Error) as error:
+    except (KeyError, TypeError, ValueError, gymnasium.error.Error) as error:
         raise DatasetError(
             f"{where}: cannot rebuild the env {env_args.get('env_name')} it was recorded in ({error}); "
             f"recorded with armworld {env_args.get('armworld_version', '?')}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 
@@ -264,6 +265,39 @@ def test_overwrite_refuses_a_file_another_process_is_writing(tmp_path):
     assert not (tmp_path / "d.h5.partial").exists()
     with TrajectoryFile(path) as file:
         assert file.total == 1
+
+
+def test_a_second_writer_leaves_a_new_file_being_written_alone(tmp_path):
+    path = tmp_path / "d.h5"
+    holder = subprocess.Popen(  # a collection that has not committed its first episode yet
+        [sys.executable, "-c", f"import sys, time; sys.path.insert(0, {os.path.dirname(__file__)!r}); from armworld.datasets.hdf5 import TrajectoryWriter; "
+         f"from datasets_helpers import ENV_ARGS; w = TrajectoryWriter({str(path)!r}, ENV_ARGS); print('open', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        partial = (tmp_path / "d.h5.partial").read_bytes()
+        for exist in ("error", "overwrite", "resume"):
+            with pytest.raises(DatasetError, match="is being written by another process"):
+                TrajectoryWriter(path, ENV_ARGS, exist=exist)
+        assert (tmp_path / "d.h5.partial").read_bytes() == partial and not path.exists()
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    write(path, [synthetic_episode(2, 0)])  # a partial file its killed writer left is replaced
+    assert validate(path) == [] and not (tmp_path / "d.h5.partial").exists()
+
+
+def test_overwrite_through_a_symbolic_link_replaces_the_file_it_names(tmp_path):
+    store, link = tmp_path / "store" / "real.h5", tmp_path / "link.h5"
+    write(store, [synthetic_episode(2, 0)])
+    link.symlink_to(store)
+    with TrajectoryWriter(link, ENV_ARGS, exist="overwrite") as writer:
+        for seed in (1, 2):
+            writer.append(synthetic_episode(2, seed))
+    assert link.is_symlink()
+    with TrajectoryFile(store) as file:
+        assert file.total == 2
 
 
 def test_rows_out_of_range_raise_instead_of_shortening(tmp_path):

@@ -87,7 +87,7 @@ def run_info(args: argparse.Namespace) -> int:
     try:
         with TrajectoryFile(args.file) as file:
             lengths = [file.num_samples(demo) for demo in file.demos]
-            successes = sum(bool(file.read(demo, "success", slice(-1, None)).any()) for demo in file.demos)
+            successes = sum(bool(file.read(demo, "success")[-1:].any()) for demo in file.demos)  # none in an empty episode
             policies = sorted({str(file.attrs(demo).get("policy")) for demo in file.demos})
             print(f"{file.path}: {file.total} episodes, {sum(lengths)} steps, {os.path.getsize(file.path) / 1e6:.1f} MB")
             print(f"env: {file.env_args.get('env_name')} {file.env_args.get('env_kwargs')}")
