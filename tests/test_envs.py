@@ -421,7 +421,7 @@ def test_envs_and_rollout_verbs(tmp_path, capsys):
         (["--size", "1000"], "--size must be within 8..640"),
         (["--out", str(tmp_path / "x.avi")], "cannot tell the video format"),
     ]:
-        assert main(["rollout", *argv]) == 2
+        assert main(["rollout", *argv]) == 1
         assert message in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reach.mp4"]
 

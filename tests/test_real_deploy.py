@@ -142,7 +142,7 @@ class GreyCamera:
         return Frame(np.full((64, 64, 3), 100, dtype=np.uint8), time.monotonic())
 
 
-def test_an_arm_serving_no_goal_needs_a_goal_position_except_for_image_goals(mock_robots, tiny_wm, capsys):
+def test_an_arm_serving_no_goal_needs_a_goal_position_except_for_image_goals(mock_robots, tiny_wm, capsys, monkeypatch):
     """Without --goal-pos, an arm that serves no task goal runs only image-goal agents, and success is unknown."""
     assert main(["deploy", "--robot", "mock", "--agent", "expert", "--max-steps", "3", "--dry-run"]) == 1
     assert "error: mock serves no task goal: give --goal-pos" in capsys.readouterr().err
@@ -156,12 +156,16 @@ def test_an_arm_serving_no_goal_needs_a_goal_position_except_for_image_goals(moc
         assert "serves no task goal: give --goal-pos" in capsys.readouterr().err
         agent, goal = tiny_wm
         assert main(["deploy", "--robot", robot, "--agent", agent, "--goal", goal, "--max-steps", "1",
-                     "--dry-run"]) == 0
+                     "--dry-run"]) == 3  # could not judge
         out = capsys.readouterr().out
         assert "step 0:" in out and "success=unknown distance=unknown" in out
+        prompts = []  # a real arm behind a server: asked before it moves, as a local one is
+        monkeypatch.setattr("builtins.input", lambda prompt: prompts.append(prompt) or "n")
+        assert main(["deploy", "--robot", robot, "--agent", agent, "--goal", goal, "--max-steps", "1"]) == 1
+        assert len(prompts) == 1 and "Move sim://127.0.0.1" in prompts[0] and "aborted" in capsys.readouterr().out
     finally:
         server.close()
-    assert arm.sent == []  # dry runs
+    assert arm.sent == []  # dry runs, and a refusal
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -192,12 +192,12 @@ def test_compare_pools_only_runs_that_differ_in_seed(tmp_path, capsys):
     assert [(e.label, e.seeds, e.successes) for e in entries] == [
         ("SAC+HER (state) [a_s0]", [0, 1], 10), ("SAC+HER (state) [b_s0]", [0], 9)]
     _write_run(tmp_path / "a_again", "sac", 0, [(0, 0), (1000, 5)], wall=10.0)  # the same run twice
-    assert main(["compare", str(tmp_path / "a_s0"), str(tmp_path / "a_again"), "--out", str(tmp_path / "r")]) == 2
+    assert main(["compare", str(tmp_path / "a_s0"), str(tmp_path / "a_again"), "--out", str(tmp_path / "r")]) == 1
     assert "are the same configuration and seed (0)" in capsys.readouterr().err
 
 
 def test_compare_refuses_an_unknown_directory(tmp_path, capsys):
-    assert main(["compare", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert main(["compare", str(tmp_path), "--out", str(tmp_path / "r")]) == 1
     assert "neither an RL run" in capsys.readouterr().err
 
 
@@ -270,7 +270,7 @@ def test_compare_reports_a_world_model_whose_data_is_elsewhere_without_crashing(
 
 
 def test_rl_train_verb_refuses_bad_input_plainly(tmp_path, capsys):
-    assert main(["rl", "train", "--algo", "ppo", "--her", "--env", "FrankaReach-v0", "--out", str(tmp_path / "r")]) == 2
+    assert main(["rl", "train", "--algo", "ppo", "--her", "--env", "FrankaReach-v0", "--out", str(tmp_path / "r")]) == 1
     assert "off-policy" in capsys.readouterr().err
-    assert main(["rl", "train", "--algo", "sac", "--env", "FrankaSlide-v0", "--out", str(tmp_path / "r")]) == 2
+    assert main(["rl", "train", "--algo", "sac", "--env", "FrankaSlide-v0", "--out", str(tmp_path / "r")]) == 1
     assert "unknown env id" in capsys.readouterr().err

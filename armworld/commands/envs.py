@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from armworld.commands import fail
 
 
 def register(subparsers) -> None:
@@ -52,8 +53,7 @@ def run_rollout(args: argparse.Namespace) -> int:
             raise ValueError(f"--episodes must be at least 1 and --noise at least 0, got {args.episodes} and {args.noise}")
         check_video_path(args.out)
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return fail(str(error))
     env = gymnasium.make(args.env, render_mode="rgb_array", render_size=args.size)
     expert = make_expert(env, noise=args.noise, seed=args.seed)
     successes = []

@@ -73,16 +73,20 @@ def register(subparsers) -> None:
 
 
 def _errors() -> tuple[type[BaseException], ...]:
-    """What the real verbs report as ``error: ...``: bad arguments and files, missing extras, refusals of the robot."""
+    """What the real verbs report as ``error: ...``: bad arguments and files, missing extras
+    (the ``[real]`` extra's ZeroMQ among them), refusals of the robot."""
     import gymnasium
     import yaml
-    import zmq
 
     from armworld.envs.real.protocols import RealRobotError
     from armworld.worldmodel.checkpoint import CheckpointError
 
-    return (ValueError, OSError, ImportError, RealRobotError, CheckpointError, gymnasium.error.Error, zmq.ZMQError,
-            yaml.YAMLError)
+    errors = (ValueError, OSError, ImportError, RealRobotError, CheckpointError, gymnasium.error.Error, yaml.YAMLError)
+    try:
+        import zmq
+    except ImportError:
+        return errors
+    return (*errors, zmq.ZMQError)
 
 
 def robot_server(args: argparse.Namespace) -> int:
@@ -196,9 +200,9 @@ def deploy(args: argparse.Namespace) -> int:
     Everything that can fail on the command line (arguments, agent, goal, cameras, the driver's
     vendor package) is checked before the robot connects; what the robot serves (a sim server's
     task) right after it connects, before anything moves. Once it is connected, the arm is
-    stopped and disconnected whatever happens. Exit status: 0 when the goal is reached, or
-    when no goal position is known to judge it (an image goal on a robot serving none); 1 when
-    it is not, or on an error; 2 when the safety layer or the arm stopped the run; 130 on Ctrl-C.
+    stopped and disconnected whatever happens. Exit status: 0 when the goal is reached; 1 when
+    it is not, or on an error; 2 when the safety layer or the arm stopped the run; 3 when no goal
+    position is known to judge it (an image goal on a robot serving none); 130 on Ctrl-C.
     """
     try:
         return _deploy(args)
@@ -226,14 +230,14 @@ def _deploy(args: argparse.Namespace) -> int:
     camera_devices = _cameras(robot, cameras)  # a bad --cameras value fails before anything connects
     if not isinstance(robot, RobotClient):  # a network client learns what its server serves when it connects
         _check_task(args, getattr(robot, "task", None))
-    if not args.dry_run and not args.yes and not args.robot.startswith(("mock", "sim://")):
-        answer = input(f"Move {args.robot} at speed factor {args.speed}? Keep the E-stop in reach. [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("aborted")
-            return 1
+    if not args.robot.startswith(("mock", "sim://")) and not _confirmed(args):
+        return 1
     robot.connect()  # a network client learns its robot's spec (and so its kinematics) and task here
     try:
         _check_task(args, getattr(robot, "task", None))
+        if isinstance(robot, RobotClient) and robot.task is None and not _confirmed(args):  # a real arm behind a server
+            robot.disconnect()
+            return 1
         env = RealArmEnv(robot, camera_devices, make_kinematics(robot), config)
     except BaseException:
         robot.disconnect()
@@ -257,7 +261,18 @@ def _deploy(args: argparse.Namespace) -> int:
     timing = env.timing()
     print(f"{outcome} steps={int(timing['steps'])} "
           + " ".join(f"{k}={v:.4f}" for k, v in timing.items() if k != "steps"))
-    return status if status else (0 if info["is_success"] or not judged else 1)
+    return status if status else (3 if not judged else 0 if info["is_success"] else 1)
+
+
+def _confirmed(args: argparse.Namespace) -> bool:
+    """Whether the user lets a real arm move (always for --dry-run, which moves nothing, and --yes)."""
+    if args.dry_run or args.yes:
+        return True
+    answer = input(f"Move {args.robot} at speed factor {args.speed}? Keep the E-stop in reach. [y/N] ")
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    print("aborted")
+    return False
 
 
 def _run_episode(args: argparse.Namespace, env: RealArmEnv) -> tuple[int, dict[str, Any]]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 
 import yaml
+
+from armworld.commands import fail
 
 
 def _override(text: str) -> tuple[str, object]:
@@ -73,8 +74,7 @@ def run_train(args: argparse.Namespace) -> int:
         )
         run_dir = train(config)
     except (ValueError, FileNotFoundError, FileExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return fail(str(error))
     print(f"trained {run_dir}: model.zip, progress.json; evaluate with `armworld eval --agent sb3:{run_dir} ...`")
     return 0
 
@@ -86,7 +86,6 @@ def run_compare(args: argparse.Namespace) -> int:
     try:
         report = compare(args.runs, args.out, command=command)
     except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return fail(str(error))
     print(f"wrote {report}")
     return 0
