@@ -54,8 +54,9 @@ def test_deploy_expert_reaches_the_goal_over_loopback(sim_server, tmp_path, caps
     record = tmp_path / "real.hdf5"
     code = main(["deploy", "--robot", f"sim://127.0.0.1:{sim_server}", "--agent", "expert", "--cameras", "front",
                  "--max-steps", "40", "--speed", "1.0", "--record", str(record)])
-    out = capsys.readouterr().out
-    assert code == 0, out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 0, out + captured.err
     assert "success=True" in out and "period_jitter_std_s" in out
     assert validate(record) == []
     with TrajectoryFile(record) as file:
