@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from armworld.commands import fail
+from armworld.commands import fail, user_errors
 
 DEMO_ENVS = ("armworld/FrankaReach-v0", "armworld/FrankaPush-v0")
 
@@ -129,10 +129,7 @@ def register(subparsers) -> None:
 def _errors() -> tuple[type[BaseException], ...]:
     import gymnasium
 
-    from armworld.datasets.hdf5 import DatasetError
-    from armworld.worldmodel.checkpoint import CheckpointError
-
-    return (ValueError, KeyError, TypeError, FileNotFoundError, CheckpointError, DatasetError, gymnasium.error.Error)
+    return user_errors(KeyError, TypeError, gymnasium.error.Error)
 
 
 def _dataset_seeds(paths: list[str]) -> set[int]:

@@ -10,15 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from armworld.commands import fail
+from armworld.commands import fail, user_errors
 from armworld.worldmodel.arguments import add_pretrain_arguments, add_train_arguments
-
-
-def _errors() -> tuple[type[Exception], ...]:
-    from armworld.datasets.hdf5 import DatasetError
-    from armworld.worldmodel.checkpoint import CheckpointError
-
-    return (CheckpointError, DatasetError, ValueError)
 
 
 def _pretrain(args: argparse.Namespace) -> int:
@@ -26,7 +19,7 @@ def _pretrain(args: argparse.Namespace) -> int:
 
     try:
         return run(args)
-    except _errors() as error:
+    except user_errors() as error:
         return fail(str(error))
 
 
@@ -35,7 +28,7 @@ def _train(args: argparse.Namespace) -> int:
 
     try:
         return run(args)
-    except _errors() as error:
+    except user_errors() as error:
         return fail(str(error))
 
 
@@ -44,7 +37,7 @@ def _export(args: argparse.Namespace) -> int:
 
     try:
         out = export_checkpoint(args.checkpoint, args.out, args.dtype)
-    except _errors() as error:
+    except user_errors() as error:
         return fail(str(error))
     meta = read_checkpoint(out).metadata
     print(f"wrote {out}: {meta['weights_bytes'] / 1e6:.1f} MB of {args.dtype} weights (sha256 {meta['weights_sha256'][:12]}...)")

@@ -7,7 +7,7 @@ import math
 import sys
 from typing import TYPE_CHECKING, Any
 
-from armworld.commands import fail
+from armworld.commands import fail, user_errors
 
 if TYPE_CHECKING:
     from armworld.envs.real.env import RealArmEnv
@@ -79,9 +79,8 @@ def _errors() -> tuple[type[BaseException], ...]:
     import yaml
 
     from armworld.envs.real.protocols import RealRobotError
-    from armworld.worldmodel.checkpoint import CheckpointError
 
-    errors = (ValueError, OSError, ImportError, RealRobotError, CheckpointError, gymnasium.error.Error, yaml.YAMLError)
+    errors = user_errors(OSError, ImportError, RealRobotError, gymnasium.error.Error, yaml.YAMLError)
     try:
         import zmq
     except ImportError:
