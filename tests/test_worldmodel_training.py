@@ -129,7 +129,7 @@ def test_checkpoint_round_trip_resume_and_init(tmp_path):
 
     init = build_world_model(encoder=None, init=str(tmp_path / "wm"), predictor=None)
     assert torch.equal(init.predictor.predictor_proj.weight, load_world_model(path).predictor.predictor_proj.weight)
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(ValueError, match="give one of"):
         build_world_model(encoder=str(tmp_path / "wm"), init=str(tmp_path / "wm"), predictor=None)
     with pytest.raises(ValueError, match="--init brings its own"):
         build_world_model(encoder=None, init=str(tmp_path / "wm"), predictor="tiny")

@@ -37,8 +37,17 @@ def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
     _add_data_arguments(parser, clip_len=8)
     parser.add_argument("--frame-skip", type=int, default=1, help="keep every k-th frame (default %(default)s)")
     parser.add_argument("--camera", default="front", help="camera whose frames are used (default %(default)s)")
-    parser.add_argument("--preset", default="tiny", help="encoder size: tiny, small, vitl, vith, vitg")
+    parser.add_argument(
+        "--preset", default="tiny", help="encoder size: tiny, tiny-p8, tiny-pooled, small, vitl, vith, vitg"
+    )
+    parser.add_argument(
+        "--objective", default="ema", choices=("ema", "sigreg"),
+        help="ema: V-JEPA's EMA target; sigreg: LeJEPA, no EMA (default %(default)s)",
+    )
     parser.add_argument("--ema", type=float, default=0.998, help="target-encoder EMA momentum (default %(default)s)")
+    parser.add_argument(
+        "--sigreg-weight", type=float, default=0.05, help="SIGReg weight with --objective sigreg (default %(default)s)"
+    )
     _add_loop_arguments(parser, lr=5.25e-4, start_lr=1e-4)
 
 
@@ -50,7 +59,17 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--camera", help="camera whose frames are used (default: the --init model's, else the --encoder run's, else front)"
     )
     parser.add_argument("--encoder", help="`armworld pretrain` run, or a local Hugging Face V-JEPA 2 directory")
+    parser.add_argument(
+        "--preset", help="instead of --encoder: a freshly initialised encoder of this preset (e.g. tiny-pooled)"
+    )
     parser.add_argument("--init", help="start from this trained world model (run or checkpoint) instead")
+    parser.add_argument(
+        "--end-to-end", action="store_true",
+        help="train the encoder with the predictor (LeWorldModel: squared errors + SIGReg) instead of freezing it",
+    )
+    parser.add_argument(
+        "--sigreg-weight", type=float, default=0.1, help="SIGReg weight with --end-to-end (default %(default)s)"
+    )
     parser.add_argument("--predictor", help="size of a fresh predictor: tiny (default), small, official; not with --init")
     parser.add_argument("--rollout-steps", type=int, default=2, help="autoregressive steps in the rollout loss")
     _add_loop_arguments(parser, lr=4.25e-4, start_lr=7.5e-5)

@@ -13,7 +13,22 @@ per clip, through :meth:`FrameEncoder.encode_clip`, which lets the context encod
 only the unmasked tokens. The ``VJEPA2Model`` inside also holds the JEPA predictor that
 pretraining uses; planning never runs it.
 
-Presets: ``tiny`` and ``small`` train on a CPU; ``vitl``, ``vith`` and ``vitg`` are the
+Two kinds of latent, chosen by ``EncoderConfig.latent`` and recorded in every checkpoint's
+config, so planners, agents and the harness never need to know which they get:
+
+- ``tokens``: the ``N`` patch tokens, layer-normed (V-JEPA 2-AC, DINO-WM);
+- ``pooled``: one vector per frame, ``N = 1`` (LeWorldModel): a learned query attends over
+  the patch tokens (a CLS token read out after the fact) and an MLP projector with
+  BatchNorm maps it to ``D``; no layer norm after it, which would cancel SIGReg's pull
+  toward an isotropic Gaussian (:mod:`armworld.worldmodel.sigreg`). Meant to be trained
+  end to end with the predictor (``armworld train --end-to-end``).
+
+:meth:`FrameEncoder.normalize` is the kind's normalisation of latents (layer norm or
+none); the world model applies it to its predictions too, so predictions and encodings
+live in the same space.
+
+Presets: ``tiny``, ``tiny-p8`` (8 px patches: 64 tokens, the cube spans more of one),
+``tiny-pooled`` and ``small`` train on a CPU; ``vitl``, ``vith`` and ``vitg`` are the
 released V-JEPA 2 sizes, whose weights load from a local Hugging Face-format directory
 (``FrameEncoder.from_pretrained(path)``); nothing is ever downloaded.
 """
@@ -31,9 +46,13 @@ from transformers import VJEPA2Config, VJEPA2Model
 from armworld.envs.conventions import IMAGENET_MEAN, IMAGENET_STD
 
 
+LATENTS = ("tokens", "pooled")
+
+
 @dataclass(frozen=True)
 class EncoderConfig:
-    """Sizes of the ViT encoder and of the JEPA predictor used while pretraining it."""
+    """Sizes of the ViT encoder and of the JEPA predictor used while pretraining it, and the
+    kind of latent it gives (``tokens`` or ``pooled``, see the module docstring)."""
 
     image_size: int = 64  # frames are resized to image_size x image_size
     patch_size: int = 16
@@ -46,8 +65,11 @@ class EncoderConfig:
     pred_hidden_size: int = 96
     pred_depth: int = 2
     pred_num_heads: int = 4
+    latent: str = "tokens"
 
     def __post_init__(self) -> None:
+        if self.latent not in LATENTS:
+            raise ValueError(f"unknown latent kind {self.latent!r}; choose one of {list(LATENTS)}")
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
         if self.hidden_size % self.num_heads or self.pred_hidden_size % self.pred_num_heads:
@@ -62,8 +84,18 @@ class EncoderConfig:
 
     @property
     def num_patches(self) -> int:
-        """Tokens per encoded frame, ``N``."""
+        """Patch tokens per frame inside the ViT."""
         return self.grid_size**2
+
+    @property
+    def latent_grid(self) -> int:
+        """Side of the latent grid a frame is encoded to (1 for a pooled latent)."""
+        return 1 if self.latent == "pooled" else self.grid_size
+
+    @property
+    def num_tokens(self) -> int:
+        """Latent tokens per encoded frame, ``N`` of ``[B, T, N, D]``."""
+        return self.latent_grid**2
 
     def to_hf(self) -> VJEPA2Config:
         """The transformers config of this size."""
@@ -113,6 +145,10 @@ PRESETS: dict[str, EncoderConfig] = {
     # 64 px frames, 4x4 grid of 16 px patches: 16 tokens of width 128. Trains on a CPU and
     # keeps the predictor cheap enough to plan in about a second on two cores.
     "tiny": EncoderConfig(),
+    # The same ViT on 8 px patches: an 8x8 grid, 64 tokens (4x the predictor's work per step).
+    "tiny-p8": EncoderConfig(patch_size=8),
+    # 8 px patches pooled into one latent per frame (LeWM): the predictor's cheapest input.
+    "tiny-pooled": EncoderConfig(patch_size=8, latent="pooled"),
     # 128 px frames, 8x8 grid of 16 px patches, width 256.
     "small": EncoderConfig(
         image_size=128, patch_size=16, hidden_size=256, depth=6, num_heads=4, pred_hidden_size=128, pred_depth=4
@@ -130,13 +166,35 @@ def preset(name: str) -> EncoderConfig:
     return PRESETS[name]
 
 
+class AttentionPool(nn.Module):
+    """A learned query attending over tokens: ``[B, N, D] -> [B, D]`` (a CLS token read out)."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.zeros(1, 1, dim))
+        nn.init.trunc_normal_(self.query, std=0.02)
+        self.attention = nn.MultiheadAttention(dim, num_heads, batch_first=True)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.attention(self.query.expand(tokens.shape[0], -1, -1), tokens, tokens, need_weights=False)[0][:, 0]
+
+
+def projector(dim: int) -> nn.Sequential:
+    """LeWM's projector: an MLP with BatchNorm, ``[M, D] -> [M, D]``."""
+    return nn.Sequential(nn.Linear(dim, 2 * dim), nn.BatchNorm1d(2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+
 class FrameEncoder(nn.Module):
-    """uint8 frames -> layer-normed patch tokens, on top of ``transformers.VJEPA2Model``."""
+    """uint8 frames -> latents ``[B, T, N, D]``: layer-normed patch tokens, or one pooled
+    vector per frame (``config.latent``), on top of ``transformers.VJEPA2Model``."""
 
     def __init__(self, config: EncoderConfig, model: VJEPA2Model | None = None) -> None:
         super().__init__()
         self.config = config
         self.vjepa = model if model is not None else VJEPA2Model(config.to_hf())
+        if config.latent == "pooled":
+            self.pool = AttentionPool(config.hidden_size, config.num_heads)
+            self.projector = projector(config.hidden_size)
         self.register_buffer("mean", torch.from_numpy(IMAGENET_MEAN).view(3, 1, 1), persistent=False)
         self.register_buffer("std", torch.from_numpy(IMAGENET_STD).view(3, 1, 1), persistent=False)
 
@@ -154,6 +212,16 @@ class FrameEncoder(nn.Module):
         """Token width ``D``."""
         return self.config.hidden_size
 
+    @property
+    def num_tokens(self) -> int:
+        """Latent tokens per frame, ``N``."""
+        return self.config.num_tokens
+
+    def normalize(self, z: torch.Tensor) -> torch.Tensor:
+        """This kind's normalisation of latents ``[..., D]``: layer norm without affine
+        parameters for tokens, none for a pooled latent (its BatchNorm projector sets the scale)."""
+        return z if self.config.latent == "pooled" else F.layer_norm(z, (z.shape[-1],))
+
     def pixels(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 frames ``[..., H, W, 3]`` -> normalised float ``[..., 3, S, S]``, S = image_size."""
         if frames.dtype != torch.uint8 or frames.shape[-1] != 3:
@@ -170,15 +238,17 @@ class FrameEncoder(nn.Module):
         """Encode each frame on its own: uint8 ``[B, T, H, W, 3]`` -> ``[B, T, N, D]``.
 
         Each frame fills one tubelet (HF duplicates a lone frame), as V-JEPA 2-AC does;
-        the tokens are then layer-normed without affine parameters.
+        the tokens are then layer-normed without affine parameters, or pooled and projected
+        (``N = 1``).
         """
         if frames.ndim != 5:
             raise ValueError(f"frames must be [B, T, H, W, 3], got shape {tuple(frames.shape)}")
         B, T = frames.shape[:2]
         x = self.pixels(frames).flatten(0, 1).unsqueeze(1)  # [B*T, 1, 3, S, S]
         z = self.vjepa.encoder(pixel_values_videos=x).last_hidden_state  # [B*T, N, D]
-        z = F.layer_norm(z, (z.shape[-1],))
-        return z.view(B, T, *z.shape[1:])
+        if self.config.latent == "pooled":
+            z = self.projector(self.pool(z))[:, None]  # [B*T, 1, D]
+        return self.normalize(z).view(B, T, *z.shape[1:])
 
     def encode_clip(self, pixels: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         """Encode clips ``[B, T, 3, S, S]`` (normalised) -> tokens ``[B, K, D]`` after the final LN.

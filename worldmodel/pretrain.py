@@ -12,6 +12,13 @@ For a clip ``x`` and a multi-block mask (:mod:`armworld.worldmodel.masks`):
 
 The encoder that downstream code uses is the EMA target encoder (``load_encoder``).
 
+``objective="sigreg"`` (LeJEPA) replaces the EMA target: the targets are the online
+encoder's own tokens on the whole clip, with gradients, and
+``loss = (1 - w) * L1 + w * SIGReg(tokens)`` (:mod:`armworld.worldmodel.sigreg`) keeps
+them from collapsing; no EMA, no stop-gradient, one weight ``w``. The target encoder is
+then a copy of the online one after every step, so ``load_encoder`` reads the trained
+weights either way.
+
 Training masks are drawn from torch's global RNG, which the training loop reseeds from
 ``(seed, rank, step)`` before every step; validation masks come from a generator of their
 own, reset to ``seed`` whenever the module enters eval mode, so every evaluation scores
@@ -36,6 +43,9 @@ from torch import nn
 from armworld.worldmodel.encoder import EncoderConfig, FrameEncoder, preset
 from armworld.worldmodel.engine import LoopConfig, fit, seed_everything
 from armworld.worldmodel.masks import MultiBlockMasker
+from armworld.worldmodel.sigreg import SIGReg
+
+OBJECTIVES = ("ema", "sigreg")
 
 
 @dataclass
@@ -47,9 +57,15 @@ class PretrainConfig:
     frame_skip: int = 1
     camera: str = "front"
     ema: float = 0.998  # target momentum; the paper's 0.99925 suits runs of 100k+ steps
+    objective: str = "ema"  # "ema" (V-JEPA) or "sigreg" (LeJEPA: no EMA target)
+    sigreg_weight: float = 0.05  # LeJEPA's lambda, objective "sigreg" only
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(lr=5.25e-4, start_lr=1e-4))
 
     def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {self.objective!r} (--objective); choose one of {list(OBJECTIVES)}")
+        if not 0.0 <= self.sigreg_weight <= 1.0:
+            raise ValueError(f"sigreg_weight (--sigreg-weight) must lie in [0, 1], got {self.sigreg_weight}")
         tubelet = preset(self.preset).tubelet_size
         if self.clip_len < tubelet or self.clip_len % tubelet:
             raise ValueError(
@@ -62,18 +78,24 @@ class PretrainConfig:
 
 
 class JEPA(nn.Module):
-    """Context encoder (+ its JEPA predictor) and EMA target encoder; ``forward(batch) -> (loss, metrics)``."""
+    """Context encoder (+ its JEPA predictor) and target encoder (an EMA, or the online
+    encoder itself with ``sigreg_weight``); ``forward(batch) -> (loss, metrics)``."""
 
     kind = "encoder"
 
-    def __init__(self, encoder: FrameEncoder, ema: float = 0.998, seed: int = 0) -> None:
-        """``seed`` fixes the validation masks (training masks come from torch's global RNG)."""
+    def __init__(
+        self, encoder: FrameEncoder, ema: float = 0.998, seed: int = 0, sigreg_weight: float | None = None
+    ) -> None:
+        """``seed`` fixes the validation masks (training masks come from torch's global RNG);
+        ``sigreg_weight`` selects the SIGReg objective (no EMA target) with that weight."""
         super().__init__()
         if not 0.0 <= ema < 1.0:
             raise ValueError(f"ema momentum must lie in [0, 1), got {ema}")
         self.encoder = encoder
         self.target = copy.deepcopy(encoder).requires_grad_(False)
-        self.ema = ema
+        self.ema = 0.0 if sigreg_weight is not None else ema
+        self.sigreg_weight = sigreg_weight
+        self.sigreg = SIGReg() if sigreg_weight is not None else None
         c = encoder.config
         grid = (c.frames_per_clip // c.tubelet_size, c.grid_size, c.grid_size)
         self.masker = MultiBlockMasker(grid)
@@ -94,9 +116,12 @@ class JEPA(nn.Module):
             raise ValueError(f"frames must be [B, {c.frames_per_clip}, H, W, 3], got {tuple(frames.shape)}")
         B = frames.shape[0]
         pixels = self.encoder.pixels(frames)  # [B, T, 3, S, S]
-        with torch.no_grad():
-            target = self.target.encode_clip(pixels)
-            target = F.layer_norm(target, (target.shape[-1],))  # [B, M, D]
+        if self.sigreg is not None:
+            target = self.encoder.encode_clip(pixels)  # [B, M, D], with gradients
+        else:
+            with torch.no_grad():
+                target = self.target.encode_clip(pixels)
+                target = F.layer_norm(target, (target.shape[-1],))  # [B, M, D]
         losses = []
         metrics = {}
         generator = torch.default_generator if self.training else self.valid_generator
@@ -112,11 +137,16 @@ class JEPA(nn.Module):
             losses.append((pred.float() - wanted.float()).abs().mean())
             metrics[f"loss_mask{i}"] = float(losses[-1].detach())
             metrics[f"masked_fraction{i}"] = tgt_idx.shape[1] / target.shape[1]
-        return torch.stack(losses).mean(), metrics
+        loss = torch.stack(losses).mean()
+        if self.sigreg is not None:
+            sigreg = self.sigreg(target)
+            metrics["loss_sigreg"] = float(sigreg.detach())
+            loss = (1.0 - self.sigreg_weight) * loss + self.sigreg_weight * sigreg
+        return loss, metrics
 
     @torch.no_grad()
     def after_step(self) -> None:
-        """target <- ema * target + (1 - ema) * context, for the encoder weights."""
+        """target <- ema * target + (1 - ema) * context, for the encoder weights (a copy with SIGReg)."""
         online = list(self.encoder.vjepa.encoder.parameters())
         target = list(self.target.vjepa.encoder.parameters())
         torch._foreach_mul_(target, self.ema)
@@ -137,7 +167,8 @@ class JEPA(nn.Module):
 def build_jepa(config: PretrainConfig) -> JEPA:
     """A freshly initialised :class:`JEPA`; the weights are a function of ``config.loop.seed``."""
     seed_everything(config.loop.seed)
-    return JEPA(FrameEncoder(config.encoder_config()), ema=config.ema, seed=config.loop.seed)
+    sigreg_weight = config.sigreg_weight if config.objective == "sigreg" else None
+    return JEPA(FrameEncoder(config.encoder_config()), ema=config.ema, seed=config.loop.seed, sigreg_weight=sigreg_weight)
 
 
 def pretrain(config: PretrainConfig, data: list[str], out: str | Path) -> Path | None:
@@ -149,7 +180,8 @@ def pretrain(config: PretrainConfig, data: list[str], out: str | Path) -> Path |
     valid_data = FrameDataset(list(data), split="valid", **kwargs)
     task = build_jepa(config)
     extra = {"preset": config.preset, "clip_len": config.clip_len, "frame_skip": config.frame_skip,
-             "camera": config.camera, "ema": config.ema}
+             "camera": config.camera, "ema": config.ema, "objective": config.objective,
+             "sigreg_weight": config.sigreg_weight}
     return fit(task, config.loop, train_data, valid_data, out, data_files=list(data), extra_config=extra)
 
 
@@ -168,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = PretrainConfig(
         preset=args.preset, clip_len=args.clip_len, frame_skip=args.frame_skip, camera=args.camera, ema=args.ema,
-        loop=loop_config(args),
+        objective=args.objective, sigreg_weight=args.sigreg_weight, loop=loop_config(args),
     )
     path = pretrain(config, args.data, args.out)
     if path is not None:

@@ -8,11 +8,20 @@ For a clip of frames ``x_0..x_{T-1}``, proprio ``s_0..s_{T-1}`` and actions
 - rollout: from ``z_0`` alone, ``rollout_steps`` predictions fed back autoregressively with
   the true states, ``L_ro = mean |z_hat_1..z_hat_k - z_1..z_k|``;
 
-loss = ``L_tf + L_ro``. Predictions are layer-normed before the loss and before being
-fed back. Only the predictor learns.
+loss = ``L_tf + L_ro``. Predictions are normalised as the encoder's latents are
+(``FrameEncoder.normalize``) before the loss and before being fed back. Only the predictor
+learns.
+
+End to end (``--end-to-end``, LeWorldModel): the encoder learns with the predictor, from
+its initialisation or a pretrained run, with no frozen target, EMA or stop-gradient: the
+distances are squared errors (LeWM's MSE) and ``sigreg_weight * SIGReg(z)`` over every
+encoded latent of the batch keeps the embeddings from collapsing
+(:mod:`armworld.worldmodel.sigreg`). With a ``pooled`` encoder preset this is LeWM's
+recipe; with patch tokens it is the same objective on each token.
 
 Run it as ``armworld train --data FILE.h5 --encoder runs/enc --steps N --out runs/wm``
-(``--init runs/wm`` starts from a trained world model, e.g. to fine-tune on real-arm
+(``--preset NAME`` instead of ``--encoder``: a freshly initialised encoder of that preset;
+``--init runs/wm`` starts from a trained world model, e.g. to fine-tune on real-arm
 trajectories: its camera and frame skip carry over), or
 ``torchrun --nproc-per-node N -m armworld.worldmodel.train ...``. Each checkpoint's metadata
 records where the weights started (``init`` or ``encoder``: path, step, sha256).
@@ -22,16 +31,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from armworld.worldmodel.encoder import FrameEncoder
-from armworld.worldmodel.engine import LoopConfig, fit, seed_everything
+from armworld.worldmodel.encoder import FrameEncoder, preset
+from armworld.worldmodel.engine import LoopConfig, check_finite_data, fit, seed_everything
 from armworld.worldmodel.predictor import ACPredictor, PredictorConfig
+from armworld.worldmodel.sigreg import SIGReg
 from armworld.worldmodel.world_model import WorldModel
 
 # Predictor sizes by name; token width and grid come from the encoder.
@@ -46,7 +55,7 @@ def predictor_config(encoder: FrameEncoder, size: str) -> PredictorConfig:
     """The predictor preset ``size`` fitted to ``encoder``'s tokens."""
     if size not in PREDICTOR_PRESETS:
         raise ValueError(f"unknown predictor size {size!r}; choose one of {sorted(PREDICTOR_PRESETS)}")
-    return PredictorConfig(embed_dim=encoder.embed_dim, grid_size=encoder.config.grid_size, **PREDICTOR_PRESETS[size])
+    return PredictorConfig(embed_dim=encoder.embed_dim, grid_size=encoder.config.latent_grid, **PREDICTOR_PRESETS[size])
 
 
 @dataclass
@@ -58,6 +67,8 @@ class TrainConfig:
     frame_skip: int = 1
     rollout_steps: int = 2
     camera: str = "front"
+    end_to_end: bool = False  # train the encoder with the predictor (LeWM) instead of freezing it
+    sigreg_weight: float = 0.1  # weight of SIGReg on the latents, end to end only (LeWM: 0.09-0.1)
     loop: LoopConfig = field(default_factory=LoopConfig)
 
     def __post_init__(self) -> None:
@@ -65,23 +76,38 @@ class TrainConfig:
             raise ValueError("clip_len must be at least 2 (one action)")
         if not 0 <= self.rollout_steps <= self.clip_len - 1:
             raise ValueError(f"rollout_steps must lie in [0, clip_len - 1] = [0, {self.clip_len - 1}]")
+        if not self.sigreg_weight >= 0:
+            raise ValueError(f"sigreg_weight (--sigreg-weight) must be >= 0, got {self.sigreg_weight}")
 
 
 class ACTraining(nn.Module):
-    """A :class:`WorldModel` with its encoder frozen; ``forward(batch) -> (loss, metrics)``."""
+    """A :class:`WorldModel` with its encoder frozen, or trained with it (``end_to_end``);
+    ``forward(batch) -> (loss, metrics)``."""
 
     kind = "world_model"
 
-    def __init__(self, model: WorldModel, rollout_steps: int = 2) -> None:
+    def __init__(
+        self, model: WorldModel, rollout_steps: int = 2, end_to_end: bool = False, sigreg_weight: float = 0.1
+    ) -> None:
         super().__init__()
         self.model = model
         self.rollout_steps = rollout_steps
-        model.encoder.requires_grad_(False).eval()
+        self.end_to_end = end_to_end
+        self.sigreg_weight = sigreg_weight
+        self.sigreg = SIGReg() if end_to_end else None
+        if not end_to_end:
+            model.encoder.requires_grad_(False).eval()
 
     def train(self, mode: bool = True) -> ACTraining:
         super().train(mode)
-        self.model.encoder.eval()  # frozen, always in inference mode
+        if not self.end_to_end:
+            self.model.encoder.eval()  # frozen, always in inference mode
         return self
+
+    def distance(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean L1 (V-JEPA 2-AC, frozen encoder) or squared error (LeWM, end to end)."""
+        diff = pred.float() - target.float()
+        return diff.square().mean() if self.end_to_end else diff.abs().mean()
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """``frames`` uint8 ``[B, T, H, W, 3]``, ``proprio [B, T, 7]``, ``actions [B, T-1, 7]``."""
@@ -89,21 +115,25 @@ class ACTraining(nn.Module):
         T = frames.shape[1]
         if proprio.shape[1] != T or actions.shape[1] != T - 1:
             raise ValueError(f"a clip of {T} frames needs {T} proprio rows and {T - 1} actions")
-        with torch.no_grad():
+        with torch.set_grad_enabled(self.end_to_end and torch.is_grad_enabled()):
             z = self.model.encode(frames).float()  # [B, T, N, D]
         pred = self.model.predict(z[:, :-1], proprio[:, :-1], actions)
-        teacher = (pred.float() - z[:, 1:]).abs().mean()
+        teacher = self.distance(pred, z[:, 1:])
         metrics = {"loss_teacher": float(teacher.detach())}
         # The copy-the-last-frame baseline: what predicting "nothing moves" would score.
-        metrics["copy_last_baseline"] = float((z[:, :-1] - z[:, 1:]).abs().mean())
+        metrics["copy_last_baseline"] = float(self.distance(z[:, :-1], z[:, 1:]).detach())
         loss = teacher
         k = self.rollout_steps
         if k > 0:
             context = self.model.context(z[:, :1], proprio[:, :1])
             imagined = self.model.rollout(context, actions[:, :k], proprio=proprio[:, :k])
-            rollout = (imagined.float() - z[:, 1 : k + 1]).abs().mean()
+            rollout = self.distance(imagined, z[:, 1 : k + 1])
             metrics["loss_rollout"] = float(rollout.detach())
             loss = loss + rollout
+        if self.sigreg is not None:
+            sigreg = self.sigreg(z)
+            metrics["loss_sigreg"] = float(sigreg.detach())
+            loss = loss + self.sigreg_weight * sigreg
         return loss, metrics
 
     def after_step(self) -> None:
@@ -125,28 +155,35 @@ class ACTraining(nn.Module):
         load_state_checked(self.model, state, "the world-model run being resumed")
 
 
-def build_world_model(encoder: str | None, init: str | None, predictor: str | None, seed: int = 0) -> WorldModel:
-    """A world model from ``init`` (a trained one) or from ``encoder`` plus a fresh predictor of size
-    ``predictor``, whose initial weights are a function of ``seed``.
+def build_world_model(
+    encoder: str | None, init: str | None, predictor: str | None, seed: int = 0, encoder_preset: str | None = None
+) -> WorldModel:
+    """A world model from ``init`` (a trained one), or from ``encoder`` (or a fresh encoder of
+    preset ``encoder_preset``) plus a fresh predictor of size ``predictor``; fresh weights are
+    a function of ``seed``.
 
     ``encoder`` is an ``armworld pretrain`` run/checkpoint or a Hugging Face-format
     directory of released V-JEPA 2 weights.
     """
     from armworld.worldmodel.checkpoint import load_encoder, load_world_model
 
+    if sum(x is not None for x in (encoder, init, encoder_preset)) != 1:
+        raise ValueError(
+            "give one of --encoder (a pretrained encoder), --preset (a fresh encoder of that size) "
+            "or --init (a trained world model, which brings its own encoder)"
+        )
     if init is not None:
-        if encoder is not None:
-            raise ValueError("give --encoder or --init, not both: --init brings its own encoder")
         if predictor is not None:
             raise ValueError(
                 f"--predictor {predictor} sizes a fresh predictor; --init brings its own: leave --predictor out"
             )
         return load_world_model(init)
-    if encoder is None:
-        raise ValueError("--encoder (a pretrained encoder) or --init (a trained world model) is required")
     if predictor is None:
         raise ValueError(f"a fresh predictor needs a size: one of {sorted(PREDICTOR_PRESETS)}")
-    if (Path(encoder) / "config.json").is_file() and not (Path(encoder) / "metadata.json").is_file():
+    if encoder_preset is not None:
+        seed_everything(seed)
+        enc = FrameEncoder(preset(encoder_preset))
+    elif (Path(encoder) / "config.json").is_file() and not (Path(encoder) / "metadata.json").is_file():
         enc = FrameEncoder.from_pretrained(encoder)
     else:
         enc = load_encoder(encoder)
@@ -161,13 +198,13 @@ def starting_settings(init: str | None, encoder: str | None, camera: str | None,
     step is), so they are its defaults and a different explicit value is refused. An ``encoder``
     run lends only its camera as the default. Unset keys are left out (``TrainConfig``'s defaults).
     """
-    from armworld.worldmodel.checkpoint import resolve
+    from armworld.worldmodel.checkpoint import CONFIG, read_json, resolve
 
     settings = {"camera": camera, "frame_skip": frame_skip}
     source = init if init is not None else encoder
     if source is None:
         return {k: v for k, v in settings.items() if v is not None}
-    trained = json.loads((resolve(source) / "config.json").read_text()).get("train", {})
+    trained = read_json(resolve(source), CONFIG).get("train", {})
     for key in ("camera", "frame_skip") if init is not None else ("camera",):
         if key not in trained:
             continue
@@ -184,11 +221,11 @@ def starting_settings(init: str | None, encoder: str | None, camera: str | None,
 
 def starting_lineage(init: str | None, encoder: str | None) -> dict:
     """Metadata naming the weights training starts from: ``init`` (and the encoder it recorded) or ``encoder``."""
-    from armworld.worldmodel.checkpoint import lineage, resolve
+    from armworld.worldmodel.checkpoint import METADATA, lineage, read_json, resolve
 
     if init is None:
-        return {"encoder": lineage(encoder)}
-    recorded = json.loads((resolve(init) / "metadata.json").read_text()).get("encoder")
+        return {"encoder": lineage(encoder)} if encoder is not None else {}
+    recorded = read_json(resolve(init), METADATA).get("encoder")
     return {"init": lineage(init), **({"encoder": recorded} if recorded is not None else {})}
 
 
@@ -204,7 +241,10 @@ def train(
     kwargs = dict(clip_len=config.clip_len, frame_skip=config.frame_skip, action="delta", camera=config.camera)
     train_data = ClipDataset(list(data), split="train", **kwargs)
     valid_data = ClipDataset(list(data), split="valid", **kwargs)
-    task = ACTraining(model, rollout_steps=config.rollout_steps)
+    check_finite_data(list(data), ("obs/proprio",))  # what "delta" clips read besides uint8 frames
+    task = ACTraining(
+        model, rollout_steps=config.rollout_steps, end_to_end=config.end_to_end, sigreg_weight=config.sigreg_weight
+    )
     extra = {k: v for k, v in dataclasses.asdict(config).items() if k != "loop"}
     return fit(
         task, config.loop, train_data, valid_data, out, data_files=list(data), extra_config=extra, extra_metadata=lineage
@@ -217,10 +257,11 @@ def run(args: argparse.Namespace) -> int:
 
     predictor = args.predictor if args.init is not None else (args.predictor or "tiny")
     config = TrainConfig(
-        predictor=predictor, clip_len=args.clip_len, rollout_steps=args.rollout_steps, loop=loop_config(args),
+        predictor=predictor, clip_len=args.clip_len, rollout_steps=args.rollout_steps, end_to_end=args.end_to_end,
+        sigreg_weight=args.sigreg_weight, loop=loop_config(args),
         **starting_settings(args.init, args.encoder, args.camera, args.frame_skip),
     )
-    model = build_world_model(args.encoder, args.init, config.predictor, seed=config.loop.seed)
+    model = build_world_model(args.encoder, args.init, config.predictor, seed=config.loop.seed, encoder_preset=args.preset)
     path = train(config, model, args.data, args.out, starting_lineage(args.init, args.encoder))
     if path is not None:
         print(f"world model checkpoint: {path}")

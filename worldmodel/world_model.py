@@ -16,7 +16,8 @@ across all ``K`` candidates and extends it one imagined step at a time, so each 
 computed once. ``rollout(..., use_cache=False)`` recomputes the whole sequence at every
 step (the same numbers, slower; a reference for tests and benchmarks).
 
-All latents the model returns are layer-normed (no affine), like the encoder's tokens,
+All latents the model returns are normalised as the encoder's are (layer norm without
+affine parameters for patch tokens, none for a pooled latent; ``FrameEncoder.normalize``),
 so predictions can be fed back as inputs and compared with encoded goals.
 """
 
@@ -26,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from armworld.envs.conventions import apply_delta
@@ -69,18 +69,18 @@ class WorldModel(nn.Module):
 
     def __init__(self, encoder: FrameEncoder, predictor: ACPredictor) -> None:
         super().__init__()
-        if predictor.config.embed_dim != encoder.embed_dim or predictor.config.num_patches != encoder.config.num_patches:
+        if predictor.config.embed_dim != encoder.embed_dim or predictor.config.num_patches != encoder.num_tokens:
             raise ValueError(
                 f"predictor expects [{predictor.config.num_patches}, {predictor.config.embed_dim}] tokens, "
-                f"encoder gives [{encoder.config.num_patches}, {encoder.embed_dim}]"
+                f"encoder gives [{encoder.num_tokens}, {encoder.embed_dim}]"
             )
         self.encoder = encoder
         self.predictor = predictor
 
-    @staticmethod
-    def normalize(z: torch.Tensor) -> torch.Tensor:
-        """Layer norm without affine parameters over the token width."""
-        return F.layer_norm(z, (z.shape[-1],))
+    def normalize(self, z: torch.Tensor) -> torch.Tensor:
+        """The encoder's normalisation of latents (layer norm for tokens, none when pooled),
+        applied to predictions so that they live where encodings do."""
+        return self.encoder.normalize(z)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 frames ``[B, T, H, W, 3]`` -> tokens ``[B, T, N, D]`` (each frame on its own)."""
