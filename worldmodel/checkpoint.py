@@ -23,7 +23,9 @@ of the others the newest ``keep`` are kept.
 
 The metadata records the weights' size and sha256 and trainer.pt's sha256; readers check
 them and say what is wrong (missing file, truncated or altered weights, config and weights
-that disagree). Resuming (:func:`newest_valid_checkpoint`) skips, with a warning,
+that disagree, JSON files of the wrong shape, a ``latest`` that names no checkpoint). No
+checkpoint with NaN or inf in its weights or optimizer state is written, read or exported.
+Resuming (:func:`newest_valid_checkpoint`) skips, with a warning,
 checkpoints that fail these checks and takes the newest one that passes.
 
 ``load_world_model(path)`` and ``load_encoder(path)`` accept a run directory (follows
@@ -61,6 +63,65 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, incomplete, corrupt or does not fit the model."""
 
 
+# The JSON types of the keys readers use, by file (other keys are free).
+JSON_KEYS: dict[str, dict[str, type]] = {
+    CONFIG: {"kind": str, "encoder": dict, "predictor": dict, "train": dict},
+    METADATA: {"step": int, "weights_bytes": int, "weights_sha256": str, "trainer_sha256": str, "data": list,
+               "init": dict, "encoder": dict},
+}
+JSON_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a number",
+              bool: "true or false", type(None): "null"}
+
+
+def _json_name(value: object) -> str:
+    return JSON_NAMES.get(type(value), type(value).__name__)
+
+
+def read_json(checkpoint: str | Path, name: str) -> dict:
+    """The JSON object in ``checkpoint/name`` (:data:`CONFIG` or :data:`METADATA`), its keys of
+    :data:`JSON_KEYS` of their type; :class:`CheckpointError` naming the file, key and what was expected."""
+    path = Path(checkpoint) / name
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is not readable JSON ({e})") from e
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path} holds {_json_name(value)}, expected a JSON object")
+    for key, expected in JSON_KEYS[name].items():
+        if key in value and type(value[key]) is not expected:  # `type is`: true is no integer here
+            raise CheckpointError(f"{path}: '{key}' is {_json_name(value[key])}, expected {JSON_NAMES[expected]}")
+    for i, entry in enumerate(value.get("data", []) if name == METADATA else []):
+        if not (isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("path", "sha256"))):
+            raise CheckpointError(f"{path}: 'data'[{i}] is {_json_name(entry)}, expected an object with strings 'path' and 'sha256'")
+    return value
+
+
+def non_finite(tensors: object, name: str = "") -> list[str]:
+    """The names of the floating-point tensors holding NaN or inf in ``tensors``: a tensor or
+    nested dicts and lists of them, such as a state dict or an optimizer state (``state.3.exp_avg``)."""
+    if isinstance(tensors, torch.Tensor):
+        return [name] if tensors.is_floating_point() and not bool(torch.isfinite(tensors).all()) else []
+    if isinstance(tensors, dict):
+        items = tensors.items()
+    elif isinstance(tensors, (list, tuple)):
+        items = enumerate(tensors)
+    else:
+        return []
+    return [bad for key, value in items for bad in non_finite(value, f"{name}.{key}" if name else str(key))]
+
+
+def _refuse_non_finite(tensors: object, what: str, advice: str) -> None:
+    """:class:`CheckpointError` ``"<what>: NaN or inf in N tensor(s) (e.g. [names]); <advice>"``
+    when ``tensors`` hold any (see :func:`non_finite`)."""
+    bad = non_finite(tensors)
+    if bad:
+        raise CheckpointError(f"{what}: NaN or inf in {len(bad)} tensor(s) (e.g. {bad[:3]}); {advice}")
+
+
+DIVERGED = "the run diverged: start again with a lower learning rate or a longer warm-up"
+WRITTEN_BY_A_DIVERGED_RUN = "a run that diverged wrote it: use an earlier checkpoint"
+
+
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in chunks."""
     digest = hashlib.sha256()
@@ -95,7 +156,7 @@ def lineage(path: str | Path) -> dict:
     ckpt = resolve(path)
     if not (ckpt / METADATA).is_file():
         return {"path": str(ckpt), "files": describe_files(sorted(str(f) for f in ckpt.glob("*.safetensors")))}
-    meta = json.loads((ckpt / METADATA).read_text())
+    meta = read_json(ckpt, METADATA)
     return {"path": str(ckpt), "step": meta.get("step"), "weights_sha256": meta.get("weights_sha256")}
 
 
@@ -186,13 +247,15 @@ def save_checkpoint(
     if keep < 1:
         raise ValueError(f"keep must be at least 1 (the checkpoint just written), got {keep}")
     run_dir = Path(run_dir)
+    name = f"step-{step:06d}"
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    _refuse_non_finite(tensors, f"refusing to save {run_dir / name}: its weights", DIVERGED)
+    _refuse_non_finite(trainer_state, f"refusing to save {run_dir / name}: its optimizer state", DIVERGED)
     run_dir.mkdir(parents=True, exist_ok=True)
     remove_leftovers(run_dir)
-    name = f"step-{step:06d}"
     final = run_dir / name
     tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=f".{name}."))
     try:
-        tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
         save_file(tensors, tmp / WEIGHTS)
         meta = dict(metadata, step=step, weights_bytes=os.path.getsize(tmp / WEIGHTS), weights_sha256=file_sha256(tmp / WEIGHTS))
         if trainer_state is not None:
@@ -240,6 +303,10 @@ def _check_export_target(out: Path, sources: list[Path]) -> None:
 def export_checkpoint(path: str | Path, out: str | Path, dtype: str = "float16") -> Path:
     """Write the checkpoint ``path`` names as a stand-alone checkpoint directory ``out`` to ship.
 
+    Refused, writing nothing, when the checkpoint does not load (weights that do not fit its
+    config, NaN or inf) or its weights overflow ``dtype``; what was written is loaded back
+    before it is renamed into place.
+
     Floating-point weights are stored as ``dtype`` (loading casts them back to the model's
     float32); the optimizer state is left out; the metadata keeps the training record and
     adds ``exported_from`` (step and sha256 of the source weights) and ``dtype``. ``out`` must
@@ -251,12 +318,14 @@ def export_checkpoint(path: str | Path, out: str | Path, dtype: str = "float16")
     ckpt = read_checkpoint(path)
     out = Path(out)
     _check_export_target(out, [Path(path), ckpt.path])
+    model_of(ckpt)  # config and weights agree
+    tensors = {
+        k: (v.to(EXPORT_DTYPES[dtype]) if v.is_floating_point() else v).contiguous() for k, v in ckpt.state_dict.items()
+    }
+    _refuse_non_finite(tensors, f"cannot export {ckpt.path} as {dtype}: its weights", "export as float32 or bfloat16")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
-        tensors = {
-            k: (v.to(EXPORT_DTYPES[dtype]) if v.is_floating_point() else v).contiguous() for k, v in ckpt.state_dict.items()
-        }
         save_file(tensors, tmp / WEIGHTS)
         source = {"path": str(path), "step": ckpt.metadata.get("step"), "weights_sha256": ckpt.metadata.get("weights_sha256")}
         meta = {k: v for k, v in ckpt.metadata.items() if k != "trainer_sha256"}  # no trainer.pt here
@@ -267,6 +336,10 @@ def export_checkpoint(path: str | Path, out: str | Path, dtype: str = "float16")
         for f in tmp.iterdir():  # readable by everyone, like any installed package data
             f.chmod(0o644)
         tmp.chmod(0o755)
+        try:
+            model_of(read_checkpoint(tmp))
+        except CheckpointError as e:
+            raise CheckpointError(f"the export of {ckpt.path} does not load back ({e}); nothing was written to {out}") from e
         _sync_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -280,14 +353,28 @@ def resolve(path: str | Path) -> Path:
     if not path.exists():
         raise CheckpointError(f"no checkpoint at {path}: it does not exist")
     if (path / LATEST).is_file():
-        try:
-            name = json.loads((path / LATEST).read_text())["checkpoint"]
-        except (ValueError, KeyError) as e:
-            raise CheckpointError(f"{path / LATEST} is unreadable ({e})") from e
-        return path / name
+        return _named_by_latest(path)
     if (path / CONFIG).is_file() or (path / WEIGHTS).is_file():
         return path
     raise CheckpointError(f"{path} is neither a run directory (no '{LATEST}') nor a checkpoint (no {CONFIG})")
+
+
+def _named_by_latest(run_dir: Path) -> Path:
+    """The checkpoint directory ``run_dir/latest`` names: ``{"checkpoint": "step-XXXXXX"}``, a
+    directory of ``run_dir``; :class:`CheckpointError` saying what is there otherwise."""
+    latest = run_dir / LATEST
+    try:
+        value = json.loads(latest.read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{latest} is not readable JSON ({e})") from e
+    name = value.get("checkpoint") if isinstance(value, dict) else None
+    steps = ", ".join(p.name for _, p in _step_dirs(run_dir)) or "none"
+    if not (isinstance(name, str) and STEP_DIR.fullmatch(name) and (run_dir / name).is_dir()):
+        raise CheckpointError(
+            f"{latest} names no checkpoint of {run_dir}: expected {{\"checkpoint\": \"step-XXXXXX\"}} naming one of its "
+            f"checkpoints ({steps}), got {json.dumps(value)[:100]}; give one checkpoint directory instead"
+        )
+    return run_dir / name
 
 
 @dataclass
@@ -312,7 +399,11 @@ class Checkpoint:
             return None
         if "trainer_sha256" in self.metadata and file_sha256(f) != self.metadata["trainer_sha256"]:
             raise CheckpointError(f"{f} is corrupt: its sha256 differs from the metadata's")
-        return torch.load(f, map_location="cpu", weights_only=True)
+        state = torch.load(f, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or not isinstance(state.get("step"), int) or "optimizer" not in state:
+            raise CheckpointError(f"{f} holds no trainer state: expected a dict with 'optimizer' and an integer 'step'")
+        _refuse_non_finite(state, str(f), WRITTEN_BY_A_DIVERGED_RUN)
+        return state
 
 
 def read_checkpoint(path: str | Path, verify_hash: bool = True) -> Checkpoint:
@@ -321,13 +412,9 @@ def read_checkpoint(path: str | Path, verify_hash: bool = True) -> Checkpoint:
     for name in (WEIGHTS, CONFIG, METADATA):
         if not (ckpt / name).is_file():
             raise CheckpointError(f"checkpoint {ckpt} is incomplete: {name} is missing")
-    try:
-        config = json.loads((ckpt / CONFIG).read_text())
-        metadata = json.loads((ckpt / METADATA).read_text())
-    except ValueError as e:
-        raise CheckpointError(f"checkpoint {ckpt} has an unreadable JSON file ({e})") from e
+    config, metadata = read_json(ckpt, CONFIG), read_json(ckpt, METADATA)
     if config.get("kind") not in KINDS:
-        raise CheckpointError(f"checkpoint {ckpt} has unknown kind {config.get('kind')!r}")
+        raise CheckpointError(f"{ckpt / CONFIG}: 'kind' is {config.get('kind')!r}, expected one of {KINDS}")
     size = os.path.getsize(ckpt / WEIGHTS)
     if "weights_bytes" in metadata and size != metadata["weights_bytes"]:
         raise CheckpointError(
@@ -339,6 +426,7 @@ def read_checkpoint(path: str | Path, verify_hash: bool = True) -> Checkpoint:
         state_dict = load_file(ckpt / WEIGHTS)
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"{ckpt / WEIGHTS} is not a readable safetensors file ({e})") from e
+    _refuse_non_finite(state_dict, str(ckpt / WEIGHTS), WRITTEN_BY_A_DIVERGED_RUN)
     return Checkpoint(ckpt, config, metadata, state_dict)
 
 
@@ -391,33 +479,55 @@ def load_state_checked(module: torch.nn.Module, state_dict: dict[str, torch.Tens
     module.load_state_dict(state_dict, strict=True)
 
 
-def load_encoder(path: str | Path):
-    """The frame encoder of an encoder run (its EMA target encoder) or of a world-model run.
+def _built(ckpt: Checkpoint, key: str, build):
+    """``build(config[key])``, or a :class:`CheckpointError` naming the config file and ``key``."""
+    section = ckpt.config.get(key)
+    if section is None:
+        raise CheckpointError(f"{ckpt.path / CONFIG}: no '{key}', expected an object of the {key}'s sizes")
+    try:
+        return build(section)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{ckpt.path / CONFIG}: '{key}' does not describe a {key} ({e})") from e
 
-    Returns an :class:`armworld.worldmodel.encoder.FrameEncoder` in eval mode.
-    """
+
+def _encoder_of(ckpt: Checkpoint):
     from armworld.worldmodel.encoder import EncoderConfig, FrameEncoder
 
-    ckpt = read_checkpoint(path)
     prefix = "target." if ckpt.kind == "encoder" else "encoder."
-    encoder = FrameEncoder(EncoderConfig.from_dict(ckpt.config["encoder"]))
+    encoder = _built(ckpt, "encoder", lambda c: FrameEncoder(EncoderConfig.from_dict(c)))
     weights = {k[len(prefix) :]: v for k, v in ckpt.state_dict.items() if k.startswith(prefix)}
     load_state_checked(encoder, weights, f"checkpoint {ckpt.path}")
     return encoder.eval()
 
 
-def load_world_model(path: str | Path):
-    """The :class:`armworld.worldmodel.world_model.WorldModel` of a ``train`` run, in eval mode."""
+def _world_model_of(ckpt: Checkpoint):
     from armworld.worldmodel.encoder import EncoderConfig, FrameEncoder
     from armworld.worldmodel.predictor import ACPredictor, PredictorConfig
     from armworld.worldmodel.world_model import WorldModel
 
-    ckpt = read_checkpoint(path)
     if ckpt.kind != "world_model":
         raise CheckpointError(f"{ckpt.path} holds an {ckpt.kind}, not a world model (made by `armworld pretrain`?)")
     model = WorldModel(
-        FrameEncoder(EncoderConfig.from_dict(ckpt.config["encoder"])),
-        ACPredictor(PredictorConfig.from_dict(ckpt.config["predictor"])),
+        _built(ckpt, "encoder", lambda c: FrameEncoder(EncoderConfig.from_dict(c))),
+        _built(ckpt, "predictor", lambda c: ACPredictor(PredictorConfig.from_dict(c))),
     )
     load_state_checked(model, ckpt.state_dict, f"checkpoint {ckpt.path}")
     return model.eval()
+
+
+def load_encoder(path: str | Path):
+    """The frame encoder of an encoder run (its EMA target encoder) or of a world-model run.
+
+    Returns an :class:`armworld.worldmodel.encoder.FrameEncoder` in eval mode.
+    """
+    return _encoder_of(read_checkpoint(path))
+
+
+def load_world_model(path: str | Path):
+    """The :class:`armworld.worldmodel.world_model.WorldModel` of a ``train`` run, in eval mode."""
+    return _world_model_of(read_checkpoint(path))
+
+
+def model_of(ckpt: Checkpoint):
+    """What loading ``ckpt`` gives: its world model, or the encoder of an encoder run."""
+    return _world_model_of(ckpt) if ckpt.kind == "world_model" else _encoder_of(ckpt)

@@ -15,6 +15,11 @@ state and step are all there is to restore), and validation or logging never shi
 training randomness. A resumed run must be given the settings it started with (model, data,
 optimisation, seed); only its length and bookkeeping may change (a new length stretches
 the cosine learning-rate schedule from the step resumed).
+
+Nothing non-finite is trained on or saved: a batch holding NaN or inf is refused naming its
+key (the clip datasets already refuse such files when they open, naming file and key), and a
+NaN or inf loss term or gradient norm stops the run (:class:`Diverged`) before that step is applied,
+so every checkpoint written holds the finite weights of an earlier step.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from armworld import __version__
+from armworld.datasets.hdf5 import DatasetError
 from armworld.worldmodel.checkpoint import (
     Checkpoint,
     describe_data,
@@ -42,6 +48,10 @@ from armworld.worldmodel.checkpoint import (
     remove_leftovers,
     save_checkpoint,
 )
+
+
+class Diverged(ValueError):
+    """A loss term or the gradient norm became NaN or inf; the step was not applied."""
 
 
 @dataclass
@@ -189,6 +199,34 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def check_finite_batch(batch: dict[str, torch.Tensor], where: str) -> dict[str, torch.Tensor]:
+    """``batch`` itself; :class:`DatasetError` naming ``where`` and the key of a float tensor holding NaN or inf."""
+    for key, value in batch.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise DatasetError(
+                f"{where}: the batch's '{key}' holds NaN or inf, so the data does; armworld does not train on it "
+                "(`armworld dataset validate FILE` names the episode)"
+            )
+    return batch
+
+
+def check_finite_step(metrics: dict[str, float], step: int, dist: Dist) -> None:
+    """:class:`Diverged` naming ``step`` and the metrics (loss terms, ``grad_norm``) that are NaN or
+    inf, on every process when any process has one."""
+    bad = [f"{k} = {v}" for k, v in metrics.items() if not math.isfinite(v)]
+    if dist.world_size > 1:
+        anywhere = torch.tensor(float(bool(bad)), device=dist.device)
+        torch_dist.all_reduce(anywhere, op=torch_dist.ReduceOp.MAX)
+        if anywhere.item() and not bad:
+            bad = ["a loss term of another process"]
+    if bad:
+        raise Diverged(
+            f"training diverged at step {step}: {', '.join(bad)}; stopped before applying it, so the checkpoints "
+            "written so far hold finite weights; start a new run (a new --out) "
+            "with a lower --lr or a longer --warmup-steps"
+        )
+
+
 @torch.no_grad()
 def evaluate(task: nn.Module, dataset: Dataset, cfg: LoopConfig, dist: Dist) -> dict[str, float]:
     """Mean metrics over the first ``eval_batches`` batches of ``dataset`` (all ranks averaged)."""
@@ -202,6 +240,7 @@ def evaluate(task: nn.Module, dataset: Dataset, cfg: LoopConfig, dist: Dist) -> 
     for i, batch in enumerate(loader):
         if i >= cfg.eval_batches:
             break
+        batch = check_finite_batch(batch, f"validation batch {i}")
         with autocast(dist.device):
             loss, metrics = task(to_device(batch, dist.device))
         for k, v in dict(metrics, loss=float(loss)).items():
@@ -334,17 +373,18 @@ def fit(
         lr = learning_rate(step, cfg)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = to_device(next(data), dist.device)
+        done = step + 1
+        batch = to_device(check_finite_batch(next(data), f"step {done}"), dist.device)
         torch.manual_seed(derive_seed(cfg.seed, dist.rank, step))
         with autocast(dist.device):
             loss, metrics = model(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_([p for p in task.parameters() if p.requires_grad], cfg.grad_clip)
+        metrics = dict(metrics, loss=float(loss.detach()), grad_norm=float(grad_norm), lr=lr)
+        check_finite_step(metrics, done, dist)
         optimizer.step()
         task.after_step()
-        done = step + 1
-        metrics = dict(metrics, loss=float(loss.detach()), grad_norm=float(grad_norm), lr=lr)
         if writer is not None and (done % cfg.log_every == 0 or done == cfg.steps):
             for k, v in metrics.items():
                 writer.add_scalar(f"train/{k}", v, done)

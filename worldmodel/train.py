@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from armworld.worldmodel.encoder import FrameEncoder, preset
-from armworld.worldmodel.engine import LoopConfig, check_finite_data, fit, seed_everything
+from armworld.worldmodel.engine import LoopConfig, fit, seed_everything
 from armworld.worldmodel.predictor import ACPredictor, PredictorConfig
 from armworld.worldmodel.sigreg import SIGReg
 from armworld.worldmodel.world_model import WorldModel
@@ -241,7 +241,6 @@ def train(
     kwargs = dict(clip_len=config.clip_len, frame_skip=config.frame_skip, action="delta", camera=config.camera)
     train_data = ClipDataset(list(data), split="train", **kwargs)
     valid_data = ClipDataset(list(data), split="valid", **kwargs)
-    check_finite_data(list(data), ("obs/proprio",))  # what "delta" clips read besides uint8 frames
     task = ACTraining(
         model, rollout_steps=config.rollout_steps, end_to_end=config.end_to_end, sigreg_weight=config.sigreg_weight
     )
