@@ -121,7 +121,7 @@ class JEPA(nn.Module):
         else:
             with torch.no_grad():
                 target = self.target.encode_clip(pixels)
-                target = F.layer_norm(target, (target.shape[-1],))  # [B, M, D]
+                target = F.layer_norm(target.float(), (target.shape[-1],))  # [B, M, D], float32 under any autocast
         losses = []
         metrics = {}
         generator = torch.default_generator if self.training else self.valid_generator
