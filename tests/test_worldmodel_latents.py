@@ -129,3 +129,35 @@ def test_sigreg_pretraining_trains_the_encoder_without_an_ema_target(tmp_path):
         assert torch.equal(value, task.encoder.vjepa.encoder.state_dict()[name])
     with pytest.raises(ValueError, match="unknown objective"):
         PretrainConfig(objective="byol")
+
+
+def test_random_resized_crop_crops_every_frame_of_a_clip_alike():
+    from armworld.worldmodel.augment import random_resized_crop
+
+    # A horizontal ramp: a crop of it is a steeper or shifted ramp, the same in every frame.
+    ramp = torch.linspace(-1, 1, 32).view(1, 1, 1, 1, 32).expand(4, 3, 3, 32, 32).contiguous()
+    generator = torch.Generator().manual_seed(0)
+    out = random_resized_crop(ramp, generator=generator)
+    assert out.shape == ramp.shape and torch.isfinite(out).all()
+    torch.testing.assert_close(out[:, 0], out[:, 2])  # the same crop for all frames of a clip
+    assert not torch.allclose(out[0], out[1])  # another crop for another clip
+    assert out.min() >= -1 - 1e-5 and out.max() <= 1 + 1e-5  # inside the image, no padding
+    whole = random_resized_crop(ramp, scale=(1.0, 1.0), ratio=(1.0, 1.0), generator=generator)
+    torch.testing.assert_close(whole, ramp, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="clips"):
+        random_resized_crop(ramp[0])
+
+
+def test_pretraining_augments_training_clips_only():
+    torch.manual_seed(0)
+    config = dataclasses.replace(PRESETS["tiny"], image_size=32, patch_size=8, depth=2)
+    plain = JEPA(FrameEncoder(config))
+    augmented = JEPA(FrameEncoder(config), augment=True)
+    augmented.load_state_dict(plain.state_dict())
+    batch = batch_of(MovingSquareClips(2, clip_len=8, size=32, frames_only=True), 2)
+    with torch.no_grad():
+        assert plain.eval()(batch)[0] == augmented.eval()(batch)[0]  # validation clips are left whole
+        torch.manual_seed(1)
+        loss_plain = plain.train()(batch)[0]
+        torch.manual_seed(1)
+        assert augmented.train()(batch)[0] != loss_plain

@@ -48,6 +48,9 @@ def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sigreg-weight", type=float, default=0.05, help="SIGReg weight with --objective sigreg (default %(default)s)"
     )
+    parser.add_argument(
+        "--augment", action="store_true", help="V-JEPA 2's random resized crop (area 0.3-1, aspect 0.75-1.35) per clip"
+    )
     _add_loop_arguments(parser, lr=5.25e-4, start_lr=1e-4)
 
 

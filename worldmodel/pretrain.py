@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from armworld.worldmodel.augment import random_resized_crop
 from armworld.worldmodel.encoder import EncoderConfig, FrameEncoder, preset
 from armworld.worldmodel.engine import LoopConfig, fit, seed_everything
 from armworld.worldmodel.masks import MultiBlockMasker
@@ -59,6 +60,7 @@ class PretrainConfig:
     ema: float = 0.998  # target momentum; the paper's 0.99925 suits runs of 100k+ steps
     objective: str = "ema"  # "ema" (V-JEPA) or "sigreg" (LeJEPA: no EMA target)
     sigreg_weight: float = 0.05  # LeJEPA's lambda, objective "sigreg" only
+    augment: bool = False  # V-JEPA 2's random resized crop, one per clip (armworld.worldmodel.augment)
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(lr=5.25e-4, start_lr=1e-4))
 
     def __post_init__(self) -> None:
@@ -84,10 +86,16 @@ class JEPA(nn.Module):
     kind = "encoder"
 
     def __init__(
-        self, encoder: FrameEncoder, ema: float = 0.998, seed: int = 0, sigreg_weight: float | None = None
+        self,
+        encoder: FrameEncoder,
+        ema: float = 0.998,
+        seed: int = 0,
+        sigreg_weight: float | None = None,
+        augment: bool = False,
     ) -> None:
         """``seed`` fixes the validation masks (training masks come from torch's global RNG);
-        ``sigreg_weight`` selects the SIGReg objective (no EMA target) with that weight."""
+        ``sigreg_weight`` selects the SIGReg objective (no EMA target) with that weight;
+        ``augment`` crops each training clip at random (validation clips are left whole)."""
         super().__init__()
         if not 0.0 <= ema < 1.0:
             raise ValueError(f"ema momentum must lie in [0, 1), got {ema}")
@@ -96,6 +104,7 @@ class JEPA(nn.Module):
         self.ema = 0.0 if sigreg_weight is not None else ema
         self.sigreg_weight = sigreg_weight
         self.sigreg = SIGReg() if sigreg_weight is not None else None
+        self.augment = augment
         c = encoder.config
         grid = (c.frames_per_clip // c.tubelet_size, c.grid_size, c.grid_size)
         self.masker = MultiBlockMasker(grid)
@@ -116,6 +125,8 @@ class JEPA(nn.Module):
             raise ValueError(f"frames must be [B, {c.frames_per_clip}, H, W, 3], got {tuple(frames.shape)}")
         B = frames.shape[0]
         pixels = self.encoder.pixels(frames)  # [B, T, 3, S, S]
+        if self.augment and self.training:
+            pixels = random_resized_crop(pixels)
         if self.sigreg is not None:
             target = self.encoder.encode_clip(pixels)  # [B, M, D], with gradients
         else:
@@ -168,7 +179,10 @@ def build_jepa(config: PretrainConfig) -> JEPA:
     """A freshly initialised :class:`JEPA`; the weights are a function of ``config.loop.seed``."""
     seed_everything(config.loop.seed)
     sigreg_weight = config.sigreg_weight if config.objective == "sigreg" else None
-    return JEPA(FrameEncoder(config.encoder_config()), ema=config.ema, seed=config.loop.seed, sigreg_weight=sigreg_weight)
+    return JEPA(
+        FrameEncoder(config.encoder_config()), ema=config.ema, seed=config.loop.seed, sigreg_weight=sigreg_weight,
+        augment=config.augment,
+    )
 
 
 def pretrain(config: PretrainConfig, data: list[str], out: str | Path) -> Path | None:
@@ -181,7 +195,7 @@ def pretrain(config: PretrainConfig, data: list[str], out: str | Path) -> Path |
     task = build_jepa(config)
     extra = {"preset": config.preset, "clip_len": config.clip_len, "frame_skip": config.frame_skip,
              "camera": config.camera, "ema": config.ema, "objective": config.objective,
-             "sigreg_weight": config.sigreg_weight}
+             "sigreg_weight": config.sigreg_weight, "augment": config.augment}
     return fit(task, config.loop, train_data, valid_data, out, data_files=list(data), extra_config=extra)
 
 
@@ -200,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = PretrainConfig(
         preset=args.preset, clip_len=args.clip_len, frame_skip=args.frame_skip, camera=args.camera, ema=args.ema,
-        objective=args.objective, sigreg_weight=args.sigreg_weight, loop=loop_config(args),
+        objective=args.objective, sigreg_weight=args.sigreg_weight, augment=args.augment, loop=loop_config(args),
     )
     path = pretrain(config, args.data, args.out)
     if path is not None:
