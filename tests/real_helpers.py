@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from armworld.envs.conventions import euler_xyz_from_matrix
+from armworld.envs.conventions import euler_xyz_from_matrix, matrix_from_euler_xyz
 from armworld.envs.real.geometry import rotation_angle
 from armworld.envs.real.protocols import Command, RobotSpec
 
@@ -18,6 +18,11 @@ class LinearIK:
 
     def ik(self, pos, rot, q_init):
         return np.concatenate([4.0 * (pos - CENTER), euler_xyz_from_matrix(rot), [0.0]]), True
+
+    def forward(self, q):
+        """The TCP pose the joints ``q`` stand for (the inverse of :meth:`ik`)."""
+        q = np.asarray(q, dtype=np.float64)
+        return CENTER + q[:3] / 4.0, matrix_from_euler_xyz(q[3:6])
 
 
 def make_spec(**overrides) -> RobotSpec:

@@ -24,9 +24,13 @@ def register(subparsers) -> None:
     server.add_argument("--seed", type=int, default=0, help="seed of the first sim reset")
     server.add_argument("--cameras", default="front", help="comma-separated sim cameras to serve")
     server.add_argument("--image-size", type=int, default=64, help="sim camera image side (pixels)")
-    server.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
-    server.add_argument("--port", type=int, default=5555)
+    server.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only; any other "
+                        "needs --token-file)")
+    server.add_argument("--port", type=int, default=5555, help="TCP port, 1-65535")
     server.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every reply (testing)")
+    server.add_argument("--token-file", help="file holding the shared secret every client must send (mode 0600); "
+                        "required with --robot and off loopback")
+    server.add_argument("--new-token", action="store_true", help="write a new random token to --token-file first")
     server.set_defaults(func=robot_server)
 
     deploy_parser = subparsers.add_parser("deploy", help="run an agent on a robot behind the safety layer")
@@ -96,11 +100,38 @@ def robot_server(args: argparse.Namespace) -> int:
         return fail(str(error))
 
 
+def _server_token(args: argparse.Namespace) -> str | None:
+    """The token the server requires (``None`` for a sim on loopback without ``--token-file``).
+
+    A real arm (``--robot``) and any address other than loopback need one: refused otherwise.
+    """
+    from armworld.envs.real.server import is_loopback, read_token, write_token
+
+    if args.new_token and not args.token_file:
+        raise ValueError("--new-token writes the token to --token-file: give --token-file PATH")
+    if args.token_file is None:
+        if args.robot is not None or not is_loopback(args.host):
+            where = f"serving {args.robot}" if args.robot is not None else f"listening on {args.host}"
+            raise ValueError(f"{where} needs a shared secret: give --token-file PATH (add --new-token to create "
+                             "it), and give clients sim://HOST:PORT?token_file=PATH")
+        return None
+    return write_token(args.token_file) if args.new_token else read_token(args.token_file)
+
+
 def _robot_server(args: argparse.Namespace) -> int:
     from armworld.envs.real.drivers import make_robot
     from armworld.envs.real.drivers.sim import MujocoRobot, SimCamera
     from armworld.envs.real.server import RobotServer
 
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"--port must be in 1-65535, got {args.port}")
+    if not 1 <= args.image_size <= 2048:
+        raise ValueError(f"--image-size takes the camera image side in pixels, 1-2048, got {args.image_size}")
+    if not (math.isfinite(args.latency_ms) and args.latency_ms >= 0):
+        raise ValueError(f"--latency-ms must be a finite number >= 0, got {args.latency_ms}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    token = _server_token(args)
     if args.sim:
         robot = MujocoRobot(args.env, seed=args.seed)
         robot.connect()
@@ -108,8 +139,11 @@ def _robot_server(args: argparse.Namespace) -> int:
     else:
         robot, cameras = make_robot(args.robot), {}
     try:
-        server = RobotServer(robot, cameras, f"tcp://{args.host}:{args.port}", latency_s=args.latency_ms / 1e3)
-        print(f"serving {'sim ' + args.env if args.sim else args.robot} on {server.address}", flush=True)
+        server = RobotServer(robot, cameras, f"tcp://{args.host}:{args.port}", latency_s=args.latency_ms / 1e3,
+                             token=token)
+        access = (f"clients need the token in {args.token_file} (sim://HOST:PORT?token_file=PATH)" if token
+                  else "no token: any process on this machine can connect")
+        print(f"serving {'sim ' + args.env if args.sim else args.robot} on {server.address}; {access}", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)

@@ -16,7 +16,7 @@ import dataclasses
 import enum
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 import yaml
@@ -24,6 +24,9 @@ import yaml
 from armworld.envs.conventions import matrix_from_euler_xyz
 
 LIMITS_DIR = Path(__file__).parent / "limits"
+
+ForwardKinematics = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+"""Forward kinematics: joint angles ``[dof]`` (rad) -> TCP position ``[3]`` (m) and rotation ``[3, 3]``."""
 
 
 class RealRobotError(RuntimeError):
@@ -40,6 +43,10 @@ class DriverError(RealRobotError):
 
 class StaleDataError(RealRobotError):
     """An observation or camera frame older than the allowed age."""
+
+
+class EnvelopeViolation(RealRobotError):
+    """A request the arm's side refuses: it would leave the robot's limits (nothing was executed)."""
 
 
 class HealthState(str, enum.Enum):
@@ -63,13 +70,33 @@ class Health:
         return self.state is HealthState.OK
 
 
-def _floats(values, n: int | None, name: str) -> tuple[float, ...]:
-    out = tuple(float(v) for v in values)
-    if n is not None and len(out) != n:
-        raise ValueError(f"{name} needs {n} values, got {len(out)}")
-    if not all(np.isfinite(out)):
-        raise ValueError(f"{name} must be finite, got {out}")
+def _floats(values, n: int, name: str, unit: str) -> tuple[float, ...]:
+    """``values`` as ``n`` finite floats; a ``ValueError`` naming ``name`` and what was expected otherwise."""
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        out = None
+    if out is None or len(out) != n or not all(np.isfinite(out)):
+        raise ValueError(f"{name}: expected a list of {n} finite numbers ({unit}), got {values!r}")
     return out
+
+
+def _scalar(value, name: str, unit: str) -> float:
+    """``value`` as a finite float; a ``ValueError`` naming ``name`` otherwise."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        out = float("nan")
+    if isinstance(value, bool) or not np.isfinite(out):
+        raise ValueError(f"{name}: expected a finite number ({unit}), got {value!r}")
+    return out
+
+
+_SCALARS = {  # the scalar limits and their units
+    "joint_margin": "rad", "control_hz": "Hz", "max_ee_step": "m", "max_rot_step": "rad", "max_ee_speed": "m/s",
+    "max_ee_acc": "m/s^2", "max_rot_speed": "rad/s", "gripper_min": "closure", "gripper_max": "closure",
+    "max_obs_age": "s", "watchdog_periods": "control periods",
+}
 
 
 @dataclass(frozen=True)
@@ -122,28 +149,39 @@ class RobotSpec:
     watchdog_periods: float = 1.5
 
     def __post_init__(self) -> None:
-        n = int(self.dof)
-        for name in ("q_min", "q_max", "qd_max", "q_home"):
-            object.__setattr__(self, name, _floats(getattr(self, name), n, name))
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name: expected the robot model's name, got {self.name!r}")
+        if isinstance(self.dof, bool) or not isinstance(self.dof, int) or self.dof <= 0:
+            raise ValueError(f"dof: expected a positive whole number of arm joints, got {self.dof!r}")
+        for name, unit in (("q_min", "rad"), ("q_max", "rad"), ("qd_max", "rad/s"), ("q_home", "rad")):
+            object.__setattr__(self, name, _floats(getattr(self, name), self.dof, name, unit))
         for name in ("workspace_min", "workspace_max"):
-            object.__setattr__(self, name, _floats(getattr(self, name), 3, name))
-        q_min, q_max = np.array(self.q_min), np.array(self.q_max)
-        if np.any(q_max - q_min <= 2 * self.joint_margin):
-            raise ValueError(f"{self.name}: every joint range must exceed twice joint_margin")
-        home = np.array(self.q_home)
-        if np.any(home < q_min + self.joint_margin) or np.any(home > q_max - self.joint_margin):
-            raise ValueError(f"{self.name}: q_home must lie inside the joint limits minus the margin")
-        if np.any(np.array(self.workspace_max) <= np.array(self.workspace_min)):
-            raise ValueError(f"{self.name}: workspace_max must exceed workspace_min on every axis")
+            object.__setattr__(self, name, _floats(getattr(self, name), 3, name, "m"))
+        for name, unit in _SCALARS.items():
+            object.__setattr__(self, name, _scalar(getattr(self, name), name, unit))
         positive = ("control_hz", "max_ee_step", "max_rot_step", "max_ee_speed", "max_ee_acc",
                     "max_rot_speed", "max_obs_age", "watchdog_periods")
         for name in positive:
-            if not float(getattr(self, name)) > 0:
-                raise ValueError(f"{self.name}: {name} must be positive")
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: expected a positive number ({_SCALARS[name]}), got {getattr(self, name)}")
+        if self.joint_margin < 0:
+            raise ValueError(f"joint_margin: expected a distance >= 0 (rad) kept from every joint limit, "
+                             f"got {self.joint_margin}")
+        q_min, q_max, home = np.array(self.q_min), np.array(self.q_max), np.array(self.q_home)
+        for j in np.flatnonzero(q_max - q_min <= 2 * self.joint_margin):
+            raise ValueError(f"q_min, q_max: expected every joint range to exceed twice joint_margin "
+                             f"({self.joint_margin} rad); joint {j} spans [{q_min[j]}, {q_max[j]}]")
+        for j in np.flatnonzero((home < q_min + self.joint_margin) | (home > q_max - self.joint_margin)):
+            raise ValueError(f"q_home: expected every joint inside its limits minus joint_margin; joint {j} is "
+                             f"{home[j]} rad, allowed [{q_min[j] + self.joint_margin}, {q_max[j] - self.joint_margin}]")
+        if np.any(np.array(self.workspace_max) <= np.array(self.workspace_min)):
+            raise ValueError(f"workspace_min, workspace_max: expected workspace_max above workspace_min on every "
+                             f"axis, got {list(self.workspace_min)} and {list(self.workspace_max)}")
         if np.any(np.array(self.qd_max) <= 0):
-            raise ValueError(f"{self.name}: qd_max must be positive")
+            raise ValueError(f"qd_max: expected positive joint speeds (rad/s), got {list(self.qd_max)}")
         if not 0.0 <= self.gripper_min <= self.gripper_max <= 1.0:
-            raise ValueError(f"{self.name}: need 0 <= gripper_min <= gripper_max <= 1")
+            raise ValueError(f"gripper_min, gripper_max: expected 0 <= gripper_min <= gripper_max <= 1, got "
+                             f"{self.gripper_min} and {self.gripper_max}")
 
     @property
     def dt(self) -> float:
@@ -159,12 +197,24 @@ class RobotSpec:
         if not path.is_file():
             bundled = sorted(p.stem for p in LIMITS_DIR.glob("*.yaml"))
             raise FileNotFoundError(f"no robot limits at {path}; bundled: {bundled}")
-        data = yaml.safe_load(path.read_text())
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path}: not valid YAML ({' '.join(str(error).split())})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of limit names to values, got {type(data).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
         if unknown:
-            raise ValueError(f"{path.name}: unknown keys {sorted(unknown)}")
-        return cls(**data)
+            raise ValueError(f"{path}: unknown keys {unknown}; the keys are {sorted(fields)}")
+        missing = sorted(name for name, f in fields.items()
+                         if name not in data and f.default is dataclasses.MISSING)
+        if missing:
+            raise ValueError(f"{path}: missing keys {missing} (see limits/panda.yaml for their meaning and units)")
+        try:
+            return cls(**data)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
 
     def scaled(self, speed_factor: float) -> RobotSpec:
         """This spec with every step, speed and acceleration limit times ``speed_factor`` in (0, 1]."""
@@ -316,14 +366,17 @@ class Camera(Protocol):
 
 
 def check_fresh(t: float, now: float, max_age_s: float, what: str) -> None:
-    """Raise :class:`StaleDataError` if a reading taken at ``t`` is older than ``max_age_s`` at ``now`` (s)."""
+    """Raise :class:`StaleDataError` if a reading taken at ``t`` is older than ``max_age_s`` at ``now`` (s),
+    or stamped after ``now`` (a clock that cannot be trusted)."""
     age = now - t
     if not np.isfinite(age) or age > max_age_s:
         raise StaleDataError(f"{what} is {age * 1e3:.0f} ms old (limit {max_age_s * 1e3:.0f} ms)")
+    if age < 0:
+        raise StaleDataError(f"{what} is stamped {-age * 1e3:.1f} ms in the future: its clock cannot be trusted")
 
 
 __all__ = [
-    "Camera", "Command", "DriverError", "Frame", "Health", "HealthState", "Kinematics", "Reading", "RealRobotError",
+    "Camera", "Command", "DriverError", "EnvelopeViolation", "ForwardKinematics", "Frame", "Health", "HealthState", "Kinematics", "Reading", "RealRobotError",
     "Robot",
     "RobotSpec", "RobotState", "SafetyFault", "StaleDataError", "check_fresh",
 ]

@@ -24,12 +24,16 @@ Each rule is a small pure function below, applied in this order:
    otherwise the last safe target is held;
 7. gripper clamp (:func:`clamp_gripper`).
 
-Around them: observations older than ``max_obs_age`` are refused
+Around them: observations older than ``max_obs_age`` (or stamped in the future) are refused
 (:class:`~armworld.envs.real.protocols.StaleDataError`, nothing sent); a
 :class:`Watchdog` calls ``robot.stop()`` when no command arrives for
 ``watchdog_periods`` control periods; a robot that reports anything but OK, or a driver
 that raises (on a command or on reset), latches a
 :class:`~armworld.envs.real.protocols.SafetyFault` until a :meth:`SafetyLayer.reset` succeeds.
+
+:class:`Envelope` is the second, independent check on the arm's side
+(:class:`~armworld.envs.real.server.RobotServer` applies it to every request): it corrects
+nothing, it refuses every command that leaves the robot's limits, whatever sent it.
 """
 
 from __future__ import annotations
@@ -50,9 +54,11 @@ from armworld.envs.conventions import (
     expand_action,
     matrix_from_euler_xyz,
 )
-from armworld.envs.real.geometry import matrix_from_rotvec, rotvec_from_matrix
+from armworld.envs.real.geometry import matrix_from_rotvec, rotation_angle, rotvec_from_matrix
 from armworld.envs.real.protocols import (
     Command,
+    EnvelopeViolation,
+    ForwardKinematics,
     Health,
     Kinematics,
     Robot,
@@ -162,6 +168,26 @@ def clamp_gripper(closure: float, lo: float, hi: float) -> float:
     return float(np.clip(closure, lo, hi))
 
 
+def step_fractions(spec: RobotSpec, previous: Command, command: Command) -> dict[str, float]:
+    """The move from target ``previous`` to target ``command`` as a fraction of each per-step limit of ``spec``.
+
+    Keys name the limits: ``max_ee_step`` (largest TCP axis step), ``max_ee_speed`` (TCP step
+    norm over one period ``dt``), ``max_rot_step`` (largest extrinsic XYZ Euler angle of the
+    rotation), ``max_rot_speed`` (rotation angle over ``dt``), ``qd_max`` (fastest joint over
+    ``dt``). A value above 1 exceeds that limit.
+    """
+    step = np.asarray(command.ee_pos) - np.asarray(previous.ee_pos)
+    R_delta = command.ee_rot @ previous.ee_rot.T
+    joints = np.abs(np.asarray(command.q) - np.asarray(previous.q)) / (np.array(spec.qd_max) * spec.dt)
+    return {
+        "max_ee_step": float(np.max(np.abs(step))) / spec.max_ee_step,
+        "max_ee_speed": float(np.linalg.norm(step)) / (spec.max_ee_speed * spec.dt),
+        "max_rot_step": float(np.max(np.abs(euler_xyz_from_matrix(R_delta)))) / spec.max_rot_step,
+        "max_rot_speed": rotation_angle(previous.ee_rot, command.ee_rot) / (spec.max_rot_speed * spec.dt),
+        "qd_max": float(np.max(joints)),
+    }
+
+
 def _changed(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether a rule moved a value by more than rounding."""
     return float(np.max(np.abs(a - b))) > 1e-12
@@ -233,6 +259,144 @@ class Watchdog:
                     self._on_timeout()
                 except Exception:  # the watchdog thread must survive a failing stop
                     log.exception("watchdog: stop() failed")
+
+
+# ----------------------------------------------------------------------------- the arm-side envelope
+
+RATE_BURST_STEPS = 1.5  # full steps of motion a burst of commands may use (refilled at one step per period)
+FK_POS_TOL_M = 5e-3  # largest distance (m) between a command's TCP target and where its joints put the TCP
+FK_ROT_TOL_RAD = 0.05  # the same for the orientation (rad)
+_TOLERANCE = 1e-6  # relative rounding allowed on each limit
+
+
+def _numbers(value) -> np.ndarray | None:
+    """``value`` as a float64 array if it holds real numbers only (no bools, complex, strings), else ``None``."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        return None
+    return array.astype(np.float64) if array.dtype.kind in "iuf" else None
+
+
+def _vector(value, n: int, name: str, unit: str) -> np.ndarray:
+    """``value`` as ``n`` finite float64s, or an :class:`EnvelopeViolation` naming ``name``."""
+    array = _numbers(value)
+    if array is None or array.shape != (n,) or not np.all(np.isfinite(array)):
+        raise EnvelopeViolation(f"{name} must be {n} finite numbers ({unit}), got {value!r:.200}")
+    return array
+
+
+def _closure(value) -> float:
+    """``value`` as a finite gripper closure, or an :class:`EnvelopeViolation`."""
+    closure = _numbers(value)
+    if closure is None or closure.shape != () or not np.isfinite(closure):
+        raise EnvelopeViolation(f"gripper must be one finite closure (0 open, 1 closed), got {value!r:.100}")
+    return float(closure)
+
+
+class Envelope:
+    """The limits of ``spec`` that every command an arm executes stays in, checked on the arm's side.
+
+    Where :class:`SafetyLayer` corrects a policy's actions, the envelope only checks commands
+    and refuses, with an :class:`~armworld.envs.real.protocols.EnvelopeViolation` naming the
+    limit, any command that would leave the limits: non-finite or malformed numbers, a joint
+    target less than ``joint_margin`` inside its limits, a TCP target outside the workspace box,
+    a gripper closure outside ``[gripper_min, gripper_max]``, joints that do not reach the TCP
+    target (within :data:`FK_POS_TOL_M` and :data:`FK_ROT_TOL_RAD`, when ``forward`` is given), a
+    step from the previous target beyond ``max_ee_step``, ``max_ee_speed * dt``,
+    ``max_rot_step``, ``max_rot_speed * dt`` or ``qd_max * dt`` (:func:`step_fractions`), and
+    commands coming faster than one full step per control period: each command uses its step
+    (its largest fraction of a step limit) from a budget refilled by one step per period and
+    capped at :data:`RATE_BURST_STEPS`, so over any interval ``T`` (s) the targets move at most
+    ``T / dt + 1.5`` full steps. Acceleration is left to :class:`SafetyLayer`.
+
+    Args:
+        spec: the served robot's limits (unscaled).
+        forward: forward kinematics of the arm, to check that a command's joints reach its TCP
+            target (drivers that execute joint targets, as the sim does); ``None`` skips that check.
+        clock: monotonic clock (s).
+    """
+
+    def __init__(self, spec: RobotSpec, forward: ForwardKinematics | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.spec, self.forward, self._clock = spec, forward, clock
+        self._lo, self._hi = np.array(spec.workspace_min), np.array(spec.workspace_max)
+        self._q_min, self._q_max = np.array(spec.q_min), np.array(spec.q_max)
+        self._previous: Command | None = None
+        self._budget, self._budget_t = RATE_BURST_STEPS, clock()
+
+    @property
+    def previous(self) -> Command | None:
+        """The last target admitted (or the measured pose it was anchored to)."""
+        return self._previous
+
+    def anchor(self, state: RobotState) -> None:
+        """Take the arm's measured pose as the previous target, with a full budget (at start, after a reset)."""
+        self._previous = Command(np.array(state.ee_pos, dtype=np.float64), np.array(state.ee_euler, dtype=np.float64),
+                                 float(state.gripper), np.array(state.q, dtype=np.float64), self._clock())
+        self._budget, self._budget_t = RATE_BURST_STEPS, self._clock()
+
+    def check_home(self, home) -> np.ndarray:
+        """The home configuration ``[dof]`` (rad) a reset may move to (``None``: ``spec.q_home``), or a refusal."""
+        if home is None:
+            return np.array(self.spec.q_home)
+        q = _vector(home, self.spec.dof, "home", "rad")
+        self._check_joints(q, "home")
+        if self.forward is not None:
+            self._check_workspace(self.forward(q)[0], "home's TCP")
+        return q
+
+    def admit(self, command: Command) -> Command:
+        """``command`` with float64 fields if it stays in the envelope (it becomes the previous target), else a refusal.
+
+        Raises:
+            EnvelopeViolation: the first limit the command breaks, named with its value.
+        """
+        spec = self.spec
+        if self._previous is None:
+            raise EnvelopeViolation("no reference pose yet: anchor() the envelope to the arm's state first")
+        checked = Command(_vector(command.ee_pos, 3, "ee_pos", "m"), _vector(command.ee_euler, 3, "ee_euler", "rad"),
+                          _closure(command.gripper),
+                          _vector(command.q, spec.dof, "q", "rad"), command.t)
+        self._check_joints(checked.q, "q")
+        self._check_workspace(checked.ee_pos, "ee_pos")
+        if clamp_gripper(checked.gripper, spec.gripper_min, spec.gripper_max) != checked.gripper:
+            raise EnvelopeViolation(f"gripper closure {checked.gripper} is outside [gripper_min, gripper_max] = "
+                                    f"[{spec.gripper_min}, {spec.gripper_max}]")
+        if self.forward is not None:
+            pos, R = self.forward(checked.q)
+            error, angle = float(np.linalg.norm(pos - checked.ee_pos)), rotation_angle(R, checked.ee_rot)
+            if error > FK_POS_TOL_M or angle > FK_ROT_TOL_RAD:
+                raise EnvelopeViolation(f"q does not reach the TCP target: {error * 1e3:.1f} mm and {angle:.3f} rad "
+                                        f"away (at most {FK_POS_TOL_M * 1e3:.0f} mm and {FK_ROT_TOL_RAD} rad)")
+        fractions = step_fractions(spec, self._previous, checked)
+        limit, fraction = max(fractions.items(), key=lambda item: item[1])
+        if fraction > 1 + _TOLERANCE:
+            cap = {"max_ee_step": f"{spec.max_ee_step} m per axis", "max_ee_speed": f"{spec.max_ee_speed} m/s",
+                   "max_rot_step": f"{spec.max_rot_step} rad per Euler angle",
+                   "max_rot_speed": f"{spec.max_rot_speed} rad/s", "qd_max": f"{list(spec.qd_max)} rad/s"}[limit]
+            raise EnvelopeViolation(f"the step from the previous target is {fraction:.2f} times {limit} ({cap} "
+                                    f"at {spec.control_hz} Hz)")
+        now = self._clock()
+        budget = min(RATE_BURST_STEPS, self._budget + (now - self._budget_t) / spec.dt)
+        if fraction > budget + _TOLERANCE:
+            raise EnvelopeViolation(f"commands come faster than the control rate: this one moves {fraction:.2f} of a "
+                                    f"full step and {budget:.2f} is left (one step per {spec.dt * 1e3:.0f} ms period)")
+        self._budget, self._budget_t = budget - fraction, now
+        self._previous = checked
+        return checked
+
+    def _check_joints(self, q: np.ndarray, name: str) -> None:
+        margin = self.spec.joint_margin
+        if not joints_within_margin(q, self._q_min, self._q_max, margin):
+            j = int(np.argmax(np.maximum(self._q_min + margin - q, q - self._q_max + margin)))
+            raise EnvelopeViolation(f"{name}: joint {j} at {q[j]:.4f} rad is outside its limits minus joint_margin "
+                                    f"[{self._q_min[j] + margin:.4f}, {self._q_max[j] - margin:.4f}]")
+
+    def _check_workspace(self, pos: np.ndarray, name: str) -> None:
+        if _changed(clip_to_workspace(pos, self._lo, self._hi), pos):
+            raise EnvelopeViolation(f"{name} {np.round(pos, 4).tolist()} m is outside the workspace box "
+                                    f"{list(self.spec.workspace_min)} .. {list(self.spec.workspace_max)}")
 
 
 # ----------------------------------------------------------------------------- the layer

@@ -19,14 +19,12 @@ from armworld.envs.conventions import euler_xyz_from_matrix
 from armworld.envs.real.protocols import (
     Command,
     DriverError,
+    ForwardKinematics,
     Health,
     HealthState,
     RobotSpec,
     RobotState,
 )
-
-ForwardKinematics = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-
 
 @dataclass
 class MockFaults:

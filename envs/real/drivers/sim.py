@@ -5,7 +5,8 @@ takes the same :class:`~armworld.envs.real.protocols.Command` targets a real arm
 (joint targets to the Panda's position servos, finger opening to the gripper).
 ``armworld robot-server --sim`` serves it with :mod:`armworld.envs.real.server`;
 ``sim://HOST:PORT`` connects a :class:`~armworld.envs.real.server.RobotClient` to it,
-the same client any robot-side server answers.
+the same client any robot-side server answers; ``sim://HOST:PORT?token_file=PATH`` sends
+the token in that file (else ``$ARMWORLD_ROBOT_TOKEN``, if set).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from typing import Any
-from urllib.parse import SplitResult
+from urllib.parse import SplitResult, parse_qs
 
 import gymnasium
 import mujoco
@@ -81,9 +82,7 @@ class MujocoRobot:
         sim env's jittered start pose; the arm is placed there at once, gripper open.
         """
         self._env()  # connected
-        q = np.asarray(self.spec.q_home if home is None else home, dtype=np.float64)
-        if q.shape != (7,) or not np.all(np.isfinite(q)):
-            raise DriverError(f"sim: home must be 7 finite joint angles (rad), got {q}")
+        q = self._joints(self.spec.q_home if home is None else home, "home")
         with self.lock:
             self._start_episode(q)
             self.seed += 1
@@ -114,13 +113,26 @@ class MujocoRobot:
 
     def send_action(self, command: Command) -> Command:
         env = self._env()
-        q = np.asarray(command.q, dtype=np.float64)
-        if q.shape != (7,) or not np.all(np.isfinite(q)):
-            raise DriverError(f"sim: joint target must be 7 finite values, got {q}")
+        q = self._joints(command.q, "joint target")
+        if not (isinstance(command.gripper, (int, float, np.number)) and 0.0 <= command.gripper <= 1.0):
+            raise DriverError(f"sim: gripper closure must be a number in [0, 1], got {command.gripper!r}")
         with self.lock:
             env.data.ctrl[:7] = q
-            env.data.ctrl[7] = SIM_FINGER.to_device(command.gripper)
+            env.data.ctrl[7] = SIM_FINGER.to_device(float(command.gripper))
         return command
+
+    def _joints(self, q, what: str) -> np.ndarray:
+        """``q`` as 7 finite joint angles (rad) within the Panda's joint limits, or a :class:`DriverError`."""
+        try:
+            q = np.asarray(q, dtype=np.float64)
+        except (TypeError, ValueError):
+            q = np.full(1, np.nan)
+        if q.shape != (7,) or not np.all(np.isfinite(q)):
+            raise DriverError(f"sim: {what} must be 7 finite joint angles (rad), got {q}")
+        if np.any(q < self.spec.q_min) or np.any(q > self.spec.q_max):
+            raise DriverError(f"sim: {what} {np.round(q, 4).tolist()} leaves the joint limits "
+                              f"{list(self.spec.q_min)} .. {list(self.spec.q_max)} (rad)")
+        return q
 
     def stop(self) -> None:
         env = self._env()
@@ -140,6 +152,12 @@ class MujocoRobot:
     def task(self) -> str:
         """The sim env's task (``reach``, ``push``, ``pick_place``, ``stack``): what :meth:`task_observation` serves."""
         return self._env().task
+
+    def forward(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """TCP position [3] (m) and rotation [3, 3] at joint angles ``q`` [7] (rad), from the sim's model."""
+        env = self._env()
+        with self.lock:
+            return env.kinematics.forward(np.asarray(q, dtype=np.float64))
 
     def advance(self, seconds: float) -> None:
         """Step the physics by ``seconds`` of sim time (for ``realtime=False``)."""
@@ -193,7 +211,12 @@ class SimCamera:
         self._renderer: CameraRenderer | None = None
 
     def connect(self) -> None:
+        """Connect the sim; refuse a camera name the sim's model lacks."""
         self.robot.connect()
+        model = self.robot.env.model
+        names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]
+        if self.name not in names:
+            raise DriverError(f"sim: no camera {self.name!r}; the scene has {names}")
 
     def disconnect(self) -> None:
         if self._renderer is not None:
@@ -207,9 +230,13 @@ class SimCamera:
 
 
 def from_url(url: SplitResult):
-    """``sim://HOST:PORT`` -> a client of ``armworld robot-server --sim`` at that address."""
-    from armworld.envs.real.server import RobotClient
+    """``sim://HOST:PORT[?token_file=PATH]`` -> a client of ``armworld robot-server`` at that address."""
+    from armworld.envs.real.server import RobotClient, read_token
 
     if url.port is None:
         raise ValueError(f"sim URL needs a port: sim://{url.hostname}:PORT")
-    return RobotClient(f"tcp://{url.hostname}:{url.port}")
+    options = parse_qs(url.query, keep_blank_values=True)
+    if set(options) - {"token_file"} or len(options.get("token_file", [""])) != 1:
+        raise ValueError(f"sim URL options: only ?token_file=PATH (the server's token), got ?{url.query}")
+    token = read_token(options["token_file"][0]) if options else None
+    return RobotClient(f"tcp://{url.hostname}:{url.port}", token=token)
