@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("envs", "data", "model", "agents", "real", "rl")
+COMMAND_MODULES = ("envs", "data", "model", "agents", "real", "rl", "score")
 
 
 def build_parser() -> argparse.ArgumentParser:
