@@ -487,7 +487,7 @@ def _built(ckpt: Checkpoint, key: str, build):
     try:
         return build(section)
     except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{ckpt.path / CONFIG}: '{key}' does not describe a {key} ({e})") from e
+        raise CheckpointError(f"{ckpt.path / CONFIG}: '{key}' is not a valid {key} config ({e})") from e
 
 
 def _encoder_of(ckpt: Checkpoint):
