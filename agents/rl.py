@@ -24,7 +24,9 @@ meet the training seeds (the run's seed, one per parallel env).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
+import math
 import os
 import tempfile
 import time
@@ -102,18 +104,59 @@ class RLConfig:
             raise ValueError("eval_freq and eval_episodes must be positive")
 
 
+# Keys armworld reads itself; the others go to the algorithm's constructor, less those
+# build_model sets (from seed, noise_type and her).
+_OWN_KEYS = ("n_timesteps", "n_envs", "policy", "her", "env_kwargs", "noise_type", "noise_std")
+_SET_BY_ARMWORLD = {"self", "env", "seed", "tensorboard_log", "verbose", "_init_setup_model", "action_noise", "replay_buffer_class"}
+# checked values: numbers as (integer?, lowest, lowest excluded?, highest), other kinds by type
+_NUMBERS: dict[str, tuple[bool, float, bool, float]] = {
+    "n_timesteps": (True, 1, False, math.inf), "n_envs": (True, 1, False, math.inf),
+    "buffer_size": (True, 1, False, math.inf), "batch_size": (True, 1, False, math.inf),
+    "learning_starts": (True, 0, False, math.inf), "n_steps": (True, 1, False, math.inf),
+    "n_epochs": (True, 1, False, math.inf), "gamma": (False, 0, False, 1), "tau": (False, 0, True, 1),
+    "gae_lambda": (False, 0, False, 1), "learning_rate": (False, 0, True, math.inf),
+    "noise_std": (False, 0, False, math.inf), "clip_range": (False, 0, True, math.inf),
+}
+_KINDS: dict[str, type] = {"policy": str, "her": bool, "env_kwargs": dict, "policy_kwargs": dict, "replay_buffer_kwargs": dict}
+
+
+def check_hyperparams(algo: str, hp: dict[str, Any], source: str) -> None:
+    """Raise ``ValueError`` naming ``source`` (the YAML file or the overrides), the key and what
+    was expected, for a key that neither armworld nor the algorithm takes, or a value of the
+    wrong kind or out of range: before any env or model is built."""
+    known = {*_OWN_KEYS, *inspect.signature(ALGOS[algo].__init__).parameters} - _SET_BY_ARMWORLD
+    for key, value in hp.items():
+        if key not in known:
+            raise ValueError(f"{source}: {algo} takes no hyperparameter {key!r}; known: {', '.join(sorted(known))}")
+        if key in _NUMBERS:
+            integer, low, above, high = _NUMBERS[key]
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not (low < value if above else low <= value) or value > high or (integer and not isinstance(value, int)):
+                bounds = f"{'>' if above else '>='} {low:g}" + (f" and <= {high:g}" if high < math.inf else "")
+                raise ValueError(f"{source}: {key}={value!r}, expected {'an integer' if integer else 'a number'} {bounds}")
+        elif key in _KINDS and not isinstance(value, _KINDS[key]):
+            raise ValueError(f"{source}: {key}={value!r}, expected a {_KINDS[key].__name__}")
+    if hp.get("noise_type") not in (None, "normal"):
+        raise ValueError(f"{source}: noise_type={hp['noise_type']!r}, expected normal (with noise_std) or no key")
+
+
 def load_hyperparams(algo: str, env_id: str, obs_mode: str = "state", overrides: dict | None = None) -> dict[str, Any]:
     """The YAML entry for ``env_id`` in ``hyperparams/<algo>.yaml``, its ``pixels:`` block
-    applied for pixel observations, then ``overrides`` (keys replaced whole)."""
+    applied for pixel observations, then ``overrides`` (keys replaced whole); each checked
+    with :func:`check_hyperparams`."""
+    source = f"hyperparams/{algo}.yaml"
     text = (resources.files("armworld.agents") / "hyperparams" / f"{algo}.yaml").read_text()
     table = yaml.safe_load(text)
     if env_id not in table:
-        raise ValueError(f"hyperparams/{algo}.yaml has no entry for {env_id!r}; it has {sorted(table)}")
+        raise ValueError(f"{source} has no entry for {env_id!r}; it has {sorted(table)}")
     hp = dict(table[env_id])
     pixels = hp.pop("pixels", {})
+    check_hyperparams(algo, {**hp, **pixels}, f"{source}, {env_id}")
     if obs_mode == "pixels":
         hp.update(pixels)
+    check_hyperparams(algo, overrides or {}, "hyperparameter override (-p)")
     hp.update(overrides or {})
+    check_hyperparams(algo, hp, f"{source}, {env_id} with the overrides")
     return hp
 
 
@@ -391,7 +434,6 @@ def train(config: RLConfig) -> Path:
         raise FileNotFoundError(f"cannot resume: {run_dir / CHECKPOINTS / LATEST} does not exist; train without --resume first")
     if not config.resume and (run_dir / PROGRESS).exists():
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
 
     env = make_vec_env(config.env_id, n_envs=int(hp.get("n_envs", 1)), seed=config.seed, env_kwargs=env_kwargs)
     eval_env = gymnasium.make(config.env_id, **env_kwargs)
@@ -411,6 +453,7 @@ def train(config: RLConfig) -> Path:
         algo=config.algo, env_id=config.env_id, obs_mode=config.obs_mode, her=isinstance(getattr(model, "replay_buffer", None), HerReplayBuffer),
         seed=config.seed, total_steps=total, finished=False,
     )
+    run_dir.mkdir(parents=True, exist_ok=True)  # once the env and the model are built: a refused run writes nothing
     _write_json(run_dir / CONFIG, {"config": dataclasses.asdict(config), "hyperparams": hp, "env_kwargs": env_kwargs, "armworld_version": armworld.__version__})
 
     callback = ProgressCallback(run_dir, progress, eval_env, config)

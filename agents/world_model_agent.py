@@ -68,9 +68,13 @@ def load_goal_image(goal: GoalImage, size: int) -> np.ndarray:
         if not Path(goal).is_file():
             raise GoalImageError(f"goal image {goal} does not exist")
         try:
-            image = np.asarray(Image.open(goal))
+            with Image.open(goal) as opened:
+                stored = _stored_mode(opened)
+                image = np.asarray(opened)
         except OSError as error:
             raise GoalImageError(f"goal image {goal} is not a readable image ({error})") from None
+        if ";16" in stored:  # Pillow reads 16-bit RGB as 8-bit RGB, silently dropping the low byte
+            raise GoalImageError(f"goal image {goal} has 16 bits per channel ({stored}); save it as an 8-bit RGB image")
     else:
         image = np.asarray(goal)
     if image.dtype != np.uint8:
@@ -93,6 +97,13 @@ def load_goal_image(goal: GoalImage, size: int) -> np.ndarray:
     if height != size:
         image = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
     return np.ascontiguousarray(image)
+
+
+def _stored_mode(image) -> str:
+    """The pixel layout as the file stores it (Pillow's raw mode, e.g. ``RGB;16B``), which
+    the mode Pillow decodes to (``RGB``) may hide."""
+    args = image.tile[0].args if image.tile else ""
+    return str(args if isinstance(args, str) else args[0] if args else "")
 
 
 @dataclass(frozen=True)

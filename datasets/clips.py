@@ -100,22 +100,24 @@ class _ClipIndex(Dataset):
 
 def _check_rows(file: TrajectoryFile, demo: str, image_key: str, needs: tuple[str, ...]) -> int:
     """The number of observations (image rows) of ``demo``; ``DatasetError`` naming the key when
-    the images or a needed key are missing, or a needed key's rows do not match the images."""
+    the images or a needed key are missing or malformed, a needed key's rows do not match the
+    images, or it holds non-finite values (nothing non-finite is trained on)."""
     where = f"{file.path}: {demo}"
     if not file.has(demo, image_key):
         cameras = [key[len("rgb_"):] for key in file.keys(demo) if key.startswith("rgb_")]
         raise DatasetError(f"{where}: missing '{image_key}' (cameras: {', '.join(cameras) or 'none'})")
-    observations = file.dataset(demo, image_key).shape[0]
+    observations = file.images(demo, image_key).shape[0]
+    hint = "`armworld dataset validate` lists the file's problems"
     for key in needs:
         if not file.has(demo, key):
             raise DatasetError(f"{where}: missing '{key}'")
         expected = observations - 1 if key in TRANSITION_KEYS else observations
-        rows = file.dataset(demo, key).shape[0]
+        rows = file.dataset(demo, key).shape[0] if file.dataset(demo, key).shape else 0
         if rows != expected:
-            raise DatasetError(
-                f"{where}: '{key}' has {rows} rows, expected {expected} ('{image_key}' has {observations}); "
-                "`armworld dataset validate` lists the file's problems"
-            )
+            raise DatasetError(f"{where}: '{key}' has {rows} rows, expected {expected} ('{image_key}' has {observations}); {hint}")
+        values = file.read(demo, key)
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise DatasetError(f"{where}: '{key}' holds {int((~np.isfinite(values)).sum())} non-finite values; {hint}")
     return observations
 
 

@@ -10,6 +10,7 @@ of workers and a killed collection resumes where it stopped.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import time
@@ -22,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from armworld.datasets.env_args import describe_env
-from armworld.datasets.hdf5 import DatasetError, Episode, Exist, TrajectoryWriter, check_exist
+from armworld.datasets.hdf5 import DatasetError, Episode, Exist, TrajectoryFile, TrajectoryWriter, check_exist, demo_name
 
 
 class AgentLike(Protocol):
@@ -165,16 +166,16 @@ def _episodes(config: CollectConfig, factory: AgentFactory, env: gymnasium.Env, 
         yield from pool.imap(_worker_episode, indices, chunksize=1)
 
 
-def _check_continues(writer: TrajectoryWriter, config: CollectConfig) -> None:
+def _check_continues(file: TrajectoryFile, config: CollectConfig) -> None:
     """Refuse to resume a file whose episodes came from another seed or policy: appending
     would mix two collections and could repeat reset seeds."""
-    for index in sorted({0, writer.total - 1}) if writer.total else ():
-        attrs = writer.committed_attrs(index)
+    for index in sorted({0, file.total - 1}) if file.total else ():
+        demo = demo_name(index)
         expected = {"seed": config.seed + index, "policy": config.policy_name}
-        found = {key: attrs.get(key) for key in expected}
+        found = {"seed": file.seed(demo), "policy": file.attrs(demo).get("policy")}
         if found != expected:
             raise DatasetError(
-                f"{writer.path}: cannot resume, episode {index} was collected with {found}, this collection would "
+                f"{file.path}: cannot resume, episode {index} was collected with {found}, this collection would "
                 f"give it {expected}; resume with the file's --seed and --policy, or write a new file"
             )
 
@@ -205,8 +206,8 @@ def collect(
     start = time.perf_counter()
     frames = successes = collected = 0
     try:
-        with TrajectoryWriter(path, describe_env(env), exist=exist) as writer:
-            _check_continues(writer, config)
+        check_resume = functools.partial(_check_continues, config=config)
+        with TrajectoryWriter(path, describe_env(env), exist=exist, check_resume=check_resume) as writer:
             indices = range(writer.total, max(writer.total, config.episodes))
             with tqdm(total=len(indices), unit="ep", disable=not progress, desc="collect") as bar:
                 for episode in _episodes(config, factory, env, indices):

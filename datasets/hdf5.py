@@ -35,7 +35,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -126,16 +126,38 @@ def open_h5(path: str | os.PathLike, mode: str = "r", **kwargs: Any) -> h5py.Fil
 
 def _check_version(path: str, file: h5py.File) -> None:
     version = file.attrs.get(VERSION_ATTR)
-    if version is None or "data" not in file:
+    if version is None or not isinstance(file.get("data"), h5py.Group):
         raise DatasetError(
             f"{path}: not an armworld trajectory file (no '{VERSION_ATTR}' attribute or no 'data' group)"
         )
+    if not isinstance(version, (int, np.integer)):
+        raise DatasetError(f"{path}: attribute '{VERSION_ATTR}' is {_plain(version)!r}, expected an integer (the format version)")
     if int(version) != FORMAT_VERSION:
         age = "newer" if int(version) > FORMAT_VERSION else "older"
         raise DatasetError(
             f"{path}: written in armworld dataset format {int(version)}, {age} than the format "
             f"{FORMAT_VERSION} this armworld reads; use the armworld release that wrote it"
         )
+
+
+def _read_header(path: str, file: h5py.File) -> tuple[int, dict[str, Any]]:
+    """The committed episode count (``data.attrs["total"]``) and ``env_args`` of an open file,
+    checked: ``DatasetError`` naming the attribute and what was expected."""
+    _check_version(path, file)
+    data = file["data"]
+    total = data.attrs.get("total", 0)
+    if not isinstance(total, (int, np.integer)) or not 0 <= total <= len(data):
+        raise DatasetError(
+            f"{path}: attribute data/total is {_plain(total)!r}, expected the number of committed episodes, "
+            f"an integer in 0..{len(data)} (the members of 'data')"
+        )
+    try:
+        env_args = json.loads(data.attrs.get("env_args", "{}"))
+    except (TypeError, ValueError) as error:
+        raise DatasetError(f"{path}: attribute data/env_args is not valid JSON ({error})") from None
+    if not isinstance(env_args, dict):
+        raise DatasetError(f"{path}: attribute data/env_args is a JSON {type(env_args).__name__}, expected an object")
+    return int(total), env_args
 
 
 class TrajectoryFile:
@@ -149,14 +171,11 @@ class TrajectoryFile:
         self.path = str(path)
         self._file = open_h5(self.path, "r")
         try:
-            _check_version(self.path, self._file)
-            data = self._file["data"]
-            self.total = int(data.attrs.get("total", 0))
-            self.env_args: dict[str, Any] = json.loads(data.attrs.get("env_args", "{}"))
+            self.total, self.env_args = _read_header(self.path, self._file)
         except DatasetError:
             self._file.close()
             raise
-        except (OSError, KeyError, ValueError) as error:
+        except (OSError, KeyError) as error:
             self._file.close()
             raise DatasetError(f"{self.path}: unreadable header ({error})") from None
         self.demos = [demo_name(i) for i in range(self.total)]
@@ -176,10 +195,12 @@ class TrajectoryFile:
         """Committed demo names in ``mask/<name>`` (all demos for ``None``), in episode order."""
         if name is None:
             return list(self.demos)
-        try:
-            listed = {n.decode() if isinstance(n, bytes) else str(n) for n in self._file[f"mask/{name}"][()]}
-        except KeyError:
-            raise DatasetError(f"{self.path}: no split 'mask/{name}'") from None
+        mask = self._file.get(f"mask/{name}")
+        if mask is None:
+            raise DatasetError(f"{self.path}: no split 'mask/{name}'")
+        if not isinstance(mask, h5py.Dataset) or mask.ndim != 1 or mask.dtype.kind not in "SOU":
+            raise DatasetError(f"{self.path}: 'mask/{name}' is {_describe(mask)}, expected a list of demo names")
+        listed = {n.decode() if isinstance(n, bytes) else str(n) for n in mask[()]}
         return [demo for demo in self.demos if demo in listed]
 
     def group(self, demo: str) -> h5py.Group:
@@ -187,9 +208,12 @@ class TrajectoryFile:
         if demo not in self._committed:
             raise DatasetError(f"{self.path}: {demo}: no such committed demo (the file holds {self.total})")
         try:
-            return self._file[f"data/{demo}"]
+            group = self._file[f"data/{demo}"]
         except (KeyError, OSError) as error:
             raise DatasetError(f"{self.path}: {demo}: missing or unreadable ({error})") from None
+        if not isinstance(group, h5py.Group):
+            raise DatasetError(f"{self.path}: 'data/{demo}' is {_describe(group)}, expected a group (an episode)")
+        return group
 
     def attrs(self, demo: str) -> dict[str, Any]:
         """The demo's attributes (num_samples, seed, policy)."""
@@ -197,10 +221,22 @@ class TrajectoryFile:
 
     def num_samples(self, demo: str) -> int:
         """N, the number of actions of a demo."""
-        try:
-            return int(self.group(demo).attrs["num_samples"])
-        except KeyError:
-            raise DatasetError(f"{self.path}: {demo}: no 'num_samples' attribute") from None
+        samples = self._int_attr(demo, "num_samples")
+        if samples is None or samples < 0:
+            raise DatasetError(f"{self.path}: {demo}: no 'num_samples' attribute, or a negative one")
+        return samples
+
+    def seed(self, demo: str) -> int | None:
+        """The demo's reset seed (-1: reset without a seed), None when it has no ``seed`` attribute."""
+        return self._int_attr(demo, "seed")
+
+    def _int_attr(self, demo: str, name: str) -> int | None:
+        value = self.group(demo).attrs.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, (int, np.integer)):
+            raise DatasetError(f"{self.path}: {demo}: attribute '{name}' is {_plain(value)!r}, expected an integer")
+        return int(value)
 
     def has(self, demo: str, key: str) -> bool:
         """Whether the demo holds ``key`` (e.g. ``"actions"``, ``"obs/rgb_front"``)."""
@@ -208,17 +244,26 @@ class TrajectoryFile:
 
     def keys(self, demo: str, group: str = "obs") -> list[str]:
         """The dataset names in a demo's subgroup (by default its observation keys)."""
-        try:
-            return list(self.group(demo)[group].keys())
-        except KeyError:
-            raise DatasetError(f"{self.path}: {demo}: missing '{group}'") from None
+        found = self.group(demo).get(group)
+        if not isinstance(found, h5py.Group):
+            raise DatasetError(f"{self.path}: {demo}: '{group}' is {_describe(found)}, expected a group")
+        return list(found.keys())
 
     def dataset(self, demo: str, key: str) -> h5py.Dataset:
         """The HDF5 dataset ``data/<demo>/<key>`` (for shape and dtype without reading)."""
-        try:
-            return self.group(demo)[key]
-        except KeyError:
-            raise DatasetError(f"{self.path}: {demo}: missing '{key}'") from None
+        found = self.group(demo).get(key)
+        if found is None:
+            raise DatasetError(f"{self.path}: {demo}: missing '{key}'")
+        if not isinstance(found, h5py.Dataset):
+            raise DatasetError(f"{self.path}: {demo}: '{key}' is {_describe(found)}, expected an array")
+        return found
+
+    def images(self, demo: str, key: str) -> h5py.Dataset:
+        """:meth:`dataset` for a camera's frames, which must be uint8 ``[N+1, H, W, 3]``."""
+        found = self.dataset(demo, key)
+        if found.dtype != np.uint8 or found.ndim != 4 or found.shape[-1] != 3:
+            raise DatasetError(f"{self.path}: {demo}: '{key}' is {_describe(found)}, expected uint8 images [N+1, H, W, 3]")
+        return found
 
     def read(self, demo: str, key: str, index: slice | np.ndarray = slice(None)) -> np.ndarray:
         """Rows ``index`` of ``data/<demo>/<key>`` as a numpy array; rows out of range raise
@@ -238,15 +283,25 @@ class TrajectoryFile:
         """The whole demo as an ``Episode``."""
         attrs = self.attrs(demo)
         arrays = {key: self.read(demo, key) for key in ("states", *TRANSITION_KEYS) if key != "dones"}
+        seed = self.seed(demo)
         return Episode(
             obs={key: self.read(demo, f"obs/{key}") for key in self.keys(demo)},
-            seed=int(attrs.get("seed", -1)),
+            seed=-1 if seed is None else seed,
             policy=str(attrs.get("policy", "")),
             **arrays,
         )
 
     def __iter__(self) -> Iterator[Episode]:
         return (self.episode(demo) for demo in self.demos)
+
+
+def _describe(node: h5py.HLObject | None) -> str:
+    """What an HDF5 node is, for messages: ``missing``, ``a group``, ``a float64 array of shape (3,)``."""
+    if node is None:
+        return "missing"
+    if isinstance(node, h5py.Dataset):
+        return f"a {node.dtype} array of shape {node.shape}"
+    return "a group"
 
 
 def _plain(value: Any) -> Any:
@@ -266,8 +321,10 @@ class TrajectoryWriter:
     """Appends episodes to a trajectory file, one committed and flushed episode at a time.
 
     ``exist`` says what to do with an existing file: ``"error"`` refuses, ``"resume"``
-    appends (its ``env_args`` must name the same env, kwargs and step budget),
-    ``"overwrite"`` replaces it; any other value is a ``ValueError``.
+    appends (its ``env_args`` must name the same env, kwargs and step budget, and
+    ``check_resume(file)``, if given, must not raise), ``"overwrite"`` replaces it; any
+    other value is a ``ValueError``. A file is checked for resuming through a read-only
+    ``TrajectoryFile``, so a refused resume leaves it byte for byte as it was.
 
     A new file (also one replacing an existing file) is written as ``<path>.partial``
     and renamed to ``path`` when its first episode is committed; from then on episodes
@@ -277,7 +334,13 @@ class TrajectoryWriter:
     file and leaves ``path`` as it was.
     """
 
-    def __init__(self, path: str | os.PathLike, env_args: dict[str, Any], exist: Exist = "error"):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        env_args: dict[str, Any],
+        exist: Exist = "error",
+        check_resume: Callable[[TrajectoryFile], None] | None = None,
+    ):
         check_exist(exist)
         self.path = str(path)
         self.total = 0
@@ -292,8 +355,13 @@ class TrajectoryWriter:
         if exists and exist == "error":
             raise DatasetError(f"{self.path}: exists; pass resume to append to it or overwrite to replace it")
         if exists and exist == "resume":
+            with TrajectoryFile(self.path) as existing:
+                _check_resumable(existing, env_args)
+                if check_resume is not None:
+                    check_resume(existing)
+                self.total = existing.total
             self._file = open_h5(self.path, "r+")
-            self._open_existing(env_args)
+            self._open_existing()
         else:
             if exists:
                 _refuse_if_being_written(self.path)
@@ -320,24 +388,10 @@ class TrajectoryWriter:
         data.attrs["total"] = 0
         self._file.flush()
 
-    def _open_existing(self, env_args: dict[str, Any]) -> None:
-        try:
-            _check_version(self.path, self._file)
-            data = self._file["data"]
-            stored = json.loads(data.attrs["env_args"])
-            self.total = int(data.attrs["total"])
-        except DatasetError:
-            self._file.close()
-            raise
-        except (KeyError, ValueError) as error:
-            self._file.close()
-            raise DatasetError(f"{self.path}: cannot resume, unreadable header ({error})") from None
-        if not _same_env(stored, env_args):
-            self._file.close()
-            raise DatasetError(
-                f"{self.path}: cannot resume, the file was collected with a different env: "
-                f"{json.dumps(stored, sort_keys=True)} vs {json.dumps(env_args, sort_keys=True)}"
-            )
+    def _open_existing(self) -> None:
+        """Clear what a killed collection left after the committed episodes (checked by
+        :func:`_check_resumable` before the file was opened for writing)."""
+        data = self._file["data"]
         committed = {demo_name(i) for i in range(self.total)}
         for name in [n for n in data if n not in committed]:  # leftovers of a killed collection
             del data[name]
@@ -345,12 +399,6 @@ class TrajectoryWriter:
             mask = self._file[f"mask/{split}"]
             mask.resize((sum(1 for i in range(self.total) if split_of(i) == split),))
         self._file.flush()
-
-    def committed_attrs(self, index: int) -> dict[str, Any]:
-        """The attributes of committed episode ``index`` (``num_samples``, ``seed``, ``policy``)."""
-        if not 0 <= index < self.total:
-            raise IndexError(f"{self.path} has {self.total} committed episodes, no episode {index}")
-        return {key: _plain(value) for key, value in self._file["data"][demo_name(index)].attrs.items()}
 
     def __enter__(self) -> TrajectoryWriter:
         return self
@@ -439,6 +487,18 @@ class TrajectoryWriter:
         return name
 
 
+def _check_resumable(file: TrajectoryFile, env_args: dict[str, Any]) -> None:
+    """``DatasetError`` unless ``file`` can be appended to by a writer of ``env_args``: the
+    same env, kwargs and step budget, and readable masks."""
+    for split in ("train", "valid"):
+        file.split(split)
+    if not _same_env(file.env_args, env_args):
+        raise DatasetError(
+            f"{file.path}: cannot resume, the file was collected with a different env: "
+            f"{json.dumps(file.env_args, sort_keys=True)} vs {json.dumps(env_args, sort_keys=True)}"
+        )
+
+
 def _refuse_if_being_written(path: str, message: str | None = None) -> None:
     """Raise ``DatasetError`` (``message``, or one naming ``path``) if another process is
     writing ``path`` (HDF5's file lock keeps it from being opened); any other file there,
@@ -525,11 +585,12 @@ def _validate_demo(
     problems += [f"{key}: missing" for key in missing]
     if problems:
         return problems
-    n = int(group.attrs["num_samples"])
+    n = file.num_samples(demo)
+    file.seed(demo)  # a DatasetError (one problem of the demo) unless the seed is an integer
     keys = {f"obs/{key}": n + 1 for key in file.keys(demo)} | {"states": n + 1} | dict.fromkeys(TRANSITION_KEYS, n)
     problems += [f"{key}: missing (other demos have it)" for key in reference if key not in keys]
     for key, rows in keys.items():
-        dataset = group[key]
+        dataset = file.dataset(demo, key)
         if dataset.shape[:1] != (rows,):
             problems.append(f"{key}: {dataset.shape[0] if dataset.shape else 0} rows, expected {rows} (num_samples {n})")
         expected = _DTYPES.get(key)

@@ -42,23 +42,31 @@ def replay(path: str | os.PathLike, demo: str, atol: float = 1e-9) -> ReplayResu
     """Reset a fresh env with the demo's seed, step its actions, compare each state [S] with ``states``.
 
     A demo that cannot be re-simulated (recorded on a real arm, without a reset seed, with
-    states or actions that do not fit the env) raises ``DatasetError`` before simulating.
+    states or actions that do not fit the env or are not finite) raises ``DatasetError``
+    before simulating.
     """
     with TrajectoryFile(path) as file:
         where = f"{file.path}: {demo}"
         recorded = file.read(demo, "states")
         actions = file.read(demo, "actions")
-        seed = file.attrs(demo).get("seed")
+        seed = file.seed(demo)
         env_args = file.env_args
     env_name = str(env_args.get("env_name"))
     if env_name.startswith("real:"):
         raise DatasetError(f"{where} was recorded on a real arm ({env_name}) and cannot be re-simulated")
     if seed is None:
         raise DatasetError(f"{where} has no 'seed' attribute: it cannot be replayed")
-    if int(seed) < 0:
+    if seed < 0:
         raise DatasetError(f"{where} has no reset seed ({seed}): it cannot be replayed")
-    if recorded.ndim != 2 or len(recorded) != len(actions) + 1:
-        raise DatasetError(f"{where}: states of shape {recorded.shape} do not fit {len(actions)} actions (expected {len(actions) + 1} rows)")
+    if recorded.ndim != 2 or actions.ndim != 2 or len(recorded) != len(actions) + 1:
+        raise DatasetError(
+            f"{where}: states of shape {recorded.shape} and actions of shape {actions.shape} do not fit "
+            f"(expected [N+1, S] and [N, A])"
+        )
+    for key, values in (("states", recorded), ("actions", actions)):
+        bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+        if len(bad):
+            raise DatasetError(f"{where}: '{key}' holds non-finite values in {len(bad)} row(s), the first row {bad[0]}; it cannot be replayed")
     env = _rebuild(where, env_args)
     try:
         _check_fits(where, env, recorded, actions)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import imageio.v2 as imageio
 import numpy as np
@@ -17,7 +18,11 @@ def demo_frames(file: TrajectoryFile, demo: str, cameras: list[str] | None = Non
     missing = [camera for camera in cameras if camera not in available]
     if not cameras or missing:
         raise DatasetError(f"{file.path}: {demo}: no images of camera(s) {missing or 'any'} (cameras: {available})")
-    return np.concatenate([file.read(demo, f"obs/rgb_{camera}") for camera in cameras], axis=2)
+    images = [file.images(demo, f"obs/rgb_{camera}") for camera in cameras]
+    if len({image.shape[:2] for image in images}) > 1:
+        shapes = ", ".join(f"{camera} {image.shape}" for camera, image in zip(cameras, images))
+        raise DatasetError(f"{file.path}: {demo}: cameras of different frame counts or heights cannot be put side by side ({shapes})")
+    return np.concatenate([image[()] for image in images], axis=2)
 
 
 VIDEO_EXTENSIONS = (".mp4", ".gif")
@@ -33,8 +38,10 @@ def check_video_path(path: str | os.PathLike) -> None:
 
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 10.0) -> None:
-    """Write uint8 frames ``[T, H, W, 3]`` to a video, MP4 or GIF by the file's extension."""
+    """Write uint8 frames ``[T, H, W, 3]`` to a video, MP4 or GIF by the file's extension
+    (its folder is created if missing)."""
     check_video_path(path)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     if str(path).lower().endswith(".mp4"):
         imageio.mimwrite(path, frames, fps=fps, macro_block_size=1, codec="libx264", quality=8)
     else:

@@ -461,9 +461,14 @@ class FrankaEnv(gymnasium.Env):
         return state
 
     def set_sim_state(self, state: np.ndarray) -> None:
+        """Restore a state of :meth:`get_sim_state` [S]; one of another shape or holding a
+        non-finite value is refused with a ``ValueError`` before it reaches MuJoCo."""
         state = np.asarray(state, dtype=np.float64)
         if state.shape != self._state_buffer.shape:
             raise ValueError(f"sim state has shape {state.shape}, expected {self._state_buffer.shape}")
+        if not np.isfinite(state).all():
+            bad = np.flatnonzero(~np.isfinite(state))
+            raise ValueError(f"sim state holds {len(bad)} non-finite value(s), the first at index {bad[0]}; the simulation is left as it was")
         mujoco.mj_setState(self.model, self.data, state, self._state_spec)
         mujoco.mj_forward(self.model, self.data)
 

@@ -45,7 +45,7 @@ def test_info_validate_video_replay(collected, tmp_path, capsys):
     assert main(["dataset", "video", str(collected), "--demo", "1", "--out", str(tmp_path / "demo1")]) == 1
     assert "end the file name with one of ['.mp4', '.gif']" in capsys.readouterr().err
     assert main(["dataset", "video", str(collected), "--demo", "1", "--out", str(tmp_path)]) == 1
-    assert "is a directory; give the video's file name" in capsys.readouterr().err
+    assert "is a directory; the output is a file" in capsys.readouterr().err
     gif = tmp_path / "demo1.gif"
     assert main(["dataset", "video", str(collected), "--demo", "1", "--out", str(gif)]) == 0
     assert iio.imread(gif).shape[0] == 5

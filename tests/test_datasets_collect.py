@@ -188,7 +188,7 @@ def test_replay_matches_and_detects_a_changed_action(tmp_path):
         ("unseeded", r"demo_0 has no reset seed \(-1\): it cannot be replayed"),
         ("no_seed", r"demo_0 has no 'seed' attribute: it cannot be replayed"),
         ("state_width", r"demo_0: states have 20 columns, this env has \d+ \(recorded with another armworld/MuJoCo version\?\)"),
-        ("state_rows", r"demo_0: states of shape \(3, 20\) do not fit 3 actions \(expected 4 rows\)"),
+        ("state_rows", r"demo_0: states of shape \(3, 20\) and actions of shape \(3, 7\) do not fit \(expected \[N\+1, S\] and \[N, A\]\)"),
         ("unknown_env", r"demo_0: cannot rebuild the env armworld/FrankaFoo-v0 it was recorded in"),
     ],
 )

@@ -418,7 +418,7 @@ def test_envs_and_rollout_verbs(tmp_path, capsys):
     assert frames.shape[1:] == (32, 32, 3) and len(frames) == 1 + armworld.ENV_IDS["armworld/FrankaReach-v0"][1]
     for argv, message in [
         (["--env", "FrankaReach"], "unknown env 'FrankaReach'"),
-        (["--size", "1000"], "--size must be within 8..640"),
+        (["--size", "1000"], "argument --size: expected an integer >= 8 and <= 640, got '1000'"),
         (["--out", str(tmp_path / "x.avi")], "cannot tell the video format"),
     ]:
         assert main(["rollout", *argv]) == 1

@@ -273,4 +273,4 @@ def test_rl_train_verb_refuses_bad_input_plainly(tmp_path, capsys):
     assert main(["rl", "train", "--algo", "ppo", "--her", "--env", "FrankaReach-v0", "--out", str(tmp_path / "r")]) == 1
     assert "off-policy" in capsys.readouterr().err
     assert main(["rl", "train", "--algo", "sac", "--env", "FrankaSlide-v0", "--out", str(tmp_path / "r")]) == 1
-    assert "unknown env id" in capsys.readouterr().err
+    assert "argument --env: unknown env 'FrankaSlide-v0'; choose one of armworld/FrankaReach-v0" in capsys.readouterr().err

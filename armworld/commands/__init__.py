@@ -1,14 +1,40 @@
-"""CLI verbs, one module per area; see armworld/cli.py."""
+"""CLI verbs, one module per area; see armworld/cli.py.
+
+What every verb shares lives here: the one-line error contract (:func:`fail`, the
+parser that reports argument errors through it, :func:`user_errors`), the ``type=``
+helpers that range-check numbers while the command line is parsed, and
+:func:`check_output`, the check of an output path against the inputs.
+"""
 
 from __future__ import annotations
 
+import argparse
+import math
+import os
 import sys
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
+
+SEED_MAX = 2**31 - 1  # seeds feed NumPy, torch, Gymnasium and an int64 HDF5 attribute; derived seeds stay far below 2**63
 
 
 def fail(message: str) -> int:
     """Print ``error: message`` on stderr; returns the exit status of a refused command (1)."""
     print(f"error: {message}", file=sys.stderr)
     return 1
+
+
+class UsageError(Exception):
+    """A command line the parser refused; ``armworld.cli.main`` reports it through :func:`fail`."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors raise :class:`UsageError` (one ``error:`` line and
+    exit status 1 in ``main``) instead of printing the usage and exiting with status 2.
+    Sub-parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
 
 
 def user_errors(*extra: type[BaseException]) -> tuple[type[BaseException], ...]:
@@ -18,3 +44,99 @@ def user_errors(*extra: type[BaseException]) -> tuple[type[BaseException], ...]:
     from armworld.worldmodel.checkpoint import CheckpointError
 
     return (ValueError, FileNotFoundError, CheckpointError, DatasetError, *extra)
+
+
+Number = TypeVar("Number", int, float)
+
+
+def number(kind: type[Number], low: Number | None = None, high: Number | None = None, above: bool = False) -> Callable[[str], Number]:
+    """An argparse ``type=``: ``text`` as a finite ``kind`` within [low, high] (above ``low``
+    when ``above``); anything else is refused with the range named."""
+    noun = "an integer" if kind is int else "a number"
+    bounds = [f"> {low}" if above else f">= {low}"] if low is not None else []
+    bounds += [f"<= {high}"] if high is not None else []
+    expected = f"{noun} {' and '.join(bounds)}".strip()
+
+    def parse(text: str) -> Number:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        too_low = low is not None and (value <= low if above else value < low)
+        if not math.isfinite(value) or too_low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = number(int, 1)
+non_negative_int = number(int, 0)
+seed = number(int, 0, SEED_MAX)
+positive_float = number(float, 0.0, above=True)
+non_negative_float = number(float, 0.0)
+unit_float = number(float, 0.0, 1.0)
+image_side = number(int, 8, 640)  # pixels, the envs' range for image_size and render_size
+
+
+Item = TypeVar("Item")
+
+
+def comma_list(item: Callable[[str], Item], example: str) -> Callable[[str], tuple[Item, ...]]:
+    """An argparse ``type=``: a comma-separated, non-empty list, each part parsed by ``item``
+    (a ``type=`` helper); ``example`` shows a valid list in the error message."""
+
+    def parse(text: str) -> tuple[Item, ...]:
+        parts = [part.strip() for part in text.split(",") if part.strip()]
+        if not parts:
+            raise argparse.ArgumentTypeError(f"names nothing; give a comma-separated list, e.g. {example}")
+        try:
+            return tuple(item(part) for part in parts)
+        except argparse.ArgumentTypeError as error:
+            raise argparse.ArgumentTypeError(f"{error} (in the list {text!r}, e.g. {example})") from None
+
+    return parse
+
+
+def env_id(text: str) -> str:
+    """An argparse ``type=``: a registered env id, given whole (``armworld/FrankaPush-v0``)
+    or without its namespace (``FrankaPush-v0``)."""
+    import armworld
+
+    full = text if "/" in text else f"armworld/{text}"
+    if full not in armworld.ENV_IDS:
+        raise argparse.ArgumentTypeError(f"unknown env {text!r}; choose one of {', '.join(armworld.ENV_IDS)}")
+    return full
+
+
+def check_output(out: str | os.PathLike, *inputs: str | os.PathLike, folder: bool = False) -> None:
+    """Raise ``ValueError`` unless ``out`` can be written without touching an input.
+
+    ``out`` is a file (``folder=False``) or a folder the verb writes into (``folder=True``).
+    It must not be any of ``inputs`` (through symbolic or hard links), a file must not name an
+    existing folder nor a folder an existing file, and the folder that will hold it must
+    exist or be creatable in a writable folder. Call it before any work starts."""
+    out = os.fspath(out)
+    target = os.path.realpath(out)
+    for given in inputs:
+        if os.path.realpath(given) == target or (os.path.exists(out) and os.path.exists(given) and os.path.samefile(out, given)):
+            raise ValueError(f"the output {out} is the input {os.fspath(given)}; write the output somewhere else")
+    if folder and os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"{out} is a file; the output is a directory, give a directory's name")
+    if not folder and os.path.isdir(out):
+        raise ValueError(f"{out} is a directory; the output is a file, give a file name inside it")
+    holder = os.path.dirname(target) if not folder else target
+    while not os.path.exists(holder):
+        holder = os.path.dirname(holder)
+    if not os.path.isdir(holder):
+        raise ValueError(f"cannot write {out}: {holder} is a file, not a directory")
+    if not os.access(holder, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write {out}: the directory {holder} is not writable")
+
+
+def check_video_output(out: str | os.PathLike, *inputs: str | os.PathLike) -> None:
+    """:func:`check_output` for a video file, whose extension must also name a format armworld writes."""
+    from armworld.datasets.video import check_video_path
+
+    check_output(out, *inputs)
+    check_video_path(out)

@@ -10,16 +10,20 @@ import argparse
 import json
 import sys
 
-from armworld.commands import fail, user_errors
+from armworld.commands import (
+    check_output,
+    check_video_output,
+    comma_list,
+    env_id,
+    fail,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    seed,
+    user_errors,
+)
 
 DEMO_ENVS = ("armworld/FrankaReach-v0", "armworld/FrankaPush-v0")
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, e.g. 0,1,2; got {text!r}") from None
 
 
 def _json_object(text: str) -> dict:
@@ -35,11 +39,11 @@ def _json_object(text: str) -> dict:
 def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("world-model planner (wm: agents)")
     group.add_argument("--planner", choices=("cem", "mppi"), default="cem")
-    group.add_argument("--samples", type=int, default=None, help="candidates per iteration")
-    group.add_argument("--iterations", type=int, default=None, help="planner iterations per action")
-    group.add_argument("--top-k", type=int, default=None, help="elites (CEM top-k or MPPI elites; default: the planner's, at most --samples)")
-    group.add_argument("--horizon", type=int, default=None, help="planned steps")
-    group.add_argument("--l1-radius", type=float, default=None, help="keep each xyz move in an L1 ball (m)")
+    group.add_argument("--samples", type=positive_int, default=None, help="candidates per iteration")
+    group.add_argument("--iterations", type=positive_int, default=None, help="planner iterations per action")
+    group.add_argument("--top-k", type=positive_int, default=None, help="elites (CEM top-k or MPPI elites; default: the planner's, at most --samples)")
+    group.add_argument("--horizon", type=positive_int, default=None, help="planned steps")
+    group.add_argument("--l1-radius", type=positive_float, default=None, help="keep each xyz move in an L1 ball (m)")
     group.add_argument("--rotate", action="store_true", help="let the planner rotate the hand (default: held)")
     gripper = group.add_mutually_exclusive_group()
     gripper.add_argument("--no-gripper", action="store_true", help="keep the grip as it is")
@@ -51,10 +55,10 @@ def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
         "--subgoals", action=argparse.BooleanOptionalAction, default=None,
         help="head for the sim's images of the task's stages in turn (env.goal_sequence), then the goal image",
     )
-    group.add_argument("--context-frames", type=int, default=1, help="observed frames given to the predictor")
+    group.add_argument("--context-frames", type=positive_int, default=1, help="observed frames given to the predictor")
     group.add_argument("--energy", choices=("last", "path"), default="last",
                        help="distance to the goal of the last planned step (V-JEPA 2-AC), or its mean over the steps")
-    group.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    group.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
 
 
 def _planner_options(args: argparse.Namespace):
@@ -95,16 +99,16 @@ def register(subparsers) -> None:
         "results.json, results.md and MP4s of chosen episodes.",
     )
     ev.add_argument("--agent", required=True, help="expert, random, wm:PATH, wm:default or sb3:PATH")
-    ev.add_argument("--env", required=True, help="env id, e.g. armworld/FrankaReach-v0")
-    ev.add_argument("--episodes", type=int, default=50, help="episodes per seed")
-    ev.add_argument("--seeds", type=_ints, default=(0, 1, 2), help="evaluation seeds, e.g. 0,1,2")
-    ev.add_argument("--max-steps", type=int, default=None, help="step budget per episode (default: the env's)")
+    ev.add_argument("--env", type=env_id, required=True, help="env id, e.g. armworld/FrankaReach-v0")
+    ev.add_argument("--episodes", type=positive_int, default=50, help="episodes per seed")
+    ev.add_argument("--seeds", type=comma_list(seed, "0,1,2"), default=(0, 1, 2), help="evaluation seeds, e.g. 0,1,2")
+    ev.add_argument("--max-steps", type=positive_int, default=None, help="step budget per episode (default: the env's)")
     ev.add_argument("--out", required=True, help="output directory")
-    ev.add_argument("--videos", type=int, default=0, help="episodes per seed recorded as MP4")
+    ev.add_argument("--videos", type=non_negative_int, default=0, help="episodes per seed recorded as MP4")
     ev.add_argument("--env-kwargs", type=_json_object, default={}, help='extra env arguments as JSON, e.g. \'{"action_dim": 4}\'')
     ev.add_argument("--dataset", nargs="*", default=[], help="trajectory files the agent learned from: their seeds must not be evaluated on")
     ev.add_argument("--goal", nargs="+", default=None, help="goal image file(s) instead of the sim's goal image (wm: agents)")
-    ev.add_argument("--subgoal-steps", type=_ints, default=(), help="actions spent on each goal but the last, e.g. 4,10")
+    ev.add_argument("--subgoal-steps", type=comma_list(positive_int, "4,10"), default=(), help="actions spent on each goal but the last, e.g. 4,10")
     _add_planner_arguments(ev)
     ev.set_defaults(func=run_eval)
 
@@ -117,10 +121,10 @@ def register(subparsers) -> None:
         "(--subgoals --gripper goal; --no-subgoals --gripper plan for the goal image alone).",
     )
     demo.add_argument("--model", default="default", help="world-model run or checkpoint (default: the shipped model)")
-    demo.add_argument("--episodes", type=int, default=2, help="episodes per env")
-    demo.add_argument("--max-steps", type=int, default=None, help="step budget per episode (default: the env's)")
-    demo.add_argument("--seed", type=int, default=None, help="evaluation seed (default: a fresh random one)")
-    demo.add_argument("--envs", default=",".join(DEMO_ENVS), help="comma-separated env ids")
+    demo.add_argument("--episodes", type=positive_int, default=2, help="episodes per env")
+    demo.add_argument("--max-steps", type=positive_int, default=None, help="step budget per episode (default: the env's)")
+    demo.add_argument("--seed", type=seed, default=None, help="evaluation seed (default: a fresh random one)")
+    demo.add_argument("--envs", type=comma_list(env_id, DEMO_ENVS[0]), default=DEMO_ENVS, help="comma-separated env ids")
     demo.add_argument("--out", default="armworld-demo.mp4", help="the video written (.mp4 or .gif)")
     _add_planner_arguments(demo)
     demo.set_defaults(func=run_demo, subgoals=True, gripper="goal")
@@ -156,14 +160,23 @@ def _run_eval(args: argparse.Namespace) -> int:
     from armworld.agents.evaluate import EvalConfig, evaluate, write_results
     from armworld.agents.loading import check_spec, env_kwargs_for, load_agent
 
+    from armworld.agents.loading import model_path, model_settings
+    from armworld.agents.world_model_agent import load_goal_image
+
     check_spec(args.agent)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     is_wm = args.agent.startswith("wm:")
     if not is_wm and (args.goal is not None or args.subgoal_steps or args.subgoals or args.gripper):
         raise ValueError("--goal, --subgoal-steps, --subgoals and --gripper are for world-model agents (wm:PATH)")
     if args.subgoals and args.goal:
         raise ValueError("--subgoals heads for the sim's images: give no --goal files with it")
+    agent_path = args.agent.split(":", 1)[1] if ":" in args.agent and args.agent != "wm:default" else None
+    check_output(args.out, *args.dataset, *(args.goal or ()), *([agent_path] if agent_path else []), folder=True)
+    if args.goal:
+        _, size = model_settings(model_path(args.agent))
+        for goal in args.goal:  # refused now, not when the first episode starts
+            load_goal_image(goal, size)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     config = EvalConfig(
         env_id=args.env, seeds=args.seeds, episodes=args.episodes, max_steps=args.max_steps,
         env_kwargs={**env_kwargs_for(args.agent), **args.env_kwargs}, videos=args.videos,
@@ -204,13 +217,9 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     from armworld.agents.evaluate import Summary, eval_seed, run_episode, write_episode_video
     from armworld.agents.loading import env_kwargs_for, load_agent
-    from armworld.datasets.video import check_video_path
-
-    check_video_path(args.out)  # before minutes of planning, not after
+    check_video_output(args.out)  # before minutes of planning, not after
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.episodes < 1:
-        raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
     spec = f"wm:{args.model}"
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(1000, 100_000))
     env_kwargs = env_kwargs_for(spec)
@@ -218,14 +227,11 @@ def _run_demo(args: argparse.Namespace) -> int:
     goals = "the sim's sub-goal images, then the goal image" if args.subgoals else "the sim's goal image"
     print(f"armworld demo: world model {args.model}, evaluation seed {seed} (repeat with --seed {seed}); "
           f"heading for {goals}, gripper: {'held' if args.no_gripper else args.gripper}")
-    env_ids = [e.strip() for e in args.envs.split(",") if e.strip()]
-    if not env_ids:
-        raise ValueError("--envs names no env id; give e.g. --envs armworld/FrankaReach-v0")
     videos = []
     start = time.perf_counter()
-    for env_id in env_ids:
+    for name in args.envs:
         budget = {"max_episode_steps": args.max_steps} if args.max_steps else {}  # else the env's own limit
-        env = gymnasium.make(env_id, **budget, **env_kwargs)
+        env = gymnasium.make(name, **budget, **env_kwargs)
         try:
             agent = load_agent(spec, env, seed=seed, **options)
             max_steps = env.spec.max_episode_steps
@@ -238,7 +244,7 @@ def _run_demo(args: argparse.Namespace) -> int:
             env.close()
         s = Summary.of(results)
         print(
-            f"{env_id}: success {s.successes}/{s.episodes}, final distance {s.mean_final_distance:.3f} m, "
+            f"{name}: success {s.successes}/{s.episodes}, final distance {s.mean_final_distance:.3f} m, "
             f"planning {s.plan_time_per_action_s:.3f} s per action (median, {s.mean_episode_length:.0f} actions per episode)"
         )
     write_episode_video(args.out, np.concatenate(videos))

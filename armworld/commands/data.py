@@ -5,24 +5,36 @@ from __future__ import annotations
 import argparse
 import sys
 
-from armworld.commands import fail
+from armworld.commands import (
+    check_output,
+    check_video_output,
+    env_id,
+    fail,
+    image_side,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    seed,
+    unit_float,
+)
 
 
 def register(subparsers) -> None:
     """Add this area's verbs to the ``armworld`` parser."""
     collect = subparsers.add_parser("collect", help="collect episodes into an HDF5 trajectory file")
-    collect.add_argument("--env", required=True, help="env id, e.g. armworld/FrankaPush-v0")
+    collect.add_argument("--env", type=env_id, required=True, help="env id, e.g. armworld/FrankaPush-v0")
     collect.add_argument("--policy", choices=("expert", "random", "mixed"), default="expert")
-    collect.add_argument("--noise", type=float, default=0.0, help="Gaussian action noise of the expert")
-    collect.add_argument("--beta", type=float, default=1.0, help="colour of the random policy's noise (0 white, 1 pink, 2 red)")
-    collect.add_argument("--random-fraction", type=float, default=0.3, help="share of random segments in mixed")
-    collect.add_argument("--episodes", type=int, required=True, help="episodes the file holds when done")
-    collect.add_argument("--workers", type=int, default=1, help="collection processes")
+    collect.add_argument("--noise", type=non_negative_float, default=0.0, help="Gaussian action noise of the expert")
+    collect.add_argument("--beta", type=non_negative_float, default=1.0, help="colour of the random policy's noise (0 white, 1 pink, 2 red)")
+    collect.add_argument("--random-fraction", type=unit_float, default=0.3, help="share of random segments in mixed")
+    collect.add_argument("--episodes", type=positive_int, required=True, help="episodes the file holds when done")
+    collect.add_argument("--workers", type=positive_int, default=1, help="collection processes")
     collect.add_argument("--obs-mode", default="pixels_state", choices=("state", "pixels", "pixels_state"))
-    collect.add_argument("--image-size", type=int, default=64)
+    collect.add_argument("--image-size", type=image_side, default=64, help="camera image side (pixels, 8..640)")
     collect.add_argument("--cameras", default="front", help="comma-separated, e.g. front,wrist")
-    collect.add_argument("--max-steps", type=int, default=None, help="step budget per episode (default: the env's)")
-    collect.add_argument("--seed", type=int, default=0, help="episode i is reset with seed + i")
+    collect.add_argument("--max-steps", type=positive_int, default=None, help="step budget per episode (default: the env's)")
+    collect.add_argument("--seed", type=seed, default=0, help="episode i is reset with seed + i")
     collect.add_argument("--out", required=True, help="output .h5 file")
     exist = collect.add_mutually_exclusive_group()
     exist.add_argument("--resume", action="store_true", help="append to an existing file")
@@ -40,14 +52,14 @@ def register(subparsers) -> None:
     validate.set_defaults(func=run_validate)
     video = verbs.add_parser("video", help="write a demo's cameras side by side to a video")
     video.add_argument("file")
-    video.add_argument("--demo", type=int, required=True, help="demo index")
+    video.add_argument("--demo", type=non_negative_int, required=True, help="demo index")
     video.add_argument("--out", required=True, help="video file (.mp4, .gif)")
     video.add_argument("--cameras", default=None, help="comma-separated (default: all)")
-    video.add_argument("--fps", type=float, default=10.0)
+    video.add_argument("--fps", type=positive_float, default=10.0, help="frames per second of the video")
     video.set_defaults(func=run_video)
     replay = verbs.add_parser("replay", help="re-simulate a demo from its seed and actions and compare the states")
     replay.add_argument("file")
-    replay.add_argument("--demo", type=int, required=True, help="demo index")
+    replay.add_argument("--demo", type=non_negative_int, required=True, help="demo index")
     replay.set_defaults(func=run_replay)
 
 
@@ -70,6 +82,7 @@ def run_collect(args: argparse.Namespace) -> int:
     )
     exist = "resume" if args.resume else "overwrite" if args.overwrite else "error"
     try:
+        check_output(args.out)
         summary = collect(args.out, config, policy, exist=exist, progress=not args.no_progress)
     except (DatasetError, ValueError, TypeError, gymnasium.error.Error) as error:
         return fail(str(error))
@@ -122,6 +135,7 @@ def run_video(args: argparse.Namespace) -> int:
 
     cameras = [c.strip() for c in args.cameras.split(",")] if args.cameras else None
     try:
+        check_video_output(args.out, args.file)
         frames, height, width = export_demo_video(args.file, demo_name(args.demo), args.out, cameras, args.fps)
     except (DatasetError, ValueError) as error:
         return fail(str(error))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from armworld.commands import fail
+from armworld.commands import check_video_output, env_id, fail, image_side, non_negative_float, positive_int, seed
 
 
 def register(subparsers) -> None:
@@ -13,11 +14,11 @@ def register(subparsers) -> None:
     envs.set_defaults(func=list_envs)
 
     rollout = subparsers.add_parser("rollout", help="roll out the scripted expert and write an MP4 (or GIF)")
-    rollout.add_argument("--env", default="armworld/FrankaPickPlace-v0", help="env id (see `armworld envs`)")
-    rollout.add_argument("--episodes", type=int, default=3)
-    rollout.add_argument("--seed", type=int, default=0, help="reset seed of the first episode")
-    rollout.add_argument("--noise", type=float, default=0.0, help="std of the expert's action noise")
-    rollout.add_argument("--size", type=int, default=256, help="video frame side (pixels)")
+    rollout.add_argument("--env", type=env_id, default="armworld/FrankaPickPlace-v0", help="env id (see `armworld envs`)")
+    rollout.add_argument("--episodes", type=positive_int, default=3)
+    rollout.add_argument("--seed", type=seed, default=0, help="reset seed of the first episode")
+    rollout.add_argument("--noise", type=non_negative_float, default=0.0, help="std of the expert's action noise")
+    rollout.add_argument("--size", type=image_side, default=256, help="video frame side (pixels, 8..640)")
     rollout.add_argument("--out", default="rollout.mp4", help="the video written (.mp4 or .gif)")
     rollout.set_defaults(func=run_rollout)
 
@@ -39,24 +40,16 @@ def run_rollout(args: argparse.Namespace) -> int:
     import gymnasium
     import imageio.v2 as imageio
 
-    import armworld  # noqa: F401  (registers the envs)
     from armworld.agents import make_expert
 
-    from armworld.datasets.video import check_video_path
-
     try:
-        if args.env not in armworld.ENV_IDS:
-            raise ValueError(f"unknown env {args.env!r}; choose one of {list(armworld.ENV_IDS)}")
-        if not 8 <= args.size <= 640:
-            raise ValueError(f"--size must be within 8..640 pixels, got {args.size}")
-        if args.episodes < 1 or args.noise < 0:
-            raise ValueError(f"--episodes must be at least 1 and --noise at least 0, got {args.episodes} and {args.noise}")
-        check_video_path(args.out)
+        check_video_output(args.out)
     except ValueError as error:
         return fail(str(error))
     env = gymnasium.make(args.env, render_mode="rgb_array", render_size=args.size)
     expert = make_expert(env, noise=args.noise, seed=args.seed)
     successes = []
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with imageio.get_writer(args.out, fps=env.metadata["render_fps"], macro_block_size=1) as video:
         for episode in range(args.episodes):
             obs, _ = env.reset(seed=args.seed + episode)

@@ -12,7 +12,7 @@ import shlex
 
 import yaml
 
-from armworld.commands import fail
+from armworld.commands import check_output, env_id, fail, image_side, non_negative_int, positive_int, seed, user_errors
 
 
 def _override(text: str) -> tuple[str, object]:
@@ -37,15 +37,15 @@ def register(subparsers) -> None:
     )
     tr.add_argument("--algo", required=True, choices=("ppo", "sac", "td3", "tqc"))
     tr.add_argument("--her", action=argparse.BooleanOptionalAction, default=None, help="HER replay (default: the YAML's)")
-    tr.add_argument("--env", required=True, help="env id, e.g. FrankaReach-v0 or armworld/FrankaPush-v0")
+    tr.add_argument("--env", type=env_id, required=True, help="env id, e.g. FrankaReach-v0 or armworld/FrankaPush-v0")
     tr.add_argument("--obs-mode", choices=("state", "pixels"), default="state")
-    tr.add_argument("--image-size", type=int, default=64, help="camera image side for --obs-mode pixels (px)")
-    tr.add_argument("--steps", type=int, default=None, help="env steps (default: the YAML's n_timesteps)")
-    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--image-size", type=image_side, default=64, help="camera image side for --obs-mode pixels (px, 8..640)")
+    tr.add_argument("--steps", type=positive_int, default=None, help="env steps (default: the YAML's n_timesteps)")
+    tr.add_argument("--seed", type=seed, default=0)
     tr.add_argument("--out", required=True, help="run directory")
-    tr.add_argument("--eval-freq", type=int, default=2000, help="env steps between evaluations")
-    tr.add_argument("--eval-episodes", type=int, default=20, help="episodes per evaluation")
-    tr.add_argument("--checkpoint-freq", type=int, default=10000, help="env steps between checkpoints (0: at the end only)")
+    tr.add_argument("--eval-freq", type=positive_int, default=2000, help="env steps between evaluations")
+    tr.add_argument("--eval-episodes", type=positive_int, default=20, help="episodes per evaluation")
+    tr.add_argument("--checkpoint-freq", type=non_negative_int, default=10000, help="env steps between checkpoints (0: at the end only)")
     tr.add_argument("--hyperparams", "-p", nargs="*", type=_override, default=[], metavar="KEY=VALUE", help="override YAML keys")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     tr.add_argument("--no-progress-bar", action="store_true")
@@ -63,9 +63,12 @@ def register(subparsers) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    import gymnasium
+
     from armworld.agents.rl import RLConfig, train
 
     try:
+        check_output(args.out, folder=True)
         config = RLConfig(
             algo=args.algo, env_id=args.env, obs_mode=args.obs_mode, her=args.her, steps=args.steps, seed=args.seed,
             out=args.out, image_size=args.image_size, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
@@ -73,7 +76,7 @@ def run_train(args: argparse.Namespace) -> int:
             progress_bar=not args.no_progress_bar, resume=args.resume,
         )
         run_dir = train(config)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
+    except user_errors(FileExistsError, TypeError, gymnasium.error.Error) as error:
         return fail(str(error))
     print(f"trained {run_dir}: model.zip, progress.json; evaluate with `armworld eval --agent sb3:{run_dir} ...`")
     return 0
@@ -84,8 +87,9 @@ def run_compare(args: argparse.Namespace) -> int:
 
     command = "armworld compare " + " ".join(shlex.quote(r) for r in args.runs) + f" --out {shlex.quote(args.out)}"
     try:
+        check_output(args.out, *args.runs, folder=True)
         report = compare(args.runs, args.out, command=command)
-    except (ValueError, FileNotFoundError) as error:
+    except user_errors() as error:
         return fail(str(error))
     print(f"wrote {report}")
     return 0
