@@ -119,7 +119,8 @@ def test_commands_outside_the_limits_are_refused_and_never_reach_the_arm(served)
         "q: joint 0 at 0.9500 rad is outside its limits minus joint_margin": beyond,
         "q must be 7 finite numbers": nan_q,
         "gripper must be one finite closure": dataclasses.replace(good, gripper=float("nan")),
-        "gripper closure 1.5 is outside [gripper_min, gripper_max] = [0.0, 1.0]": dataclasses.replace(good, gripper=1.5),
+        "gripper closure 1.5 is outside [gripper_min, gripper_max] = [0.0, 1.0]":
+            dataclasses.replace(good, gripper=1.5),
         "ee_pos must be 3 finite numbers": dataclasses.replace(good, ee_pos=np.array([0.5, np.inf, 0.3])),
         "ee_euler must be 3 finite numbers": dataclasses.replace(good, ee_euler=np.zeros(4)),
         "outside the workspace box": outside,
@@ -247,7 +248,8 @@ def test_a_long_reset_cannot_block_other_clients(monkeypatch):
         resetting.start()
         assert homing.wait(2.0)
         second.connect()  # the spec and the task need no arm
-        with pytest.raises(DriverError, match=r"busy: get_observation waited 0\.2\d s for the arm while it served reset"):
+        busy = r"busy: get_observation waited 0\.2\d s for the arm while it served reset"
+        with pytest.raises(DriverError, match=busy):
             second.get_observation()  # refused within its deadline, not after the reset
         second.stop()  # a stop never waits for the arm
         assert "stop" in arm.calls and "reset" not in arm.calls
@@ -450,7 +452,8 @@ FLOATS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(-2.
 MSGPACK = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), FLOATS, st.text(max_size=8),
               st.binary(max_size=16)),
-    lambda children: st.one_of(st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)),
+    lambda children: st.one_of(st.lists(children, max_size=4),
+                               st.dictionaries(st.text(max_size=8), children, max_size=4)),
     max_leaves=12)
 ND = st.builds(lambda dtype, shape, data: {"__nd__": [dtype, shape, data]},
                st.sampled_from(["<f8", "<f4", "<i8", "|u1", "<c16", "|O", "bogus"]),

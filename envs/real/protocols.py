@@ -7,7 +7,8 @@ that runs the policy (network drivers re-stamp what they receive).
 
 A driver never decides what is safe: :class:`~armworld.envs.real.safety.SafetyLayer`
 turns policy actions into :class:`Command` targets inside the limits of a
-:class:`RobotSpec`, and the driver only executes them.
+:class:`RobotSpec`, a robot server checks them again against its own robot's spec
+(:class:`~armworld.envs.real.safety.Envelope`), and the driver only executes them.
 """
 
 from __future__ import annotations
@@ -376,7 +377,8 @@ def check_fresh(t: float, now: float, max_age_s: float, what: str) -> None:
 
 
 __all__ = [
-    "Camera", "Command", "DriverError", "EnvelopeViolation", "ForwardKinematics", "Frame", "Health", "HealthState", "Kinematics", "Reading", "RealRobotError",
+    "Camera", "Command", "DriverError", "EnvelopeViolation", "ForwardKinematics", "Frame", "Health", "HealthState",
+    "Kinematics", "Reading", "RealRobotError",
     "Robot",
     "RobotSpec", "RobotState", "SafetyFault", "StaleDataError", "check_fresh",
 ]

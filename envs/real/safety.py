@@ -349,6 +349,8 @@ class Envelope:
     def admit(self, command: Command) -> Command:
         """``command`` with float64 fields if it stays in the envelope (it becomes the previous target), else a refusal.
 
+        ``command.t`` is when the command arrived (s, on ``clock``): the rate budget counts from it.
+
         Raises:
             EnvelopeViolation: the first limit the command breaks, named with its value.
         """
@@ -377,8 +379,8 @@ class Envelope:
                    "max_rot_speed": f"{spec.max_rot_speed} rad/s", "qd_max": f"{list(spec.qd_max)} rad/s"}[limit]
             raise EnvelopeViolation(f"the step from the previous target is {fraction:.2f} times {limit} ({cap} "
                                     f"at {spec.control_hz} Hz)")
-        now = self._clock()
-        budget = min(RATE_BURST_STEPS, self._budget + (now - self._budget_t) / spec.dt)
+        now = command.t
+        budget = min(RATE_BURST_STEPS, self._budget + max(0.0, now - self._budget_t) / spec.dt)
         if fraction > budget + _TOLERANCE:
             raise EnvelopeViolation(f"commands come faster than the control rate: this one moves {fraction:.2f} of a "
                                     f"full step and {budget:.2f} is left (one step per {spec.dt * 1e3:.0f} ms period)")

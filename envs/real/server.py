@@ -185,12 +185,12 @@ def _number(args: dict, key: str, lo: float, hi: float, unit: str, default: floa
     return float(value)
 
 
-def _command(fields: Any) -> Command:
-    """A :class:`Command` from its wire fields (checked by the envelope), stamped now."""
+def _command(fields: Any, t: float) -> Command:
+    """A :class:`Command` from its wire fields (checked by the envelope), stamped ``t`` (when it arrived)."""
     if not isinstance(fields, dict) or sorted(fields) != sorted(COMMAND_FIELDS):
         got = sorted(fields) if isinstance(fields, dict) else type(fields).__name__
         raise EnvelopeViolation(f"a command needs exactly {list(COMMAND_FIELDS)}, got {got}")
-    return Command(**fields, t=time.monotonic())
+    return Command(**fields, t=t)
 
 
 def _names(names: Any, served: dict[str, Camera]) -> list[str]:
@@ -296,8 +296,7 @@ class RobotServer:
         try:
             while not self._stop.is_set():
                 deadlines = [self._timers[0][0]] if self._timers else []
-                if self._pending:
-                    deadlines.append(self._pending[0][3] + self.max_wait_s)
+                deadlines += [queued + self.max_wait_s for *_, queued in self._pending]
                 wait_ms = min([POLL_MS, *((due - time.monotonic()) * 1e3 for due in deadlines)])
                 ready = dict(poller.poll(max(0, math.ceil(wait_ms))))
                 if self._socket in ready:
@@ -332,7 +331,8 @@ class RobotServer:
                 return
             route, client = frames[:-1], frames[0]
             if client in self._in_flight:
-                self._reply(route, _error("busy", "one request at a time per client: wait for the reply"), release=False)
+                self._reply(route, _error("busy", "one request at a time per client: wait for the reply"),
+                            release=False)
                 continue
             self._in_flight.add(client)
             try:
@@ -347,7 +347,8 @@ class RobotServer:
             if op in ("spec", "info", "stop", "connect", "disconnect"):  # never wait for the arm
                 self._reply(route, self._run(op, lambda: self._immediate(op)))
             else:
-                self._pending.append((route, op, lambda: self._dispatch(op, args), time.monotonic()))
+                received = time.monotonic()
+                self._pending.append((route, op, lambda: self._dispatch(op, args, received), received))
 
     def _parse(self, data: bytes) -> tuple[str, dict]:
         """The op and arguments of a packed request, once its token is checked."""
@@ -409,8 +410,9 @@ class RobotServer:
     def _schedule(self) -> None:
         """Refuse the requests that waited too long for the arm; hand the next one to the arm thread when it is free."""
         now = time.monotonic()
-        while self._pending and now - self._pending[0][3] > self.max_wait_s:  # FIFO: the oldest first
-            route, op, _, queued = self._pending.popleft()
+        for job in [job for job in self._pending if now - job[3] > self.max_wait_s]:
+            route, op, _, queued = job
+            self._pending.remove(job)
             self._reply(route, _error("busy", f"{op} waited {now - queued:.2f} s for the arm while it served "
                                               f"{self._busy_with or 'other requests'} (limit {self.max_wait_s} s): "
                                               "retry"))
@@ -449,7 +451,8 @@ class RobotServer:
             for camera in self.cameras.values():
                 camera.disconnect()
 
-    def _dispatch(self, op: str, args: dict) -> Any:
+    def _dispatch(self, op: str, args: dict, received: float) -> Any:
+        """The result of request ``op`` that arrived at ``received`` (s, monotonic; a command's time)."""
         robot = self.robot
         if op == "health":
             health = robot.health()
@@ -457,13 +460,13 @@ class RobotServer:
         if op == "get_observation":
             return _state_to_wire(robot.get_observation(), time.monotonic())
         if op == "send_action":
-            fields = dataclasses.asdict(self._execute(_command(args)))
+            fields = dataclasses.asdict(self._execute(_command(args, received)))
             del fields["t"]
             return fields
         if op == "reset":
             return self._reset(args)
         if op == "step":
-            return self._step(args)
+            return self._step(args, received)
         if op == "frame":
             (name,) = _names([args.get("camera")], self.cameras)
             frame = self.cameras[name].read_latest(float("inf"))
@@ -498,7 +501,7 @@ class RobotServer:
         self.envelope.anchor(state)
         return _state_to_wire(state, time.monotonic())
 
-    def _step(self, args: dict) -> dict | _Later:
+    def _step(self, args: dict, received: float) -> dict | _Later:
         """One control step in one exchange: execute the command (if any), wait ``hold_s``, read everything back.
 
         The arm is free for other requests during the hold, which is at most one control period.
@@ -508,7 +511,7 @@ class RobotServer:
         task = bool(args.get("task", False))
         if task and not hasattr(self.robot, "task_observation"):
             raise DriverError("this robot has no privileged task observation")
-        sent = None if args.get("command") is None else self._execute(_command(args["command"]))
+        sent = None if args.get("command") is None else self._execute(_command(args["command"], received))
         read = lambda: self._read(sent, names, task)  # noqa: E731
         return _Later(hold_s, read) if hold_s > 0 else read()
 
