@@ -254,13 +254,15 @@ RIDGE_SCALES = 10.0 ** np.arange(-6, 3)  # ridge penalties tried, times the mean
 def ridge_predictions(x_fit: np.ndarray, y_fit: np.ndarray, x_eval: np.ndarray, penalties: np.ndarray) -> np.ndarray:
     """Closed-form ridge regression with an intercept, in its dual form (features outnumber
     frames): fitted on ``x_fit [n, F]``, ``y_fit [n, k]``, predicting for ``x_eval [m, F]``
-    with each of ``penalties [L]``; returns ``[L, m, k]``."""
+    with each of ``penalties [L]``; returns ``[L, m, k]``. In float64 torch, which keeps to
+    torch's thread count."""
+    x_fit, y_fit, x_eval = (torch.as_tensor(a, dtype=torch.float64) for a in (x_fit, y_fit, x_eval))
     x_mean, y_mean = x_fit.mean(0), y_fit.mean(0)
     centred = x_fit - x_mean
-    eigenvalues, eigenvectors = np.linalg.eigh(centred @ centred.T)  # the n x n Gram matrix
+    eigenvalues, eigenvectors = torch.linalg.eigh(centred @ centred.T)  # the n x n Gram matrix
     projected = eigenvectors.T @ (y_fit - y_mean)
     cross = (x_eval - x_mean) @ centred.T @ eigenvectors  # [m, n]
-    return np.stack([cross @ (projected / (eigenvalues + penalty)[:, None]) + y_mean for penalty in penalties])
+    return torch.stack([cross @ (projected / (eigenvalues + penalty)[:, None]) + y_mean for penalty in penalties]).numpy()
 
 
 def probe(features: list[np.ndarray], targets: list[np.ndarray]) -> dict:
@@ -298,7 +300,7 @@ def probe(features: list[np.ndarray], targets: list[np.ndarray]) -> dict:
 def probes(representation: Representation, episodes: list[Episode], cube: bool) -> dict:
     """:func:`probe` of the TCP position and, when ``cube``, of the cube position
     (``achieved_goal``) from flattened latents ``[T, N * D]``."""
-    features = [representation.latents(e.frames).flatten(1).double().numpy() for e in episodes]
+    features = [representation.latents(e.frames).flatten(1).numpy() for e in episodes]
     result = {"tcp": probe(features, [e.tcp for e in episodes])}
     if cube:
         result["cube"] = probe(features, [e.achieved for e in episodes])
@@ -310,7 +312,7 @@ def probes(representation: Representation, episodes: list[Episode], cube: bool) 
 
 def score(
     names: list[str], env_id: str, camera: str = "top", image_size: int = 64, episodes: int = 10,
-    candidates: int = 32, horizon: int = 3, expert_episodes: int = 20, seed: int = 0,
+    candidates: int = 32, horizon: int = 3, expert_episodes: int = 40, seed: int = 0,
     max_episode_steps: int | None = None, progress: Callable[[str], None] = lambda line: None,
 ) -> dict:
     """Every score of every representation in ``names`` on ``env_id`` seen by ``camera`` at

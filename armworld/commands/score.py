@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     sc.add_argument("--episodes", type=int, default=10, help="oracle episodes (evaluation seed --seed)")
     sc.add_argument("--candidates", type=int, default=32, help="action sequences simulated per control step")
     sc.add_argument("--horizon", type=int, default=3, help="steps per action sequence")
-    sc.add_argument("--expert-episodes", type=int, default=20,
+    sc.add_argument("--expert-episodes", type=int, default=40,
                     help="noisy-expert episodes for the rank correlation and the probes (half fit, half test)")
     sc.add_argument("--max-steps", type=int, default=None, help="step budget per episode (default: the env's)")
     sc.add_argument("--seed", type=int, default=0, help="evaluation seed (agents/README.md)")
