@@ -396,8 +396,9 @@ def test_cli_verbs_report_ordinary_mistakes_in_one_line(tmp_path, capsys):
         f"no checkpoint at {tmp_path / 'missing'}": ["train", "--data", data, "--encoder", str(tmp_path / "missing")],
         f"{tmp_path / 'missing.h5'}: no such file": ["train", "--data", str(tmp_path / "missing.h5"),
                                                       "--encoder", str(tmp_path / "enc")],
-        "give --encoder or --init, not both": ["train", "--data", data, "--encoder", str(tmp_path / "enc"),
-                                               "--init", str(tmp_path / "enc")],
+        "give one of --encoder": ["train", "--data", data, "--encoder", str(tmp_path / "enc"),
+                                  "--init", str(tmp_path / "enc")],
+        "unknown encoder preset 'huge'": ["train", "--data", data, "--preset", "huge"],
     }
     for message, argv in cases.items():
         args = parser.parse_args(argv + common)

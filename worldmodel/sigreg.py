@@ -45,6 +45,7 @@ class SIGReg(nn.Module):
             raise ValueError(f"SIGReg needs a batch of at least 2 embeddings, got {z.shape[0]}")
         directions = torch.randn(z.shape[-1], self.num_directions, device=z.device)
         directions = directions / directions.norm(dim=0, keepdim=True)
-        x = (z @ directions).unsqueeze(-1) * self.t  # [M, P, knots]
-        error = (x.cos().mean(0) - self.target).square() + x.sin().mean(0).square()  # [P, knots]
-        return (error @ self.weights).mul(z.shape[0]).mean()
+        with torch.autocast(z.device.type, enabled=False):  # float32 whatever the autocast policy
+            x = (z @ directions).unsqueeze(-1) * self.t  # [M, P, knots]
+            error = (x.cos().mean(0) - self.target).square() + x.sin().mean(0).square()  # [P, knots]
+            return (error @ self.weights).mul(z.shape[0]).mean()
