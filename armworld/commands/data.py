@@ -102,17 +102,19 @@ def run_info(args: argparse.Namespace) -> int:
             lengths = [file.num_samples(demo) for demo in file.demos]
             successes = sum(bool(file.read(demo, "success")[-1:].any()) for demo in file.demos)  # none in an empty episode
             policies = sorted({str(file.attrs(demo).get("policy")) for demo in file.demos})
-            print(f"{file.path}: {file.total} episodes, {sum(lengths)} steps, {os.path.getsize(file.path) / 1e6:.1f} MB")
-            print(f"env: {file.env_args.get('env_name')} {file.env_args.get('env_kwargs')}")
-            print(f"steps per episode: min {min(lengths, default=0)}, mean {np.mean(lengths or [0]):.1f}, max {max(lengths, default=0)}")
-            print(f"success at episode end: {successes}/{file.total}; policies: {', '.join(policies) or '-'}")
-            print(f"splits: train {len(file.split('train'))}, valid {len(file.split('valid'))}")
-            if file.demos:
-                for key in file.keys(file.demos[0]):
-                    dataset = file.dataset(file.demos[0], f"obs/{key}")
-                    print(f"  obs/{key}: {dataset.dtype} {list(dataset.shape[1:])}")
+            lines = [
+                f"{file.path}: {file.total} episodes, {sum(lengths)} steps, {os.path.getsize(file.path) / 1e6:.1f} MB",
+                f"env: {file.env_args.get('env_name')} {file.env_args.get('env_kwargs')}",
+                f"steps per episode: min {min(lengths, default=0)}, mean {np.mean(lengths or [0]):.1f}, max {max(lengths, default=0)}",
+                f"success at episode end: {successes}/{file.total}; policies: {', '.join(policies) or '-'}",
+                f"splits: train {len(file.split('train'))}, valid {len(file.split('valid'))}",
+            ]
+            for key in file.keys(file.demos[0]) if file.demos else ():
+                dataset = file.dataset(file.demos[0], f"obs/{key}")
+                lines.append(f"  obs/{key}: {dataset.dtype} {list(dataset.shape[1:])}")
     except DatasetError as error:
-        return fail(str(error))
+        return fail(str(error))  # before any line: a refused file prints no partial summary
+    print("\n".join(lines))
     return 0
 
 

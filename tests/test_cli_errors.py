@@ -1,0 +1,120 @@
+"""The CLI's error contract: every refusal, argument errors included, is one ``error:`` line
+on stderr and exit status 1, naming the valid choices or range; nothing is parsed loosely."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from armworld.cli import main
+from armworld.commands import SEED_MAX, comma_list, non_negative_float, positive_int, seed
+
+REACH = ["--env", "armworld/FrankaReach-v0"]
+
+
+def refused(argv: list[str], capsys) -> str:
+    """Run ``armworld argv`` in-process; assert it was refused as the contract says; its message."""
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err
+    assert captured.out == ""
+    return lines[0]
+
+
+# (verb and its required arguments, flag, what the message says is expected)
+NUMERIC_FLAGS = [
+    (["rollout"], "--episodes", "an integer >= 1"),
+    (["rollout"], "--noise", "a number >= 0"),
+    (["rollout"], "--seed", f"an integer >= 0 and <= {SEED_MAX}"),
+    (["rollout"], "--size", "an integer >= 8 and <= 640"),
+    (["collect", *REACH, "--out", "x.h5", "--episodes", "1"], "--noise", "a number >= 0"),
+    (["collect", *REACH, "--out", "x.h5"], "--episodes", "an integer >= 1"),
+    (["collect", *REACH, "--out", "x.h5", "--episodes", "1"], "--seed", f"an integer >= 0 and <= {SEED_MAX}"),
+    (["collect", *REACH, "--out", "x.h5", "--episodes", "1"], "--random-fraction", "a number >= 0.0 and <= 1.0"),
+    (["collect", *REACH, "--out", "x.h5", "--episodes", "1"], "--workers", "an integer >= 1"),
+    (["dataset", "video", "d.h5", "--demo", "0", "--out", "v.mp4"], "--fps", "a number > 0"),
+    (["dataset", "replay", "d.h5"], "--demo", "an integer >= 0"),
+    (["eval", "--agent", "random", *REACH, "--out", "r"], "--episodes", "an integer >= 1"),
+    (["eval", "--agent", "random", *REACH, "--out", "r"], "--videos", "an integer >= 0"),
+    (["eval", "--agent", "random", *REACH, "--out", "r"], "--samples", "an integer >= 1"),
+    (["demo"], "--seed", f"an integer >= 0 and <= {SEED_MAX}"),
+    (["rl", "train", "--algo", "sac", *REACH, "--out", "r"], "--steps", "an integer >= 1"),
+    (["rl", "train", "--algo", "sac", *REACH, "--out", "r"], "--checkpoint-freq", "an integer >= 0"),
+]
+
+# values no numeric flag accepts: negative, not finite, not a number
+BAD_NUMBERS = st.one_of(
+    st.integers(max_value=-1).map(str),
+    st.floats(max_value=-1e-6, allow_nan=False).map(repr),
+    st.sampled_from(["nan", "inf", "-inf", "", "ten", "1e400", "0x10"]),
+)
+
+
+@pytest.mark.parametrize("verb, flag, expected", NUMERIC_FLAGS, ids=[f"{v[0]} {f}" for v, f, _ in NUMERIC_FLAGS])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # capsys is read each time
+@given(value=BAD_NUMBERS)
+def test_out_of_range_numbers_are_refused_at_parse_time_with_the_range_named(verb, flag, expected, value, tmp_path_factory, capsys):
+    out = tmp_path_factory.mktemp("cwd")
+    line = refused([*[str(out / a) if a.endswith((".h5", ".mp4")) else a for a in verb], f"{flag}={value}"], capsys)
+    assert f"argument {flag}: expected {expected}" in line and "--help" in line
+    assert list(out.iterdir()) == []  # nothing written
+
+
+def test_zero_where_a_positive_number_is_needed_and_seeds_out_of_range(capsys):
+    assert "argument --fps: expected a number > 0.0, got '0'" in refused(
+        ["dataset", "video", "d.h5", "--demo", "0", "--out", "v.mp4", "--fps", "0"], capsys)
+    assert "argument --episodes: expected an integer >= 1, got '0'" in refused(["rollout", "--episodes", "0"], capsys)
+    for value in (SEED_MAX + 1, 2**70):  # an HDF5 attribute overflowed before
+        assert f"argument --seed: expected an integer >= 0 and <= {SEED_MAX}, got '{value}'" in refused(
+            ["collect", *REACH, "--episodes", "1", "--out", "x.h5", "--seed", str(value)], capsys)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["rl", "train", "--algo", "dqn", *REACH, "--out", "r"], "argument --algo: invalid choice: 'dqn' (choose from 'ppo', 'sac', 'td3', 'tqc')"),
+        (["collect", "--env", "FrankaSlide-v0", "--episodes", "1", "--out", "x.h5"], "unknown env 'FrankaSlide-v0'; choose one of armworld/FrankaReach-v0"),
+        (["demo", "--envs", "FrankaReach-v0,Nope"], "unknown env 'Nope'"),
+        (["eval", "--agent", "random", *REACH, "--out", "r", "--seeds", ","], "argument --seeds: names nothing"),
+        (["collect", *REACH], "the following arguments are required: --episodes, --out"),
+        (["nope"], "argument COMMAND: invalid choice: 'nope'"),
+        ([], "the following arguments are required: COMMAND"),
+        (["eval", "--no-gripper", "--gripper", "goal"], "not allowed with argument --no-gripper"),
+    ],
+)
+def test_argument_errors_name_the_choices_in_one_line(argv, message, capsys):
+    assert message in refused(argv, capsys)
+
+
+def test_help_still_exits_zero(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["rollout", "--help"])
+    assert exit_.value.code == 0 and "--episodes" in capsys.readouterr().out
+
+
+@given(st.integers(min_value=0, max_value=SEED_MAX))
+def test_seeds_in_range_parse_to_themselves(value):
+    assert seed(str(value)) == value
+
+
+@given(st.integers(min_value=1, max_value=10**9), st.floats(min_value=0, max_value=1e9))
+def test_valid_numbers_parse_exactly(integer, real):
+    assert positive_int(str(integer)) == integer
+    assert non_negative_float(repr(real)) == real
+
+
+@given(st.lists(st.integers(min_value=0, max_value=SEED_MAX), min_size=1, max_size=5))
+def test_comma_lists_parse_each_item(values):
+    assert comma_list(seed, "0,1")(",".join(map(str, values))) == tuple(values)
+
+
+def test_non_finite_is_never_a_number():
+    for text in ("nan", "inf", "-inf"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            non_negative_float(text)
+    assert not math.isnan(non_negative_float("0"))
