@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from armworld.agents.evaluate import eval_seed, wilson_interval
+from armworld.agents.evaluate import EPISODES_PER_SEED_MAX, eval_seed, wilson_interval
 from armworld.agents.loading import model_path
 from armworld.agents.scripted import make_expert
 from armworld.envs.conventions import SUCCESS_THRESHOLD
@@ -52,7 +52,7 @@ from armworld.worldmodel.checkpoint import load_encoder
 
 NAMES = "pixels, distance, encoder:PATH, wm:PATH or wm:default"
 CUBE_TASKS = ("push", "pick_place", "stack")  # tasks whose achieved goal is a cube's position
-EXPERT_NOISE = 0.5  # std of the Gaussian noise added to the expert's xyz actions (action units)
+EXPERT_NOISE = 0.2  # std of the noise on the expert's xyz actions (action units); at 0.5 it mostly misses the cube
 JITTER = 0.3  # std of the per-step noise around each candidate sequence's mean action
 
 Latents = Callable[[np.ndarray], torch.Tensor]
@@ -312,23 +312,26 @@ def probes(representation: Representation, episodes: list[Episode], cube: bool) 
 
 def score(
     names: list[str], env_id: str, camera: str = "top", image_size: int = 64, episodes: int = 10,
-    candidates: int = 32, horizon: int = 3, expert_episodes: int = 40, seed: int = 0,
-    max_episode_steps: int | None = None, progress: Callable[[str], None] = lambda line: None,
+    candidates: int = 32, horizon: int = 3, expert_episodes: int = 40, expert_noise: float = EXPERT_NOISE,
+    seed: int = 0, max_episode_steps: int | None = None, progress: Callable[[str], None] = lambda line: None,
 ) -> dict:
     """Every score of every representation in ``names`` on ``env_id`` seen by ``camera`` at
     ``image_size`` px: the oracle over ``episodes`` episodes of evaluation seed ``seed``
     (``candidates`` sequences of ``horizon`` steps per action); rank correlation and probes
-    over ``expert_episodes`` noisy-expert episodes reset with the next evaluation seeds
-    of ``seed`` (``distance`` has only the oracle). ``max_episode_steps`` replaces the env's
-    step budget. ``progress`` is called with a line per finished score. Every name is loaded
-    before any work starts, so a bad one fails fast."""
+    over ``expert_episodes`` episodes of the expert with noise ``expert_noise``, reset with
+    the next evaluation seeds of ``seed`` (``distance`` has only the oracle).
+    ``max_episode_steps`` replaces the env's step budget. ``progress`` is called with a line
+    per finished representation. Every name is loaded before any work starts, so a bad one
+    fails fast."""
     if episodes < 1 or candidates < 2 or horizon < 1 or expert_episodes < 2:
         raise ValueError("need episodes >= 1, candidates >= 2, horizon >= 1 and expert episodes >= 2")
+    if episodes + expert_episodes > EPISODES_PER_SEED_MAX:
+        raise ValueError(f"episodes and expert episodes share one evaluation seed: at most {EPISODES_PER_SEED_MAX} together")
     representations = [load_representation(name) for name in names]
     env = gymnasium.make(env_id, obs_mode="state", max_episode_steps=max_episode_steps)
     view = Camera(env, camera, image_size)
     try:
-        expert = collect_expert_episodes(env, view, expert_episodes, eval_seed(seed, episodes))
+        expert = collect_expert_episodes(env, view, expert_episodes, eval_seed(seed, episodes), expert_noise)
         cube = env.unwrapped.task in CUBE_TASKS
         results = {}
         for representation in representations:
@@ -344,7 +347,7 @@ def score(
     return {
         "env": env_id, "camera": camera, "image_size": image_size, "seed": seed,
         "step_budget": env.spec.max_episode_steps, "expert_episodes": expert_episodes,
-        "expert_noise": EXPERT_NOISE, "results": results,
+        "expert_noise": expert_noise, "results": results,
     }
 
 

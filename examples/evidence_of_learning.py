@@ -15,7 +15,8 @@ writes to ``--out``:
   planner's energy to the goal image and the true distance to the goal after a candidate
   one-step move), and ``goal_alignment`` (along noisy-expert FrankaReach episodes, the rank
   correlation between the latent L1 to the goal image and the true distance to the goal,
-  for the world model's encoder, the ``--encoder`` run's and raw pixels).
+  for the world model's encoder, the ``--encoder`` run's and raw pixels: ``armworld
+  score``'s rank correlation, from ``armworld.agents.representation``).
 
 Everything uses the camera the world model was trained on.
 
@@ -36,15 +37,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from scipy.stats import spearmanr
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import armworld  # noqa: F401  (registers the envs)
-from armworld.agents import make_expert
+from armworld.agents.representation import Camera, collect_expert_episodes, load_representation, rank_correlation
 from armworld.datasets.clips import ClipDataset
 from armworld.envs.conventions import MAX_POS_DELTA
 from armworld.agents.loading import model_settings
-from armworld.worldmodel import load_encoder, load_world_model
-from armworld.worldmodel.encoder import FrameEncoder
+from armworld.worldmodel import load_world_model
 
 
 def scalars(run: str, tag: str) -> tuple[np.ndarray, np.ndarray]:
@@ -140,11 +141,6 @@ def plot_rollouts(results: dict[str, dict], out: Path) -> None:
     plt.close(fig)
 
 
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Rank correlation of two 1-D arrays (no ties expected)."""
-    return float(np.corrcoef(np.argsort(np.argsort(a)), np.argsort(np.argsort(b)))[0, 1])
-
-
 @torch.no_grad()
 def reach_energy(wm, camera: str, episodes: int, candidates: int, seed: int) -> dict:
     """Energy to the goal image vs the true goal distance after one-step xyz moves in FrankaReach."""
@@ -162,7 +158,7 @@ def reach_energy(wm, camera: str, episodes: int, candidates: int, seed: int) -> 
         pred = wm.rollout(wm.context(z, proprio), torch.from_numpy(deltas))[:, 0]
         energy = (pred - z_goal).abs().mean(dim=(-1, -2)).numpy()
         distance = np.linalg.norm(obs["achieved_goal"] + deltas[:, 0, :3] - obs["desired_goal"], axis=-1)
-        correlations.append(spearman(energy, distance))
+        correlations.append(spearmanr(energy, distance).statistic)
         now = np.linalg.norm(obs["achieved_goal"] - obs["desired_goal"])
         improves.append(bool(distance[np.argmin(energy)] < now))
     env.close()
@@ -170,31 +166,17 @@ def reach_energy(wm, camera: str, episodes: int, candidates: int, seed: int) -> 
             "argmin_energy_moves_closer": float(np.mean(improves))}
 
 
-@torch.no_grad()
-def goal_alignment(encoders: dict[str, FrameEncoder], camera: str, episodes: int, seed: int) -> dict:
+def goal_alignment(representations: list[str], camera: str, episodes: int, seed: int) -> dict:
     """Does distance in latent space track distance in the world? Along FrankaReach episodes
-    driven by the expert with noise 0.5, the rank correlation over time between the L1 of a
-    frame's tokens to the goal image's tokens and the hand's true distance to the goal, for
-    each of ``encoders`` and for raw pixels."""
-    env = gymnasium.make("armworld/FrankaReach-v0", obs_mode="pixels_state", image_size=64, cameras=[camera])
-    result: dict[str, list[float]] = {name: [] for name in [*encoders, "pixels"]}
-    for e in range(episodes):
-        obs, _ = env.reset(seed=seed + e)
-        expert = make_expert(env, noise=0.5, seed=e)
-        goal = env.unwrapped.goal_image(camera, 64)
-        frames, distance = [], []
-        for _ in range(env.spec.max_episode_steps):
-            frames.append(obs[f"rgb_{camera}"])
-            distance.append(np.linalg.norm(obs["achieved_goal"] - obs["desired_goal"]))
-            obs, *_ = env.step(expert.act(obs))
-        frames_t, goal_t = torch.from_numpy(np.stack(frames))[None], torch.from_numpy(goal)[None, None]
-        for name, encoder in encoders.items():
-            l1 = (encoder(frames_t)[0] - encoder(goal_t)[0, 0]).abs().mean(dim=(-1, -2)).numpy()
-            result[name].append(spearman(l1, np.array(distance)))
-        pixels = np.abs(np.stack(frames).astype(float) - goal.astype(float)).mean(axis=(1, 2, 3))
-        result["pixels"].append(spearman(pixels, np.array(distance)))
+    driven by the expert with noise 0.5, the rank correlation over time between a frame's
+    latent L1 to the goal image's and the hand's true distance to the goal (mean over
+    episodes; ``armworld score``'s rank correlation), for each of ``representations``."""
+    env = gymnasium.make("armworld/FrankaReach-v0", obs_mode="state")
+    view = Camera(env, camera, 64)
+    runs = collect_expert_episodes(env, view, episodes, first_seed=seed, noise=0.5)
+    view.close()
     env.close()
-    return {"episodes": episodes, **{name: float(np.mean(v)) for name, v in result.items()}}
+    return {"episodes": episodes, **{name: rank_correlation(load_representation(name), runs)["mean"] for name in representations}}
 
 
 def main() -> None:
@@ -219,8 +201,8 @@ def main() -> None:
     plot_rollouts(rollouts, out)
     evidence["rollout"] = rollouts
     evidence["reach_energy"] = reach_energy(wm, camera, episodes=20, candidates=128, seed=args.reach_seed)
-    encoders = {"world model's encoder": wm.encoder, f"encoder of {args.encoder}": load_encoder(args.encoder)}
-    evidence["goal_alignment"] = goal_alignment(encoders, camera, episodes=10, seed=7_000_000)
+    representations = [f"wm:{args.world_model}", f"encoder:{args.encoder}", "pixels"]
+    evidence["goal_alignment"] = goal_alignment(representations, camera, episodes=10, seed=7_000_000)
     (out / "evidence.json").write_text(json.dumps(evidence, indent=1))
     print(json.dumps({k: evidence[k] for k in ("rollout", "reach_energy", "goal_alignment")}, indent=1))
 

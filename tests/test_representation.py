@@ -36,7 +36,7 @@ def reach():
 
 @pytest.fixture(scope="module")
 def expert_episodes(reach):
-    return collect_expert_episodes(*reach, episodes=40, first_seed=1_000_100)
+    return collect_expert_episodes(*reach, episodes=40, first_seed=1_000_100, noise=0.5)
 
 
 def test_candidates_hold_orientation_and_start_with_the_last_plan_shifted():

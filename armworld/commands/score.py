@@ -32,6 +32,8 @@ def register(subparsers) -> None:
     sc.add_argument("--horizon", type=int, default=3, help="steps per action sequence")
     sc.add_argument("--expert-episodes", type=int, default=40,
                     help="noisy-expert episodes for the rank correlation and the probes (half fit, half test)")
+    sc.add_argument("--expert-noise", type=float, default=0.2,
+                    help="std of the noise on the expert's xyz actions (at 0.5 it mostly misses a cube)")
     sc.add_argument("--max-steps", type=int, default=None, help="step budget per episode (default: the env's)")
     sc.add_argument("--seed", type=int, default=0, help="evaluation seed (agents/README.md)")
     sc.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -60,7 +62,8 @@ def _run_score(args: argparse.Namespace) -> int:
     env_id = args.env if "/" in args.env else f"armworld/{args.env}"
     scores = score(
         args.repr, env_id, camera=args.camera, image_size=args.image_size, episodes=args.episodes,
-        candidates=args.candidates, horizon=args.horizon, expert_episodes=args.expert_episodes, seed=args.seed,
+        candidates=args.candidates, horizon=args.horizon, expert_episodes=args.expert_episodes,
+        expert_noise=args.expert_noise, seed=args.seed,
         max_episode_steps=args.max_steps, progress=lambda line: print(line, file=sys.stderr, flush=True),
     )
     paths = write_scores(scores, args.out)
