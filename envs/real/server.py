@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import heapq
 import hmac
 import ipaddress
@@ -345,10 +346,10 @@ class RobotServer:
                 self._reply(route, _error(type(error).__name__, str(error)))
                 continue
             if op in ("spec", "info", "stop", "connect", "disconnect"):  # never wait for the arm
-                self._reply(route, self._run(op, lambda: self._immediate(op)))
+                self._reply(route, self._run(op, functools.partial(self._immediate, op)))
             else:
                 received = time.monotonic()
-                self._pending.append((route, op, lambda: self._dispatch(op, args, received), received))
+                self._pending.append((route, op, functools.partial(self._dispatch, op, args, received), received))
 
     def _parse(self, data: bytes) -> tuple[str, dict]:
         """The op and arguments of a packed request, once its token is checked."""
