@@ -14,8 +14,10 @@ arguments they need (``obs_mode``, ``cameras``, ``image_size``), read from the c
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -102,23 +104,41 @@ class PlannerOptions:
         return MPPI(self.mppi, self.bounds, seed=seed)
 
 
+@functools.lru_cache(maxsize=2)
+def episode_library(path: str, files: tuple[str, ...], camera: str):
+    """The :class:`armworld.agents.retrieval.EpisodeLibrary` of ``files`` under the world model
+    at ``path``, encoded once per process (evaluation builds one agent per seed)."""
+    from armworld.agents.retrieval import EpisodeLibrary, world_model_encoder
+    from armworld.worldmodel.checkpoint import load_world_model
+
+    return EpisodeLibrary(files, world_model_encoder(load_world_model(path)), camera)
+
+
 def load_world_model_agent(
     path: str | Path,
     env: gymnasium.Env,
     seed: int | None = None,
     goal: Any = "env",
     planner: PlannerOptions = PlannerOptions(),
+    retrieve_from: Sequence[str] = (),
     **config: Any,
 ) -> Agent:
     """A :class:`WorldModelAgent` over the world model at ``path``; ``config`` overrides
-    :class:`WorldModelAgentConfig` fields (the camera defaults to the model's)."""
+    :class:`WorldModelAgentConfig` fields (the camera defaults to the model's).
+    ``retrieve_from``: trajectory files to retrieve sub-goals from on the way to the env's
+    goal image (``goal="retrieve"``, :mod:`armworld.agents.retrieval`)."""
     from armworld.agents.world_model_agent import WorldModelAgent, WorldModelAgentConfig
     from armworld.worldmodel.checkpoint import load_world_model
 
     camera, _ = model_settings(path)
     world_model = load_world_model(path)
     agent_config = WorldModelAgentConfig(**{"camera": camera, **config})
-    return WorldModelAgent(world_model, planner.make(seed), goal=goal, env=env, config=agent_config)
+    library = None
+    if retrieve_from:
+        if goal not in ("env", "retrieve"):
+            raise ValueError("sub-goals are retrieved on the way to the env's goal image: give no other goal with them")
+        goal, library = "retrieve", episode_library(str(path), tuple(map(str, retrieve_from)), agent_config.camera)
+    return WorldModelAgent(world_model, planner.make(seed), goal=goal, env=env, config=agent_config, library=library)
 
 
 def load_agent(spec: str, env: gymnasium.Env, seed: int | None = None, **wm_options: Any) -> Agent:

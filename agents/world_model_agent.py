@@ -14,15 +14,20 @@ iterations (``reuse_context=True``); with ``reuse_context=False`` every energy c
 re-encodes the frames and recomputes the whole imagined sequence (``use_cache=False``):
 the same numbers, slower, kept as the reference for tests and ``benchmarks/plan_speed.py``.
 
-Goals: ``"env"`` (the simulator's goal image, fetched after each reset), ``"subgoals"``
-(the simulator's images of the task's stages ending with the goal image,
-``env.unwrapped.goal_sequence``, with the actions budgeted for each), an image file or
-array, or a list of them (sub-goals, V-JEPA 2-AC's pick-and-place: the agent moves to the
-next after ``subgoal_steps[i]`` actions).
+Goals: ``"env"`` (the simulator's goal image, fetched after each reset), ``"retrieve"``
+(that goal image, preceded by sub-goals retrieved from recorded episodes with the latent
+search of :mod:`armworld.agents.retrieval`: frames of the recorded stretch that best leads
+from the current image to the goal image, each for the actions recorded before it; needs
+an ``EpisodeLibrary``), ``"subgoals"`` (the simulator's images of the task's stages ending
+with the goal image, ``env.unwrapped.goal_sequence``, with the actions budgeted for each:
+privileged help), an image file or array, or a list of them (sub-goals, V-JEPA 2-AC's
+pick-and-place: the agent moves to the next after ``subgoal_steps[i]`` actions).
 
-The gripper is planned like the rest of the action (``gripper="plan"``), or, with the
-simulator's goals, commanded from the goal image headed for (``gripper="goal"``): open where
-it shows an open hand, closed where it shows the fingers closing. From a camera above, a
+The gripper is planned like the rest of the action (``gripper="plan"``), or commanded
+from the goal headed for (``gripper="goal"``): open where it shows an open hand, closed
+where it shows the fingers closing; the closure comes from the simulator's goals, or, with
+``"retrieve"``, from the recorded episode (the goal image itself counts as the last
+retrieved frame's closure). From a camera above, a
 few pixels of finger are all that tells open from closed, too little for the energy to
 decide a grasp or a push with closed fingers.
 """
@@ -40,11 +45,12 @@ import numpy as np
 import torch
 
 from armworld.agents.planners import Planner
+from armworld.agents.retrieval import EpisodeLibrary, Retrieved
 from armworld.envs.conventions import delta_to_env_action, proprio_delta
 
 GoalImage = Union[str, Path, np.ndarray]
 GoalSpec = Union[str, Path, np.ndarray, Sequence[GoalImage]]
-ENV_GOALS = ("env", "subgoals")  # goals the simulator renders
+ENV_GOALS = ("env", "subgoals", "retrieve")  # goals read from the env after each reset
 GRIPPER_MODES = ("plan", "goal")
 ENERGIES = ("last", "path")
 OPEN_BELOW = 0.1  # a goal image's gripper closure below this shows an open hand
@@ -122,8 +128,11 @@ class WorldModelAgentConfig:
     subgoal_steps: tuple[int, ...] = ()
     gripper: str = "plan"
     energy: str = "last"
+    retrieved_subgoals: int = 4  # sub-goal frames taken from the retrieved stretch (goal="retrieve")
 
     def __post_init__(self) -> None:
+        if self.retrieved_subgoals < 1:
+            raise ValueError(f"retrieved_subgoals must be at least 1, got {self.retrieved_subgoals}")
         if self.gripper not in GRIPPER_MODES:
             raise ValueError(f"unknown gripper mode {self.gripper!r}; choose one of {list(GRIPPER_MODES)}")
         if self.energy not in ENERGIES:
@@ -143,6 +152,7 @@ class WorldModelAgent:
         goal: ``"env"``, ``"subgoals"``, an image (path or uint8 array) or a list of them (sub-goals).
         env: the env acted in; needed for the simulator's goals and to size 4-D actions.
         config: camera, context length, context reuse, sub-goal schedule, gripper mode.
+        library: recorded episodes to retrieve sub-goals from (``goal="retrieve"``).
 
     After each episode ``plan_times`` holds the seconds spent per action (encoding,
     context and planning; everything between observation and action).
@@ -155,6 +165,7 @@ class WorldModelAgent:
         goal: GoalSpec = "env",
         env: gymnasium.Env | None = None,
         config: WorldModelAgentConfig = WorldModelAgentConfig(),
+        library: EpisodeLibrary | None = None,
     ) -> None:
         if planner.bounds.dim != 7:
             raise ValueError(f"the planner must plan 7-D world-model actions, its bounds have {planner.bounds.dim}")
@@ -168,6 +179,10 @@ class WorldModelAgent:
         if self.action_dim == 4 and any(planner.bounds.scale[3:6]):
             raise ValueError("the env takes 4-D actions (orientation held): plan with hold_rotation=True")
         self.env_goals = goal if isinstance(goal, str) and goal in ENV_GOALS else None
+        if (self.env_goals == "retrieve") != (library is not None):
+            raise ValueError("goal='retrieve' needs an EpisodeLibrary to retrieve from, and a library needs goal='retrieve'")
+        self.library = library
+        self.retrieved: Retrieved | None = None  # this episode's retrieved stretch (goal="retrieve")
         if self.env_goals:
             if env is None:
                 raise ValueError(f"goal={goal!r} needs the env, to render its goal images after each reset")
@@ -208,6 +223,7 @@ class WorldModelAgent:
         if self.env_goals:  # the previous episode's goals are stale: read again on the next act
             self._goal_latents = None
             self.goal_images, self.goal_closures, self.goal_steps = [], (), ()
+            self.retrieved = None
 
     @property
     def camera(self) -> str:
@@ -237,6 +253,14 @@ class WorldModelAgent:
         env = self.env.unwrapped
         if self.env_goals == "env" and self.config.gripper == "plan":  # all an env that renders only a goal image can serve
             self.goal_images = [env.goal_image(self.config.camera, size=self.image_size)]
+            return
+        if self.env_goals == "retrieve":
+            goal = env.goal_image(self.config.camera, size=self.image_size)
+            now, target = self._encode(np.stack([self._frames[-1], goal])).flatten(1)
+            found = self.retrieved = self.library.retrieve(now, target, self.config.retrieved_subgoals)
+            self.goal_images = [*(load_goal_image(image, self.image_size) for image in found.images), goal]
+            self.goal_closures = (*found.closures, found.closures[-1])
+            self.goal_steps = found.steps
             return
         sequence = env.goal_sequence(self.config.camera, size=self.image_size)
         keep = slice(None) if self.env_goals == "subgoals" else slice(-1, None)

@@ -55,6 +55,11 @@ def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
         "--subgoals", action=argparse.BooleanOptionalAction, default=None,
         help="head for the sim's images of the task's stages in turn (env.goal_sequence), then the goal image",
     )
+    group.add_argument(
+        "--retrieve", nargs="+", default=None, metavar="FILE.h5",
+        help="head for sub-goals retrieved from these recorded episodes (a latent search from the current image to "
+        "the goal image), then the goal image; the model's training data, never evaluation seeds",
+    )
     group.add_argument("--context-frames", type=positive_int, default=1, help="observed frames given to the predictor")
     group.add_argument("--energy", choices=("last", "path"), default="last",
                        help="distance to the goal of the last planned step (V-JEPA 2-AC), or its mean over the steps")
@@ -85,7 +90,7 @@ def _agent_options(args: argparse.Namespace) -> dict:
     """World-model agent options from the planner arguments."""
     return dict(
         planner=_planner_options(args), context_frames=args.context_frames, energy=args.energy,
-        goal="subgoals" if args.subgoals else "env",
+        goal="subgoals" if args.subgoals and not args.retrieve else "env", retrieve_from=tuple(args.retrieve or ()),
         gripper="plan" if args.no_gripper else args.gripper or "plan",  # not planned either with --no-gripper
     )
 
@@ -169,8 +174,15 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise ValueError("--goal, --subgoal-steps, --subgoals and --gripper are for world-model agents (wm:PATH)")
     if args.subgoals and args.goal:
         raise ValueError("--subgoals heads for the sim's images: give no --goal files with it")
+    if args.retrieve and (args.subgoals or args.goal):
+        raise ValueError("--retrieve finds sub-goals on the way to the sim's goal image: give no --subgoals or --goal with it")
+    if args.retrieve and not is_wm:
+        raise ValueError("--retrieve is for world-model agents (wm:PATH)")
     agent_path = args.agent.split(":", 1)[1] if ":" in args.agent and args.agent != "wm:default" else None
-    check_output(args.out, *args.dataset, *(args.goal or ()), *([agent_path] if agent_path else []), folder=True)
+    check_output(
+        args.out, *args.dataset, *(args.goal or ()), *(args.retrieve or ()), *([agent_path] if agent_path else []),
+        folder=True,
+    )
     if args.goal:
         _, size = model_settings(model_path(args.agent))
         for goal in args.goal:  # refused now, not when the first episode starts
@@ -224,7 +236,10 @@ def _run_demo(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(1000, 100_000))
     env_kwargs = env_kwargs_for(spec)
     options = _agent_options(args)
-    goals = "the sim's sub-goal images, then the goal image" if args.subgoals else "the sim's goal image"
+    goals = (
+        "sub-goals retrieved from the recorded episodes, then the sim's goal image" if args.retrieve
+        else "the sim's sub-goal images, then the goal image" if args.subgoals else "the sim's goal image"
+    )
     print(f"armworld demo: world model {args.model}, evaluation seed {seed} (repeat with --seed {seed}); "
           f"heading for {goals}, gripper: {'held' if args.no_gripper else args.gripper}")
     videos = []
