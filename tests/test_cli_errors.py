@@ -14,6 +14,7 @@ from armworld.cli import main
 from armworld.commands import SEED_MAX, comma_list, non_negative_float, positive_int, seed
 
 REACH = ["--env", "armworld/FrankaReach-v0"]
+DATA = ["--data", "d.h5", "--out", "run"]
 
 
 def refused(argv: list[str], capsys) -> str:
@@ -45,6 +46,34 @@ NUMERIC_FLAGS = [
     (["demo"], "--seed", f"an integer >= 0 and <= {SEED_MAX}"),
     (["rl", "train", "--algo", "sac", *REACH, "--out", "r"], "--steps", "an integer >= 1"),
     (["rl", "train", "--algo", "sac", *REACH, "--out", "r"], "--checkpoint-freq", "an integer >= 0"),
+    *[(["pretrain", *DATA], flag, expected) for flag, expected in [
+        ("--steps", "an integer >= 1"), ("--batch-size", "an integer >= 1"), ("--lr", "a number > 0.0"),
+        ("--start-lr", "a number > 0.0"), ("--warmup-steps", "an integer >= 0"), ("--weight-decay", "a number >= 0.0"),
+        ("--grad-clip", "a number > 0.0"), ("--seed", f"an integer >= 0 and <= {SEED_MAX}"),
+        ("--eval-every", "an integer >= 1"), ("--save-every", "an integer >= 1"), ("--workers", "an integer >= 0"),
+        ("--clip-len", "an integer >= 2"), ("--frame-skip", "an integer >= 1"),
+        ("--ema", "a number >= 0.0 and < 1.0"), ("--sigreg-weight", "a number >= 0.0 and <= 1.0"),
+    ]],
+    (["train", *DATA], "--rollout-steps", "an integer >= 0"),
+    (["train", *DATA], "--sigreg-weight", "a number >= 0.0"),
+    (["train", *DATA], "--frame-skip", "an integer >= 1"),
+    *[(["score", "--repr", "pixels", "--out", "r"], flag, expected) for flag, expected in [
+        ("--image-size", "an integer >= 8 and <= 640"), ("--episodes", "an integer >= 1"),
+        ("--candidates", "an integer >= 2"), ("--horizon", "an integer >= 1"), ("--expert-episodes", "an integer >= 2"),
+        ("--expert-noise", "a number >= 0.0"), ("--max-steps", "an integer >= 1"),
+        ("--seed", f"an integer >= 0 and <= {SEED_MAX}"), ("--threads", "an integer >= 1"),
+    ]],
+    *[(["robot-server", "--sim"], flag, expected) for flag, expected in [
+        ("--port", "an integer >= 1 and <= 65535"), ("--image-size", "an integer >= 8 and <= 640"),
+        ("--latency-ms", "a number >= 0.0"), ("--seed", f"an integer >= 0 and <= {SEED_MAX}"),
+    ]],
+    *[(["deploy", "--robot", "mock", "--agent", "expert"], flag, expected) for flag, expected in [
+        ("--max-steps", "an integer >= 1"), ("--image-size", "an integer >= 8 and <= 640"),
+        ("--seed", f"an integer >= 0 and <= {SEED_MAX}"), ("--speed", "a number > 0.0 and <= 1.0"),
+    ]],
+    (["calibrate", "board", "--out", "b.png"], "--pixels-per-square", "an integer >= 1"),
+    (["calibrate", "hand-eye", "--images", "i.png", "--poses", "p.npy", "--mount", "wrist", "--out", "c.yaml"],
+     "--fovy", "a number > 0.0 and < 180.0"),
 ]
 
 # values no numeric flag accepts: negative, not finite, not a number
@@ -72,6 +101,26 @@ def test_zero_where_a_positive_number_is_needed_and_seeds_out_of_range(capsys):
     for value in (SEED_MAX + 1, 2**70):  # an HDF5 attribute overflowed before
         assert f"argument --seed: expected an integer >= 0 and <= {SEED_MAX}, got '{value}'" in refused(
             ["collect", *REACH, "--episodes", "1", "--out", "x.h5", "--seed", str(value)], capsys)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["robot-server", "--sim", "--port", "0"], "argument --port: expected an integer >= 1 and <= 65535, got '0'"),
+    (["robot-server", "--sim", "--port", "70000"], "argument --port: expected an integer >= 1 and <= 65535, got '70000'"),
+    (["robot-server", "--sim", "--image-size", "2048"], "argument --image-size: expected an integer >= 8 and <= 640"),
+    (["deploy", "--robot", "mock", "--agent", "expert", "--speed", "1.5"], "argument --speed: expected a number > 0.0 and <= 1.0"),
+    (["deploy", "--robot", "mock", "--agent", "expert", "--speed", "0"], "argument --speed: expected a number > 0.0 and <= 1.0"),
+    (["pretrain", *DATA, "--ema", "1"], "argument --ema: expected a number >= 0.0 and < 1.0, got '1'"),
+    (["pretrain", *DATA, "--grad-clip", "0"], "argument --grad-clip: expected a number > 0.0, got '0'"),
+    (["pretrain", *DATA, "--sigreg-weight", "1.5"], "argument --sigreg-weight: expected a number >= 0.0 and <= 1.0"),
+    (["train", *DATA, "--clip-len", "1"], "argument --clip-len: expected an integer >= 2, got '1'"),
+    (["score", "--repr", "pixels", "--out", "r", "--candidates", "1"], "argument --candidates: expected an integer >= 2"),
+    (["calibrate", "--marker-mm", "-1", "board", "--out", "b.png"], "argument --marker-mm: expected a number > 0.0, got '-1'"),
+    (["calibrate", "--square-mm", "nan", "board", "--out", "b.png"], "argument --square-mm: expected a number > 0.0, got 'nan'"),
+    (["calibrate", "hand-eye", "--images", "i.png", "--poses", "p.npy", "--mount", "wrist", "--out", "c.yaml",
+      "--fovy", "180"], "argument --fovy: expected a number > 0.0 and < 180.0, got '180'"),
+])
+def test_bounds_of_the_model_score_and_real_arm_verbs(argv, message, capsys):
+    assert message in refused(argv, capsys)
 
 
 @pytest.mark.parametrize(

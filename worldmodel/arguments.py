@@ -1,41 +1,44 @@
 """Command-line arguments of ``pretrain`` and ``train``, shared by ``armworld`` and ``torchrun -m``.
 
-Kept free of torch so that ``armworld --help`` stays fast.
+Kept free of torch so that ``armworld --help`` stays fast. Numbers are range-checked while the
+command line is parsed, by the ``type=`` helpers of :mod:`armworld.commands` (which import no torch).
 """
 
 from __future__ import annotations
 
 import argparse
 
+from armworld.commands import non_negative_float, non_negative_int, number, positive_float, positive_int, seed, unit_float
+
 
 def _add_loop_arguments(parser: argparse.ArgumentParser, lr: float, start_lr: float) -> None:
     g = parser.add_argument_group("optimisation")
-    g.add_argument("--steps", type=int, default=1000, help="optimizer steps in total (default %(default)s)")
-    g.add_argument("--batch-size", type=int, default=8, help="clips per step and process (default %(default)s)")
-    g.add_argument("--lr", type=float, default=lr, help="peak learning rate (default %(default)s)")
-    g.add_argument("--start-lr", type=float, default=start_lr, help="learning rate at step 0 (default %(default)s)")
-    g.add_argument("--warmup-steps", type=int, default=50, help="linear warm-up steps (default %(default)s)")
-    g.add_argument("--weight-decay", type=float, default=0.04, help="AdamW weight decay (default %(default)s)")
-    g.add_argument("--grad-clip", type=float, default=1.0, help="gradient-norm clip (default %(default)s)")
+    g.add_argument("--steps", type=positive_int, default=1000, help="optimizer steps in total (default %(default)s)")
+    g.add_argument("--batch-size", type=positive_int, default=8, help="clips per step and process (default %(default)s)")
+    g.add_argument("--lr", type=positive_float, default=lr, help="peak learning rate (default %(default)s)")
+    g.add_argument("--start-lr", type=positive_float, default=start_lr, help="learning rate at step 0 (default %(default)s)")
+    g.add_argument("--warmup-steps", type=non_negative_int, default=50, help="linear warm-up steps (default %(default)s)")
+    g.add_argument("--weight-decay", type=non_negative_float, default=0.04, help="AdamW weight decay (default %(default)s)")
+    g.add_argument("--grad-clip", type=positive_float, default=1.0, help="gradient-norm clip (default %(default)s)")
     g.add_argument(
-        "--seed", type=int, default=0, help="seeds the initial weights, data order and masks (default %(default)s)"
+        "--seed", type=seed, default=0, help="seeds the initial weights, data order and masks (default %(default)s)"
     )
-    g.add_argument("--eval-every", type=int, default=200, help="validate every N steps (default %(default)s)")
-    g.add_argument("--save-every", type=int, default=500, help="checkpoint every N steps (default %(default)s)")
+    g.add_argument("--eval-every", type=positive_int, default=200, help="validate every N steps (default %(default)s)")
+    g.add_argument("--save-every", type=positive_int, default=500, help="checkpoint every N steps (default %(default)s)")
     g.add_argument("--device", default="", help="cpu, cuda or cuda:N (default: cuda if available)")
-    g.add_argument("--workers", type=int, default=0, help="data-loading worker processes (default %(default)s)")
+    g.add_argument("--workers", type=non_negative_int, default=0, help="data-loading worker processes (default %(default)s)")
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser, clip_len: int) -> None:
     parser.add_argument("--data", nargs="+", required=True, metavar="FILE.h5", help="armworld HDF5 datasets")
     parser.add_argument("--out", required=True, help="run directory (resumes if it holds a checkpoint)")
-    parser.add_argument("--clip-len", type=int, default=clip_len, help="frames per clip (default %(default)s)")
+    parser.add_argument("--clip-len", type=number(int, 2), default=clip_len, help="frames per clip (default %(default)s)")
 
 
 def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``armworld pretrain``."""
     _add_data_arguments(parser, clip_len=8)
-    parser.add_argument("--frame-skip", type=int, default=1, help="keep every k-th frame (default %(default)s)")
+    parser.add_argument("--frame-skip", type=positive_int, default=1, help="keep every k-th frame (default %(default)s)")
     parser.add_argument("--camera", default="front", help="camera whose frames are used (default %(default)s)")
     parser.add_argument(
         "--preset", default="tiny", help="encoder size: tiny, tiny-p8, tiny-pooled, small, vitl, vith, vitg"
@@ -44,9 +47,12 @@ def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
         "--objective", default="ema", choices=("ema", "sigreg"),
         help="ema: V-JEPA's EMA target; sigreg: LeJEPA, no EMA (default %(default)s)",
     )
-    parser.add_argument("--ema", type=float, default=0.998, help="target-encoder EMA momentum (default %(default)s)")
     parser.add_argument(
-        "--sigreg-weight", type=float, default=0.05, help="SIGReg weight with --objective sigreg (default %(default)s)"
+        "--ema", type=number(float, 0.0, 1.0, below=True), default=0.998,
+        help="target-encoder EMA momentum, in [0, 1) (default %(default)s)",
+    )
+    parser.add_argument(
+        "--sigreg-weight", type=unit_float, default=0.05, help="SIGReg weight with --objective sigreg (default %(default)s)"
     )
     parser.add_argument(
         "--augment", action="store_true", help="V-JEPA 2's random resized crop (area 0.3-1, aspect 0.75-1.35) per clip"
@@ -57,7 +63,7 @@ def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``armworld train``."""
     _add_data_arguments(parser, clip_len=4)
-    parser.add_argument("--frame-skip", type=int, help="keep every k-th frame (default: the --init model's, else 1)")
+    parser.add_argument("--frame-skip", type=positive_int, help="keep every k-th frame (default: the --init model's, else 1)")
     parser.add_argument(
         "--camera", help="camera whose frames are used (default: the --init model's, else the --encoder run's, else front)"
     )
@@ -71,10 +77,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="train the encoder with the predictor (LeWorldModel: squared errors + SIGReg) instead of freezing it",
     )
     parser.add_argument(
-        "--sigreg-weight", type=float, default=0.1, help="SIGReg weight with --end-to-end (default %(default)s)"
+        "--sigreg-weight", type=non_negative_float, default=0.1, help="SIGReg weight with --end-to-end (default %(default)s)"
     )
     parser.add_argument("--predictor", help="size of a fresh predictor: tiny (default), small, official; not with --init")
-    parser.add_argument("--rollout-steps", type=int, default=2, help="autoregressive steps in the rollout loss")
+    parser.add_argument("--rollout-steps", type=non_negative_int, default=2, help="autoregressive steps in the rollout loss")
     _add_loop_arguments(parser, lr=4.25e-4, start_lr=7.5e-5)
 
 

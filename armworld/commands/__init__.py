@@ -49,12 +49,14 @@ def user_errors(*extra: type[BaseException]) -> tuple[type[BaseException], ...]:
 Number = TypeVar("Number", int, float)
 
 
-def number(kind: type[Number], low: Number | None = None, high: Number | None = None, above: bool = False) -> Callable[[str], Number]:
+def number(
+    kind: type[Number], low: Number | None = None, high: Number | None = None, above: bool = False, below: bool = False
+) -> Callable[[str], Number]:
     """An argparse ``type=``: ``text`` as a finite ``kind`` within [low, high] (above ``low``
-    when ``above``); anything else is refused with the range named."""
+    when ``above``, below ``high`` when ``below``); anything else is refused with the range named."""
     noun = "an integer" if kind is int else "a number"
     bounds = [f"> {low}" if above else f">= {low}"] if low is not None else []
-    bounds += [f"<= {high}"] if high is not None else []
+    bounds += [f"< {high}" if below else f"<= {high}"] if high is not None else []
     expected = f"{noun} {' and '.join(bounds)}".strip()
 
     def parse(text: str) -> Number:
@@ -63,7 +65,8 @@ def number(kind: type[Number], low: Number | None = None, high: Number | None = 
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
         too_low = low is not None and (value <= low if above else value < low)
-        if not math.isfinite(value) or too_low or (high is not None and value > high):
+        too_high = high is not None and (value >= high if below else value > high)
+        if not math.isfinite(value) or too_low or too_high:
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from armworld.commands import fail, user_errors
+from armworld.commands import check_output, fail, user_errors
 from armworld.worldmodel.arguments import add_pretrain_arguments, add_train_arguments
 
 
@@ -18,6 +18,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     from armworld.worldmodel.pretrain import run
 
     try:
+        check_output(args.out, *args.data, folder=True)
         return run(args)
     except user_errors() as error:
         return fail(str(error))
@@ -26,7 +27,8 @@ def _pretrain(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from armworld.worldmodel.train import run
 
-    try:
+    try:  # the run directory must not be a dataset, nor the --encoder or --init run it starts from
+        check_output(args.out, *args.data, *(path for path in (args.encoder, args.init) if path), folder=True)
         return run(args)
     except user_errors() as error:
         return fail(str(error))

@@ -7,7 +7,17 @@ import math
 import sys
 from typing import TYPE_CHECKING, Any
 
-from armworld.commands import fail, user_errors
+from armworld.commands import (
+    check_output,
+    fail,
+    image_side,
+    non_negative_float,
+    number,
+    positive_float,
+    positive_int,
+    seed,
+    user_errors,
+)
 
 if TYPE_CHECKING:
     from armworld.envs.real.env import RealArmEnv
@@ -21,13 +31,13 @@ def register(subparsers) -> None:
     source.add_argument("--sim", action="store_true", help="serve the MuJoCo Franka in real time")
     source.add_argument("--robot", help="serve a local driver: franka://IP, ur://IP, xarm://IP, mock")
     server.add_argument("--env", default="armworld/FrankaReach-v0", help="sim env id (with --sim)")
-    server.add_argument("--seed", type=int, default=0, help="seed of the first sim reset")
+    server.add_argument("--seed", type=seed, default=0, help="seed of the first sim reset")
     server.add_argument("--cameras", default="front", help="comma-separated sim cameras to serve")
-    server.add_argument("--image-size", type=int, default=64, help="sim camera image side (pixels)")
+    server.add_argument("--image-size", type=image_side, default=64, help="sim camera image side (pixels, 8..640)")
     server.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only; any other "
                         "needs --token-file)")
-    server.add_argument("--port", type=int, default=5555, help="TCP port, 1-65535")
-    server.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every reply (testing)")
+    server.add_argument("--port", type=number(int, 1, 65535), default=5555, help="TCP port, 1-65535")
+    server.add_argument("--latency-ms", type=non_negative_float, default=0.0, help="delay added to every reply (testing)")
     server.add_argument("--token-file", help="file holding the shared secret every client must send (mode 0600); "
                         "required with --robot and off loopback")
     server.add_argument("--new-token", action="store_true", help="write a new random token to --token-file first")
@@ -43,13 +53,14 @@ def register(subparsers) -> None:
     deploy_parser.add_argument("--goal", help="goal image (PNG) for world-model agents")
     deploy_parser.add_argument("--goal-pos", help="desired TCP position x,y,z (m, base frame) for a robot that serves "
                                "no task goal (needed there by every agent but wm:)")
-    deploy_parser.add_argument("--max-steps", type=int, default=100)
+    deploy_parser.add_argument("--max-steps", type=positive_int, default=100)
     deploy_parser.add_argument("--cameras", default="", help="comma-separated cameras: served ones for sim://, "
                                "else NAME=DEVICE (OpenCV index or path)")
-    deploy_parser.add_argument("--image-size", type=int, default=64, help="image side (pixels) for agents "
+    deploy_parser.add_argument("--image-size", type=image_side, default=64, help="image side (pixels) for agents "
                                "that do not fix it (world models and pixel policies use their own)")
-    deploy_parser.add_argument("--seed", type=int, default=0, help="seed of the agent's randomness")
-    deploy_parser.add_argument("--speed", type=float, default=0.25, help="speed factor in (0, 1] (starts slow)")
+    deploy_parser.add_argument("--seed", type=seed, default=0, help="seed of the agent's randomness")
+    deploy_parser.add_argument("--speed", type=number(float, 0.0, 1.0, above=True), default=0.25,
+                               help="speed factor in (0, 1] (starts slow)")
     deploy_parser.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
     deploy_parser.add_argument("--yes", action="store_true", help="skip the confirmation prompt")
     deploy_parser.add_argument("--record", help="append the episode to this HDF5 trajectory file")
@@ -57,20 +68,21 @@ def register(subparsers) -> None:
 
     calibrate_parser = subparsers.add_parser("calibrate", help="ChArUco board images and hand-eye camera calibration")
     calibrate_parser.add_argument("--squares", default="9x14", help="board squares, columns x rows")
-    calibrate_parser.add_argument("--square-mm", type=float, default=20.0, help="chessboard square side (mm)")
-    calibrate_parser.add_argument("--marker-mm", type=float, default=16.0, help="ArUco marker side (mm)")
+    calibrate_parser.add_argument("--square-mm", type=positive_float, default=20.0, help="chessboard square side (mm)")
+    calibrate_parser.add_argument("--marker-mm", type=positive_float, default=16.0, help="ArUco marker side (mm)")
     calibrate_parser.add_argument("--dictionary", default="DICT_5X5_100", help="a cv2.aruco.DICT_* name")
     steps = calibrate_parser.add_subparsers(dest="step", required=True)
     board = steps.add_parser("board", help="write the board image to print (check the printed square size)")
     board.add_argument("--out", required=True, help="PNG file")
-    board.add_argument("--pixels-per-square", type=int, default=200)
+    board.add_argument("--pixels-per-square", type=positive_int, default=200)
     eye = steps.add_parser("hand-eye", help="camera pose from board images taken at several robot poses")
     eye.add_argument("--images", nargs="+", required=True, help="one image per robot pose, in order")
     eye.add_argument("--poses", required=True, help=".npy file of T_base_gripper [N, 4, 4] (m), the TCP poses")
     eye.add_argument("--mount", required=True, choices=("wrist", "fixed"),
                      help="wrist: camera on the gripper, board fixed; fixed: camera fixed, board in the gripper")
     intrinsics = eye.add_mutually_exclusive_group(required=True)
-    intrinsics.add_argument("--fovy", type=float, help="vertical field of view (deg) of an undistorted camera")
+    intrinsics.add_argument("--fovy", type=number(float, 0.0, 180.0, above=True, below=True),
+                            help="vertical field of view (deg) of an undistorted camera")
     intrinsics.add_argument("--intrinsics", help="YAML with K (3x3, pixels) and dist (OpenCV order)")
     eye.add_argument("--out", required=True, help="YAML file for the result")
     calibrate_parser.set_defaults(func=calibrate)
@@ -123,14 +135,6 @@ def _robot_server(args: argparse.Namespace) -> int:
     from armworld.envs.real.drivers.sim import MujocoRobot, SimCamera
     from armworld.envs.real.server import RobotServer
 
-    if not 1 <= args.port <= 65535:
-        raise ValueError(f"--port must be in 1-65535, got {args.port}")
-    if not 1 <= args.image_size <= 2048:
-        raise ValueError(f"--image-size takes the camera image side in pixels, 1-2048, got {args.image_size}")
-    if not (math.isfinite(args.latency_ms) and args.latency_ms >= 0):
-        raise ValueError(f"--latency-ms must be a finite number >= 0, got {args.latency_ms}")
-    if args.seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {args.seed}")
     token = _server_token(args)
     if args.sim:
         robot = MujocoRobot(args.env, seed=args.seed)
@@ -248,12 +252,8 @@ def _deploy(args: argparse.Namespace) -> int:
     from armworld.envs.real.env import RealArmEnv, RealArmEnvConfig
     from armworld.envs.real.server import RobotClient
 
-    if args.max_steps <= 0:
-        raise ValueError(f"--max-steps must be positive, got {args.max_steps}")
-    if not 0.0 < args.speed <= 1.0:
-        raise ValueError(f"--speed takes a factor in (0, 1] (start at 0.25), got {args.speed}")
-    if args.image_size <= 0:
-        raise ValueError(f"--image-size must be positive, got {args.image_size}")
+    if args.record:
+        check_output(args.record, *([args.goal] if args.goal else []))
     if args.agent.startswith("wm:") and not args.goal:
         raise ValueError(f"{args.agent} plans toward a goal image: give --goal goal.png (taken by the deploy camera)")
     cameras, image_size, action_dim = _agent_env_settings(args)
@@ -362,6 +362,8 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     from armworld.envs.real.calibration import CharucoBoardConfig, Intrinsics, detect_board, hand_eye
 
+    inputs = [] if args.step == "board" else [*args.images, args.poses, *([args.intrinsics] if args.intrinsics else [])]
+    check_output(args.out, *inputs)
     columns, _, rows = args.squares.partition("x")
     if not (columns.isdigit() and rows.isdigit()):
         raise ValueError(f"--squares takes COLUMNSxROWS, e.g. 9x14, got {args.squares!r}")

@@ -9,7 +9,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from armworld.commands import fail, user_errors
+from armworld.commands import (
+    check_output,
+    env_id,
+    fail,
+    image_side,
+    non_negative_float,
+    number,
+    positive_int,
+    seed,
+    user_errors,
+)
 
 
 def register(subparsers) -> None:
@@ -24,19 +34,19 @@ def register(subparsers) -> None:
     )
     sc.add_argument("--repr", nargs="+", required=True, metavar="NAME",
                     help="pixels, distance (the true goal distance: the oracle's sanity check), encoder:PATH, wm:PATH, wm:default")
-    sc.add_argument("--env", default="armworld/FrankaReach-v0", help="env id, e.g. armworld/FrankaPush-v0")
+    sc.add_argument("--env", type=env_id, default="armworld/FrankaReach-v0", help="env id, e.g. armworld/FrankaPush-v0")
     sc.add_argument("--camera", default="top", choices=("front", "top", "wrist"))
-    sc.add_argument("--image-size", type=int, default=64, help="side of the rendered frames (px)")
-    sc.add_argument("--episodes", type=int, default=10, help="oracle episodes (evaluation seed --seed)")
-    sc.add_argument("--candidates", type=int, default=32, help="action sequences simulated per control step")
-    sc.add_argument("--horizon", type=int, default=3, help="steps per action sequence")
-    sc.add_argument("--expert-episodes", type=int, default=40,
+    sc.add_argument("--image-size", type=image_side, default=64, help="side of the rendered frames (px, 8..640)")
+    sc.add_argument("--episodes", type=positive_int, default=10, help="oracle episodes (evaluation seed --seed)")
+    sc.add_argument("--candidates", type=number(int, 2), default=32, help="action sequences simulated per control step")
+    sc.add_argument("--horizon", type=positive_int, default=3, help="steps per action sequence")
+    sc.add_argument("--expert-episodes", type=number(int, 2), default=40,
                     help="noisy-expert episodes for the rank correlation and the probes (half fit, half test)")
-    sc.add_argument("--expert-noise", type=float, default=0.2,
+    sc.add_argument("--expert-noise", type=non_negative_float, default=0.2,
                     help="std of the noise on the expert's xyz actions (at 0.5 it mostly misses a cube)")
-    sc.add_argument("--max-steps", type=int, default=None, help="step budget per episode (default: the env's)")
-    sc.add_argument("--seed", type=int, default=0, help="evaluation seed (agents/README.md)")
-    sc.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    sc.add_argument("--max-steps", type=positive_int, default=None, help="step budget per episode (default: the env's)")
+    sc.add_argument("--seed", type=seed, default=0, help="evaluation seed (agents/README.md)")
+    sc.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads")
     sc.add_argument("--out", required=True, help="output directory")
     sc.set_defaults(func=run_score)
 
@@ -58,10 +68,11 @@ def _run_score(args: argparse.Namespace) -> int:
     from armworld.agents.representation import score, write_scores
 
     torch.set_num_threads(args.threads)
+    runs = [name.partition(":")[2] for name in args.repr if name.startswith(("encoder:", "wm:")) and name != "wm:default"]
+    check_output(args.out, *runs, folder=True)  # never into a run it reads
     Path(args.out).mkdir(parents=True, exist_ok=True)  # refused now, not after minutes of search
-    env_id = args.env if "/" in args.env else f"armworld/{args.env}"
     scores = score(
-        args.repr, env_id, camera=args.camera, image_size=args.image_size, episodes=args.episodes,
+        args.repr, args.env, camera=args.camera, image_size=args.image_size, episodes=args.episodes,
         candidates=args.candidates, horizon=args.horizon, expert_episodes=args.expert_episodes,
         expert_noise=args.expert_noise, seed=args.seed,
         max_episode_steps=args.max_steps, progress=lambda line: print(line, file=sys.stderr, flush=True),
