@@ -90,6 +90,13 @@ def test_training_scoring_and_real_arm_verbs_never_write_into_their_inputs(synth
     assert [snapshot(path) for path in (synthetic, image, poses)] == before and list(run.iterdir()) == []
 
 
+def test_training_on_less_than_one_batch_is_refused_before_the_run_folder_is_written(synthetic, tmp_path, capsys):
+    run = tmp_path / "run"
+    line = refused(["pretrain", "--data", str(synthetic), "--out", str(run), "--steps", "1", "--device", "cpu"], capsys)
+    assert "the training data holds 0 clips, fewer than one batch of 8 x 1 processes" in line  # 4 frames, clips of 8
+    assert not run.exists()
+
+
 def test_a_refused_resume_leaves_the_file_byte_for_byte(tmp_path, capsys):
     path = tmp_path / "c.h5"
     assert main([*COLLECT, "--episodes", "2", "--seed", "3", "--out", str(path)]) == 0

@@ -169,6 +169,18 @@ def make_optimizer(module: nn.Module, cfg: LoopConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.start_lr, betas=(0.9, 0.999), eps=1e-8)
 
 
+def batches_per_epoch(dataset: Dataset, cfg: LoopConfig, dist: Dist) -> int:
+    """Full batches per epoch and rank; ``ValueError`` when ``dataset`` holds less than one."""
+    per_epoch = len(dataset) // dist.world_size // cfg.batch_size
+    if per_epoch == 0:
+        raise ValueError(
+            f"the training data holds {len(dataset)} clips, fewer than one batch of {cfg.batch_size} x "
+            f"{dist.world_size} processes: give more or longer episodes, or a smaller --batch-size, --clip-len or "
+            "--frame-skip"
+        )
+    return per_epoch
+
+
 def batches(dataset: Dataset, cfg: LoopConfig, dist: Dist, start_step: int) -> Iterator[dict[str, torch.Tensor]]:
     """Endless shuffled batches from step ``start_step`` on.
 
@@ -178,11 +190,7 @@ def batches(dataset: Dataset, cfg: LoopConfig, dist: Dist, start_step: int) -> I
     loading them.
     """
     per_rank = len(dataset) // dist.world_size
-    per_epoch = per_rank // cfg.batch_size  # batches per epoch and rank
-    if per_epoch == 0:
-        raise ValueError(
-            f"the dataset has {len(dataset)} items, fewer than one batch of {cfg.batch_size} x {dist.world_size} processes"
-        )
+    per_epoch = batches_per_epoch(dataset, cfg, dist)
     epoch, skip = divmod(start_step, per_epoch)
     while True:
         order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(derive_seed(cfg.seed, epoch)))
@@ -308,6 +316,7 @@ def fit(
     Returns the last checkpoint's directory on rank 0 (None on other ranks).
     """
     dist = init_distributed(cfg.device)
+    batches_per_epoch(train_data, cfg, dist)  # refused before anything is written
     seed_everything(derive_seed(cfg.seed, dist.rank))
     out_dir = Path(out_dir)
     task.to(dist.device)
