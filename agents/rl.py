@@ -180,7 +180,10 @@ def build_model(config: RLConfig, hp: dict[str, Any], env, tensorboard_log: str 
     if hp.get("noise_type") == "normal":
         n = env.action_space.shape[0]
         kwargs["action_noise"] = NormalActionNoise(np.zeros(n), hp["noise_std"] * np.ones(n))
-    model = ALGOS[config.algo](hp["policy"], env, seed=config.seed, tensorboard_log=tensorboard_log, verbose=0, **kwargs)
+    try:
+        model = ALGOS[config.algo](hp["policy"], env, seed=config.seed, tensorboard_log=tensorboard_log, verbose=0, **kwargs)
+    except (AssertionError, TypeError, KeyError) as error:  # SB3 checks the nested kwargs (policy_kwargs, ...) with asserts
+        raise ValueError(f"{config.algo} cannot be built from these hyperparameters: {error}") from None
     check_image_keys(model)
     return model
 

@@ -111,6 +111,8 @@ def open_h5(path: str | os.PathLike, mode: str = "r", **kwargs: Any) -> h5py.Fil
     path = str(path)
     if mode in ("r", "r+") and not os.path.exists(path):
         raise DatasetError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise DatasetError(f"{path}: is a directory, expected an HDF5 file")
     try:
         return h5py.File(path, mode, **kwargs)
     except (OSError, ValueError) as error:
@@ -120,7 +122,7 @@ def open_h5(path: str | os.PathLike, mode: str = "r", **kwargs: Any) -> h5py.Fil
         if "signature" in text or "truncated" in text or "superblock" in text:
             reason = "is not a readable HDF5 file (truncated, corrupted or another format)"
         else:
-            reason = f"cannot be opened ({text})"
+            reason = f"cannot be opened ({' '.join(text.split())})"  # h5py's messages may span lines
         raise DatasetError(f"{path}: {reason}") from None
 
 

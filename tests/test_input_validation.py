@@ -147,6 +147,11 @@ def test_other_layouts_are_named_by_every_dataset_verb(synthetic, tmp_path, layo
     assert main(["dataset", "validate", str(path)]) == 1 and message in capsys.readouterr().err
 
 
+def test_a_folder_given_as_a_dataset_is_named_in_one_line(tmp_path, capsys):
+    for argv in (["dataset", "info", str(tmp_path)], ["dataset", "replay", str(tmp_path), "--demo", "0"]):
+        assert f"{tmp_path}: is a directory, expected an HDF5 file" in refused(argv, capsys)
+
+
 def test_images_of_another_shape_are_refused_by_video(synthetic, tmp_path, capsys):
     def flat_images(file):
         del file["data/demo_0/obs/rgb_front"]
@@ -187,6 +192,8 @@ def test_rl_train_with_a_bad_value_writes_nothing(tmp_path, capsys):
     base = ["rl", "train", "--algo", "sac", "--env", "FrankaReach-v0", "--out", str(run), "-p"]
     assert "gamma='abc', expected a number >= 0 and <= 1" in refused([*base, "gamma=abc"], capsys)
     assert "sac takes no hyperparameter 'clip_range'" in refused([*base, "clip_range=0.2"], capsys)
+    line = refused([*base, "policy_kwargs={'net_arch': 'x'}"], capsys)  # SB3's own assert, not a traceback
+    assert "sac cannot be built from these hyperparameters: Error: the net_arch can only contain" in line
     assert not run.exists()
 
 
