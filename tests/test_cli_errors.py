@@ -123,6 +123,13 @@ def test_bounds_of_the_model_score_and_real_arm_verbs(argv, message, capsys):
     assert message in refused(argv, capsys)
 
 
+@pytest.mark.parametrize("port", ["0", "70000", "-5", "abc"])
+def test_robot_urls_with_a_port_out_of_range_are_refused(port, capsys):
+    url = f"sim://127.0.0.1:{port}"
+    line = refused(["deploy", "--robot", url, "--agent", "expert", "--max-steps", "1"], capsys)
+    assert f"robot URL {url!r}: the port must be a whole number in 1-65535" in line
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

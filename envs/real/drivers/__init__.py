@@ -39,6 +39,12 @@ def parse_robot_url(url: str) -> SplitResult:
         raise ValueError(f"unknown robot {url!r}; use one of {sorted(f'{s}://' for s in known)}")
     if parts.scheme not in ("mock",) and not parts.hostname:
         raise ValueError(f"robot URL {url!r} needs a host: {parts.scheme}://HOST")
+    try:
+        port_ok = parts.port is None or parts.port >= 1  # urlsplit refuses a port above 65535 or not a number
+    except ValueError:
+        port_ok = False
+    if not port_ok:
+        raise ValueError(f"robot URL {url!r}: the port must be a whole number in 1-65535")
     return parts
 
 
