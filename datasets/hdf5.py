@@ -355,7 +355,7 @@ class TrajectoryWriter:
             _refuse_if_being_written(partial, f"{self.path}: is being written by another process (its first episode is not committed yet)")
         exists = os.path.exists(self.path)
         if exists and exist == "error":
-            raise DatasetError(f"{self.path}: exists; pass resume to append to it or overwrite to replace it")
+            raise DatasetError(f"{self.path}: exists; append to it with exist='resume' (--resume) or replace it with exist='overwrite' (--overwrite)")
         if exists and exist == "resume":
             with TrajectoryFile(self.path) as existing:
                 _check_resumable(existing, env_args)

@@ -109,6 +109,9 @@ def test_a_refused_resume_leaves_the_file_byte_for_byte(tmp_path, capsys):
         argv = [*COLLECT, "--episodes", "3", *changed, "--out", str(path), "--resume"]
         assert message in refused(argv, capsys)
         assert snapshot(path) == before
+    line = refused([*COLLECT, "--episodes", "3", "--seed", "3", "--out", str(path)], capsys)  # neither flag
+    assert "exists; append to it with exist='resume' (--resume) or replace it with exist='overwrite' (--overwrite)" in line
+    assert snapshot(path) == before
 
 
 def corrupt(source: Path, folder: Path, edit) -> Path:
