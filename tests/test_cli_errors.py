@@ -4,7 +4,6 @@ on stderr and exit status 1, naming the valid choices or range; nothing is parse
 from __future__ import annotations
 
 import argparse
-import math
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -76,9 +75,10 @@ NUMERIC_FLAGS = [
      "--fovy", "a number > 0.0 and < 180.0"),
 ]
 
-# values no numeric flag accepts: negative, not finite, not a number
+# values no numeric flag accepts: negative, not finite (integers past float's range too), not a number
 BAD_NUMBERS = st.one_of(
     st.integers(max_value=-1).map(str),
+    st.integers(min_value=10**400).map(str),
     st.floats(max_value=-1e-6, allow_nan=False).map(repr),
     st.sampled_from(["nan", "inf", "-inf", "", "ten", "1e400", "0x10"]),
 )
@@ -170,7 +170,16 @@ def test_comma_lists_parse_each_item(values):
 
 
 def test_non_finite_is_never_a_number():
-    for text in ("nan", "inf", "-inf"):
+    for text in ("nan", "inf", "-inf", "1e400", "-1e400"):
         with pytest.raises(argparse.ArgumentTypeError):
             non_negative_float(text)
-    assert not math.isnan(non_negative_float("0"))
+    for text in ("1" + "0" * 400, "9" * 1000):  # math.isfinite raised OverflowError on such ints
+        with pytest.raises(argparse.ArgumentTypeError, match="expected an integer >= 1"):
+            positive_int(text)
+    assert positive_int(str(2**63)) == 2**63 and non_negative_float("1e308") == 1e308  # large but finite
+
+
+def test_a_huge_integer_on_the_command_line_is_one_error_line(tmp_path, capsys):
+    line = refused(["score", "--repr", "pixels", "--out", str(tmp_path / "x"), "--episodes", "1" + "0" * 400], capsys)
+    assert "argument --episodes: expected an integer >= 1" in line
+    assert list(tmp_path.iterdir()) == []

@@ -66,7 +66,11 @@ def number(
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
         too_low = low is not None and (value <= low if above else value < low)
         too_high = high is not None and (value >= high if below else value > high)
-        if not math.isfinite(value) or too_low or too_high:
+        try:
+            finite = math.isfinite(value)  # an int past float's range (~1e308) raises OverflowError
+        except OverflowError:
+            finite = False  # no count, size or seed that large means anything: refused like inf
+        if not finite or too_low or too_high:
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
 
