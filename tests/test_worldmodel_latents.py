@@ -15,7 +15,7 @@ from armworld.worldmodel.engine import LoopConfig, fit
 from armworld.worldmodel.predictor import ACPredictor
 from armworld.worldmodel.pretrain import JEPA, PretrainConfig
 from armworld.worldmodel.sigreg import SIGReg
-from armworld.worldmodel.train import ACTraining, TrainConfig, build_world_model, predictor_config
+from armworld.worldmodel.train import ACTraining, TrainConfig, build_world_model, predictor_config, starting_lineage
 from armworld.worldmodel.world_model import WorldModel
 
 # Small enough for seconds on a CPU: 32 px frames, 8 px patches (16 tokens), 2 layers.
@@ -108,6 +108,7 @@ def test_a_fresh_encoder_preset_needs_neither_encoder_nor_init():
         build_world_model(encoder=None, init=None, predictor="tiny", encoder_preset="huge")
     with pytest.raises(ValueError, match="sigreg_weight"):
         TrainConfig(sigreg_weight=-1.0)
+    assert starting_lineage(None, None, "tiny-pooled") == {"encoder": {"preset": "tiny-pooled"}}
 
 
 def test_sigreg_pretraining_trains_the_encoder_without_an_ema_target(tmp_path):
@@ -129,6 +130,8 @@ def test_sigreg_pretraining_trains_the_encoder_without_an_ema_target(tmp_path):
         assert torch.equal(value, task.encoder.vjepa.encoder.state_dict()[name])
     with pytest.raises(ValueError, match="unknown objective"):
         PretrainConfig(objective="byol")
+    with pytest.raises(ValueError, match="--end-to-end"):  # JEPA would leave the pooling head untrained
+        PretrainConfig(preset="tiny-pooled")
 
 
 def test_random_resized_crop_crops_every_frame_of_a_clip_alike():

@@ -41,7 +41,7 @@ def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frame-skip", type=positive_int, default=1, help="keep every k-th frame (default %(default)s)")
     parser.add_argument("--camera", default="front", help="camera whose frames are used (default %(default)s)")
     parser.add_argument(
-        "--preset", default="tiny", help="encoder size: tiny, tiny-p8, tiny-pooled, small, vitl, vith, vitg"
+        "--preset", default="tiny", help="encoder size: tiny, tiny-p8, small, vitl, vith, vitg"
     )
     parser.add_argument(
         "--objective", default="ema", choices=("ema", "sigreg"),

@@ -68,6 +68,12 @@ class PretrainConfig:
             raise ValueError(f"unknown objective {self.objective!r} (--objective); choose one of {list(OBJECTIVES)}")
         if not 0.0 <= self.sigreg_weight <= 1.0:
             raise ValueError(f"sigreg_weight (--sigreg-weight) must lie in [0, 1], got {self.sigreg_weight}")
+        if preset(self.preset).latent != "tokens":
+            raise ValueError(
+                f"--preset {self.preset} pools its tokens into one latent, which JEPA pretraining (on tokens) would leave "
+                "untrained: train it end to end with `armworld train --preset "
+                f"{self.preset} --end-to-end`, or pretrain a token preset"
+            )
         tubelet = preset(self.preset).tubelet_size
         if self.clip_len < tubelet or self.clip_len % tubelet:
             raise ValueError(

@@ -219,12 +219,13 @@ def starting_settings(init: str | None, encoder: str | None, camera: str | None,
     return {k: v for k, v in settings.items() if v is not None}
 
 
-def starting_lineage(init: str | None, encoder: str | None) -> dict:
-    """Metadata naming the weights training starts from: ``init`` (and the encoder it recorded) or ``encoder``."""
+def starting_lineage(init: str | None, encoder: str | None, encoder_preset: str | None = None) -> dict:
+    """Metadata naming the weights training starts from: ``init`` (and the encoder it recorded),
+    ``encoder``, or a fresh encoder of ``encoder_preset`` (``{"preset": name}``)."""
     from armworld.worldmodel.checkpoint import METADATA, lineage, read_json, resolve
 
     if init is None:
-        return {"encoder": lineage(encoder)} if encoder is not None else {}
+        return {"encoder": lineage(encoder) if encoder is not None else {"preset": encoder_preset}}
     recorded = read_json(resolve(init), METADATA).get("encoder")
     return {"init": lineage(init), **({"encoder": recorded} if recorded is not None else {})}
 
@@ -261,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
         **starting_settings(args.init, args.encoder, args.camera, args.frame_skip),
     )
     model = build_world_model(args.encoder, args.init, config.predictor, seed=config.loop.seed, encoder_preset=args.preset)
-    path = train(config, model, args.data, args.out, starting_lineage(args.init, args.encoder))
+    path = train(config, model, args.data, args.out, starting_lineage(args.init, args.encoder, args.preset))
     if path is not None:
         print(f"world model checkpoint: {path}")
     return 0
