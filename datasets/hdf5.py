@@ -491,9 +491,21 @@ class TrajectoryWriter:
 
 def _check_resumable(file: TrajectoryFile, env_args: dict[str, Any]) -> None:
     """``DatasetError`` unless ``file`` can be appended to by a writer of ``env_args``: the
-    same env, kwargs and step budget, and readable masks."""
+    same env, kwargs and step budget, and masks that are growable lists of demo names.
+    Called before the file is opened for writing, so a refused file is left as it was."""
     for split in ("train", "valid"):
-        file.split(split)
+        file.split(split)  # present, 1-D, strings
+        mask = file._file[f"mask/{split}"]
+        string = h5py.check_string_dtype(mask.dtype)
+        if mask.maxshape != (None,):
+            problem = f"cannot grow (its maxshape is {mask.maxshape}, appending needs (None,))"
+        elif string is None or string.length is not None:
+            problem = f"holds {mask.dtype} values (appending needs variable-length strings)"
+        else:
+            continue
+        raise DatasetError(
+            f"{file.path}: cannot resume, 'mask/{split}' {problem}; collect into a new file or overwrite this one"
+        )
     if not _same_env(file.env_args, env_args):
         raise DatasetError(
             f"{file.path}: cannot resume, the file was collected with a different env: "

@@ -117,6 +117,29 @@ def test_uncommitted_data_is_invisible_and_dropped_on_resume(tmp_path):
     assert validate(path) == []
 
 
+@pytest.mark.parametrize("make, problem", [
+    (lambda raw, names: raw.create_dataset("mask/train", data=np.array(names, dtype="S")),  # robomimic-style
+     r"'mask/train' cannot grow \(its maxshape is \(2,\), appending needs \(None,\)\)"),
+    (lambda raw, names: raw.create_dataset("mask/train", data=np.array(names, dtype="S6"), maxshape=(None,)),
+     r"'mask/train' holds \|S6 values \(appending needs variable-length strings\)"),
+], ids=["fixed size", "fixed-length strings"])
+def test_resume_refuses_masks_it_cannot_append_to_and_leaves_the_file(tmp_path, make, problem):
+    path = tmp_path / "d.h5"
+    write(path, [synthetic_episode(2, s) for s in range(2)])
+    with h5py.File(path, "r+") as raw:
+        names = [n.decode() for n in raw["mask/train"][()]]
+        del raw["mask/train"]
+        make(raw, names)
+        raw.copy("data/demo_1", "data/demo_2")  # an uncommitted leftover, which resume would delete first
+    before = path.read_bytes()
+    with pytest.raises(DatasetError, match=problem) as refused:
+        write(path, [synthetic_episode(2, 9)], exist="resume")
+    message = str(refused.value)
+    assert message.startswith(f"{path}: cannot resume") and "\n" not in message
+    assert path.read_bytes() == before
+    assert not os.path.exists(f"{path}.partial")
+
+
 def test_version_mismatch_is_named(tmp_path):
     path = tmp_path / "d.h5"
     write(path, [synthetic_episode(2, 0)])
