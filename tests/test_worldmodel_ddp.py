@@ -1,9 +1,13 @@
-"""DDP: two CPU processes (gloo) train the predictor and end with identical weights."""
+"""DDP: two CPU processes (gloo) train the predictor and end with identical weights; a bad batch on
+one process stops every process."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import socket
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -49,3 +53,34 @@ def test_two_processes_end_with_identical_weights(tmp_path):
 
     saved = load_world_model(tmp_path / "run").state_dict()
     assert all(torch.equal(saved[k], a[k]) for k in a)
+
+
+def batch_checker(rank: int, world_size: int, port: int, out: str) -> None:
+    """Each rank checks a finite batch, then one where only rank 1's holds NaN; records what it raised."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from armworld.datasets.hdf5 import DatasetError
+    from armworld.worldmodel.engine import Dist, check_finite_batch
+
+    dist.init_process_group("gloo", rank=rank, world_size=world_size, timeout=timedelta(seconds=30))
+    here = Dist(rank, world_size, torch.device("cpu"))
+    seen = []
+    for step, poisoned in ((1, False), (2, rank == 1)):
+        batch = {"proprio": torch.tensor([1.0, math.nan if poisoned else 2.0]), "index": torch.tensor([step])}
+        try:
+            assert check_finite_batch(batch, f"step {step}", here) is batch
+            seen.append(None)
+        except DatasetError as error:
+            seen.append(str(error))
+    dist.barrier()  # both ranks got past the checks
+    dist.destroy_process_group()
+    with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
+        json.dump(seen, f)
+
+
+def test_a_non_finite_batch_on_one_process_stops_every_process(tmp_path):
+    mp.spawn(batch_checker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    seen = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert seen[0][0] is None and seen[1][0] is None  # a finite batch passes everywhere
+    assert seen[1][1].startswith("step 2: the batch's 'proprio' holds NaN or inf")
+    assert seen[0][1].startswith("step 2: another process's batch holds NaN or inf")

@@ -28,7 +28,7 @@ from armworld.worldmodel.checkpoint import (
     save_checkpoint,
 )
 from armworld.worldmodel.encoder import PRESETS, FrameEncoder
-from armworld.worldmodel.engine import Diverged, LoopConfig, fit
+from armworld.worldmodel.engine import Diverged, Dist, LoopConfig, check_finite_batch, fit
 from armworld.worldmodel.predictor import ACPredictor
 from armworld.worldmodel.pretrain import JEPA
 from armworld.worldmodel.train import ACTraining, predictor_config
@@ -137,6 +137,15 @@ def test_training_data_with_nan_is_refused_naming_file_and_key(tmp_path, capsys)
     err = capsys.readouterr().err
     assert err.startswith(f"error: {data}: demo_1: 'obs/proprio' holds ")  # the clip dataset's check, on opening
     assert err.count("\n") == 1 and not (tmp_path / "run").exists()
+
+
+def test_check_finite_batch_alone_names_the_key_and_passes_integers_and_finite_floats():
+    single = Dist(0, 1, torch.device("cpu"))
+    batch = {"frames": torch.zeros(2, 3), "index": torch.tensor([1, 2])}
+    assert check_finite_batch(batch, "step 1", single) is batch
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(DatasetError, match="^step 4: the batch's 'actions' holds NaN or inf"):
+            check_finite_batch(dict(batch, actions=torch.tensor([0.0, bad])), "step 4", single)
 
 
 def test_non_finite_weights_or_optimizer_state_are_never_saved(tmp_path):

@@ -207,14 +207,23 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-def check_finite_batch(batch: dict[str, torch.Tensor], where: str) -> dict[str, torch.Tensor]:
-    """``batch`` itself; :class:`DatasetError` naming ``where`` and the key of a float tensor holding NaN or inf."""
-    for key, value in batch.items():
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise DatasetError(
-                f"{where}: the batch's '{key}' holds NaN or inf, so the data does; armworld does not train on it "
-                "(`armworld dataset validate FILE` names the episode)"
-            )
+def check_finite_batch(batch: dict[str, torch.Tensor], where: str, dist: Dist) -> dict[str, torch.Tensor]:
+    """``batch`` itself; :class:`DatasetError` naming ``where`` and the key of a float tensor holding
+    NaN or inf, on every process when any process's batch has one (a collective call: under DDP
+    every process calls it once per batch, and the others would otherwise wait in the next
+    all-reduce forever)."""
+    bad = [key for key, value in batch.items() if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    what = f"the batch's '{bad[0]}'" if bad else ""
+    if dist.world_size > 1:
+        anywhere = torch.tensor(float(bool(bad)), device=dist.device)
+        torch_dist.all_reduce(anywhere, op=torch_dist.ReduceOp.MAX)
+        if anywhere.item() and not bad:
+            what = "another process's batch"
+    if what:
+        raise DatasetError(
+            f"{where}: {what} holds NaN or inf, so the data does; armworld does not train on it "
+            "(`armworld dataset validate FILE` names the episode)"
+        )
     return batch
 
 
@@ -248,7 +257,7 @@ def evaluate(task: nn.Module, dataset: Dataset, cfg: LoopConfig, dist: Dist) -> 
     for i, batch in enumerate(loader):
         if i >= cfg.eval_batches:
             break
-        batch = check_finite_batch(batch, f"validation batch {i}")
+        batch = check_finite_batch(batch, f"validation batch {i}", dist)
         with autocast(dist.device):
             loss, metrics = task(to_device(batch, dist.device))
         for k, v in dict(metrics, loss=float(loss)).items():
@@ -383,7 +392,7 @@ def fit(
         for group in optimizer.param_groups:
             group["lr"] = lr
         done = step + 1
-        batch = to_device(check_finite_batch(next(data), f"step {done}"), dist.device)
+        batch = to_device(check_finite_batch(next(data), f"step {done}", dist), dist.device)
         torch.manual_seed(derive_seed(cfg.seed, dist.rank, step))
         with autocast(dist.device):
             loss, metrics = model(batch)
