@@ -133,6 +133,7 @@ def _server_token(args: argparse.Namespace) -> str | None:
 def _robot_server(args: argparse.Namespace) -> int:
     from armworld.envs.real.drivers import make_robot
     from armworld.envs.real.drivers.sim import MujocoRobot, SimCamera
+    from armworld.envs.real.kinematics import envelope_forward
     from armworld.envs.real.server import RobotServer
 
     token = _server_token(args)
@@ -144,7 +145,7 @@ def _robot_server(args: argparse.Namespace) -> int:
         robot, cameras = make_robot(args.robot), {}
     try:
         server = RobotServer(robot, cameras, f"tcp://{args.host}:{args.port}", latency_s=args.latency_ms / 1e3,
-                             token=token)
+                             token=token, forward=envelope_forward(robot))
         access = (f"clients need the token in {args.token_file} (sim://HOST:PORT?token_file=PATH)" if token
                   else "no token: any process on this machine can connect")
         print(f"serving {'sim ' + args.env if args.sim else args.robot} on {server.address}; {access}", flush=True)

@@ -1,4 +1,4 @@
-"""Panda inverse kinematics for the safety layer, on the sim's own model and solver."""
+"""Panda kinematics for the safety layer and the arm-side envelope, on the sim's own model and solver."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import mujoco
 import numpy as np
 
 from armworld.envs.real.geometry import rotation_angle
+from armworld.envs.real.protocols import ForwardKinematics, Robot
 from armworld.envs.robot import IKConfig, PandaKinematics
 
 SCENE_XML = Path(__file__).resolve().parent.parent / "assets" / "scene.xml"
@@ -38,3 +39,18 @@ class PandaIK:
     def forward(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """TCP position [3] (m) and rotation [3, 3] for joint angles ``q`` [7] (rad)."""
         return self.solver.forward(q)
+
+
+def envelope_forward(robot: Robot) -> ForwardKinematics | None:
+    """The forward kinematics a :class:`~armworld.envs.real.server.RobotServer` checks ``robot``'s commands with.
+
+    The driver's own (``forward``: the sim, a mock given one), else the bundled Panda model's for
+    a Panda (``spec.name == "panda"``, e.g. ``franka://``, whose driver executes TCP targets:
+    the commanded joints must then be the ones that reach that TCP), else ``None`` (no model: the
+    server checks the TCP target and the client's joints each on their own).
+    """
+    own = getattr(robot, "forward", None)
+    if own is not None:
+        return own
+    spec = getattr(robot, "spec", None)
+    return PandaIK().forward if spec is not None and spec.name == "panda" else None

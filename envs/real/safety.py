@@ -39,6 +39,7 @@ nothing, it refuses every command that leaves the robot's limits, whatever sent 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -269,6 +270,22 @@ FK_ROT_TOL_RAD = 0.05  # the same for the orientation (rad)
 _TOLERANCE = 1e-6  # relative rounding allowed on each limit
 
 
+@dataclass(frozen=True)
+class _RateBudget:
+    """Full steps of motion left at time ``t`` (s): refilled by one step per period, capped at :data:`RATE_BURST_STEPS`."""
+
+    t: float
+    steps: float = RATE_BURST_STEPS
+
+    def at(self, t: float, dt: float) -> _RateBudget:
+        """The budget at time ``t`` (s), a control period being ``dt`` (s); time never runs back."""
+        t = max(t, self.t)
+        return _RateBudget(t, min(RATE_BURST_STEPS, self.steps + (t - self.t) / dt))
+
+    def spend(self, steps: float) -> _RateBudget:
+        return _RateBudget(self.t, self.steps - steps)
+
+
 def _numbers(value) -> np.ndarray | None:
     """``value`` as a float64 array if it holds real numbers only (no bools, complex, strings), else ``None``."""
     try:
@@ -308,7 +325,11 @@ class Envelope:
     commands coming faster than one full step per control period: each command uses its step
     (its largest fraction of a step limit) from a budget refilled by one step per period and
     capped at :data:`RATE_BURST_STEPS`, so over any interval ``T`` (s) the targets move at most
-    ``T / dt + 1.5`` full steps. Acceleration is left to :class:`SafetyLayer`.
+    ``T / dt + 1.5`` full steps. Two such budgets are kept, one on the times the commands
+    arrived (``command.t``) and one on the envelope's clock when each is admitted, just before
+    it is executed; a command must fit both. The first tolerates a client's jitter, the second
+    keeps commands that arrived a period apart but waited behind a busy arm from reaching it in
+    a burst. Acceleration is left to :class:`SafetyLayer`.
 
     Args:
         spec: the served robot's limits (unscaled).
@@ -323,7 +344,8 @@ class Envelope:
         self._lo, self._hi = np.array(spec.workspace_min), np.array(spec.workspace_max)
         self._q_min, self._q_max = np.array(spec.q_min), np.array(spec.q_max)
         self._previous: Command | None = None
-        self._budget, self._budget_t = RATE_BURST_STEPS, clock()
+        self._arrived = _RateBudget(clock())  # on the times commands arrived
+        self._executed = _RateBudget(clock())  # on this clock, when commands are admitted for execution
 
     @property
     def previous(self) -> Command | None:
@@ -334,7 +356,7 @@ class Envelope:
         """Take the arm's measured pose as the previous target, with a full budget (at start, after a reset)."""
         self._previous = Command(np.array(state.ee_pos, dtype=np.float64), np.array(state.ee_euler, dtype=np.float64),
                                  float(state.gripper), np.array(state.q, dtype=np.float64), self._clock())
-        self._budget, self._budget_t = RATE_BURST_STEPS, self._clock()
+        self._arrived, self._executed = _RateBudget(self._clock()), _RateBudget(self._clock())
 
     def check_home(self, home) -> np.ndarray:
         """The home configuration ``[dof]`` (rad) a reset may move to (``None``: ``spec.q_home``), or a refusal."""
@@ -347,9 +369,10 @@ class Envelope:
         return q
 
     def admit(self, command: Command) -> Command:
-        """``command`` with float64 fields if it stays in the envelope (it becomes the previous target), else a refusal.
+        """``command`` with float64 fields, stamped now, if it stays in the envelope (it becomes the previous target).
 
-        ``command.t`` is when the command arrived (s, on ``clock``): the rate budget counts from it.
+        Call it just before executing the command. ``command.t`` is when the command arrived (s,
+        on ``clock``); the rate is held on both that time and now (the returned command's ``t``).
 
         Raises:
             EnvelopeViolation: the first limit the command breaks, named with its value.
@@ -365,12 +388,7 @@ class Envelope:
         if clamp_gripper(checked.gripper, spec.gripper_min, spec.gripper_max) != checked.gripper:
             raise EnvelopeViolation(f"gripper closure {checked.gripper} is outside [gripper_min, gripper_max] = "
                                     f"[{spec.gripper_min}, {spec.gripper_max}]")
-        if self.forward is not None:
-            pos, R = self.forward(checked.q)
-            error, angle = float(np.linalg.norm(pos - checked.ee_pos)), rotation_angle(R, checked.ee_rot)
-            if error > FK_POS_TOL_M or angle > FK_ROT_TOL_RAD:
-                raise EnvelopeViolation(f"q does not reach the TCP target: {error * 1e3:.1f} mm and {angle:.3f} rad "
-                                        f"away (at most {FK_POS_TOL_M * 1e3:.0f} mm and {FK_ROT_TOL_RAD} rad)")
+        self.check_reaches(checked, "q does not reach the TCP target")
         fractions = step_fractions(spec, self._previous, checked)
         limit, fraction = max(fractions.items(), key=lambda item: item[1])
         if fraction > 1 + _TOLERANCE:
@@ -379,14 +397,30 @@ class Envelope:
                    "max_rot_speed": f"{spec.max_rot_speed} rad/s", "qd_max": f"{list(spec.qd_max)} rad/s"}[limit]
             raise EnvelopeViolation(f"the step from the previous target is {fraction:.2f} times {limit} ({cap} "
                                     f"at {spec.control_hz} Hz)")
-        now = command.t
-        budget = min(RATE_BURST_STEPS, self._budget + max(0.0, now - self._budget_t) / spec.dt)
+        now = self._clock()
+        arrived, executed = self._arrived.at(command.t, spec.dt), self._executed.at(now, spec.dt)
+        budget = min(arrived.steps, executed.steps)
         if fraction > budget + _TOLERANCE:
-            raise EnvelopeViolation(f"commands come faster than the control rate: this one moves {fraction:.2f} of a "
-                                    f"full step and {budget:.2f} is left (one step per {spec.dt * 1e3:.0f} ms period)")
-        self._budget, self._budget_t = budget - fraction, now
-        self._previous = checked
-        return checked
+            when = "arrive" if arrived.steps < executed.steps else "would reach the arm"
+            raise EnvelopeViolation(f"commands {when} faster than the control rate: this one moves {fraction:.2f} "
+                                    f"of a full step and {budget:.2f} is left (one step per {spec.dt * 1e3:.0f} ms "
+                                    f"period)")
+        self._arrived, self._executed = arrived.spend(fraction), executed.spend(fraction)
+        self._previous = dataclasses.replace(checked, t=now)
+        return self._previous
+
+    def check_reaches(self, pose: Command | RobotState, what: str) -> None:
+        """Refuse (``what`` and the distance) a ``pose`` whose joints ``q`` put the TCP elsewhere than its ``ee_pos``/``ee_rot``.
+
+        Within :data:`FK_POS_TOL_M` and :data:`FK_ROT_TOL_RAD`; nothing to check without ``forward``.
+        """
+        if self.forward is None:
+            return
+        pos, R = self.forward(np.asarray(pose.q, dtype=np.float64))
+        error, angle = float(np.linalg.norm(pos - pose.ee_pos)), rotation_angle(R, pose.ee_rot)
+        if error > FK_POS_TOL_M or angle > FK_ROT_TOL_RAD:
+            raise EnvelopeViolation(f"{what}: {error * 1e3:.1f} mm and {angle:.3f} rad away (at most "
+                                    f"{FK_POS_TOL_M * 1e3:.0f} mm and {FK_ROT_TOL_RAD} rad)")
 
     def _check_joints(self, q: np.ndarray, name: str) -> None:
         margin = self.spec.joint_margin

@@ -206,10 +206,25 @@ def _names(names: Any, served: dict[str, Camera]) -> list[str]:
 
 @dataclass(frozen=True)
 class _Later:
-    """The rest of a request, to run on the arm's thread after ``delay_s`` (s) without holding it meanwhile."""
+    """The rest of a request, to run on the arm's thread after ``delay_s`` (s) without holding it meanwhile.
+
+    ``executed`` is the command the request already executed, if any: the rest then only reads.
+    """
 
     delay_s: float
     then: Callable[[], Any]
+    executed: Command | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class _Job:
+    """A request, or the rest of one, waiting for the arm thread since ``queued`` (s, monotonic)."""
+
+    route: list[bytes]
+    op: str
+    call: Callable[[], Any]
+    queued: float
+    executed: Command | None = None  # what the request already executed: its rest is never answered "retry"
 
 
 class RobotServer:
@@ -225,10 +240,12 @@ class RobotServer:
         token: shared secret every request must carry (``None``: none required, loopback only).
         max_wait_s: longest a request waits for the arm before it is refused as busy (s).
         forward: the arm's forward kinematics, to check that commanded joints reach the
-            commanded TCP (default: the robot's ``forward`` attribute, if any).
+            commanded TCP (default: the robot's ``forward`` attribute, if any; see
+            :func:`~armworld.envs.real.kinematics.envelope_forward`).
 
     Raises:
-        ValueError: a bad address, port or setting, or a non-loopback address without a token.
+        ValueError: a bad address, port or setting, a non-loopback address without a token, or
+            an arm whose measured pose disagrees with ``forward`` (wrong model or tool frame).
     """
 
     def __init__(self, robot: Robot, cameras: dict[str, Camera] | None = None,
@@ -263,7 +280,7 @@ class RobotServer:
         self.watchdog = Watchdog(timeout, robot.stop)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pending: collections.deque = collections.deque()  # (route, op, call, queued at) waiting for the arm
+        self._pending: collections.deque[_Job] = collections.deque()  # waiting for the arm
         self._busy_with: str | None = None  # the op the arm thread is running
         self._jobs: queue.Queue = queue.Queue()  # one (route, op, call) at a time for the arm thread; None ends it
         self._done: queue.Queue = queue.Queue()  # (route, op, reply bytes or _Later) back from it
@@ -278,7 +295,14 @@ class RobotServer:
         for camera in self.cameras.values():
             camera.connect()
         self.envelope = Envelope(robot.spec, forward or getattr(robot, "forward", None))
-        self.envelope.anchor(robot.get_observation())
+        state = robot.get_observation()
+        try:
+            self.envelope.check_reaches(state, "the arm's measured joints do not put the TCP where it reports it")
+        except EnvelopeViolation as error:  # every command would be refused: the model is not this arm's
+            raise ValueError(f"{error}: the forward kinematics is not this arm's (a Franka's end-effector frame "
+                             "must be the hand's TCP, 0.1034 m beyond the flange, as in the bundled Panda model)"
+                             ) from None
+        self.envelope.anchor(state)
 
     def start(self) -> RobotServer:
         """Serve in a background thread; returns self."""
@@ -297,7 +321,7 @@ class RobotServer:
         try:
             while not self._stop.is_set():
                 deadlines = [self._timers[0][0]] if self._timers else []
-                deadlines += [queued + self.max_wait_s for *_, queued in self._pending]
+                deadlines += [job.queued + self.max_wait_s for job in self._pending]
                 wait_ms = min([POLL_MS, *((due - time.monotonic()) * 1e3 for due in deadlines)])
                 ready = dict(poller.poll(max(0, math.ceil(wait_ms))))
                 if self._socket in ready:
@@ -349,7 +373,7 @@ class RobotServer:
                 self._reply(route, self._run(op, functools.partial(self._immediate, op)))
             else:
                 received = time.monotonic()
-                self._pending.append((route, op, functools.partial(self._dispatch, op, args, received), received))
+                self._pending.append(_Job(route, op, functools.partial(self._dispatch, op, args, received), received))
 
     def _parse(self, data: bytes) -> tuple[str, dict]:
         """The op and arguments of a packed request, once its token is checked."""
@@ -392,7 +416,7 @@ class RobotServer:
             self._busy_with = None
             if isinstance(outcome, _Later):
                 heapq.heappush(self._timers, (time.monotonic() + outcome.delay_s, next(self._seq), "job",
-                                              (route, op, outcome.then)))
+                                              (route, op, outcome)))
             else:
                 self._reply(route, outcome)
 
@@ -401,7 +425,8 @@ class RobotServer:
         while self._timers and self._timers[0][0] <= now:
             _, _, kind, payload = heapq.heappop(self._timers)
             if kind == "job":  # the rest of a request under way goes first
-                self._pending.appendleft((*payload, now))
+                route, op, later = payload
+                self._pending.appendleft(_Job(route, op, later.then, now, later.executed))
                 continue
             route, data, release = payload
             if release:
@@ -409,18 +434,27 @@ class RobotServer:
             self._socket.send_multipart([*route, data])
 
     def _schedule(self) -> None:
-        """Refuse the requests that waited too long for the arm; hand the next one to the arm thread when it is free."""
+        """Answer the requests that waited too long for the arm; hand the next one to the arm thread when it is free.
+
+        A request that waited too long before reaching the arm is refused as ``busy`` (retry); the
+        read of a step whose command was executed is answered ``unread`` (the command ran: resending
+        it would move the arm again).
+        """
         now = time.monotonic()
-        for job in [job for job in self._pending if now - job[3] > self.max_wait_s]:
-            route, op, _, queued = job
+        for job in [job for job in self._pending if now - job.queued > self.max_wait_s]:
             self._pending.remove(job)
-            self._reply(route, _error("busy", f"{op} waited {now - queued:.2f} s for the arm while it served "
-                                              f"{self._busy_with or 'other requests'} (limit {self.max_wait_s} s): "
-                                              "retry"))
+            waited = (f"waited {now - job.queued:.2f} s for the arm while it served "
+                      f"{self._busy_with or 'other requests'} (limit {self.max_wait_s} s)")
+            if job.executed is None:
+                self._reply(job.route, _error("busy", f"{job.op} {waited}: retry"))
+            else:
+                self._reply(job.route, _error("unread", f"{job.op}: the command was executed, but reading the arm "
+                                                        f"back after the hold {waited}: read its state, do not send "
+                                                        "the command again"))
         if self._busy_with is None and self._pending:
-            route, op, call, _ = self._pending.popleft()
-            self._busy_with = op
-            self._jobs.put((route, op, call))
+            job = self._pending.popleft()
+            self._busy_with = job.op
+            self._jobs.put((job.route, job.op, job.call))
 
     def _run(self, op: str, call: Callable[[], Any]) -> bytes | _Later:
         """The packed reply to ``call()`` (or its continuation); every failure goes back to the client."""
@@ -453,7 +487,7 @@ class RobotServer:
                 camera.disconnect()
 
     def _dispatch(self, op: str, args: dict, received: float) -> Any:
-        """The result of request ``op`` that arrived at ``received`` (s, monotonic; a command's time)."""
+        """The result of request ``op`` that arrived at ``received`` (s, monotonic; a command's arrival time)."""
         robot = self.robot
         if op == "health":
             health = robot.health()
@@ -479,7 +513,7 @@ class RobotServer:
         raise DriverError(f"unknown op {op!r:.50}")
 
     def _execute(self, command: Command) -> Command:
-        """Send ``command`` if the envelope admits it; a driver failure re-anchors the envelope to the arm."""
+        """Send ``command`` if the envelope admits it (stamped then); a driver failure re-anchors the envelope to the arm."""
         admitted = self.envelope.admit(command)
         try:
             sent = self.robot.send_action(admitted)
@@ -514,7 +548,7 @@ class RobotServer:
             raise DriverError("this robot has no privileged task observation")
         sent = None if args.get("command") is None else self._execute(_command(args["command"], received))
         read = lambda: self._read(sent, names, task)  # noqa: E731
-        return _Later(hold_s, read) if hold_s > 0 else read()
+        return _Later(hold_s, read, sent) if hold_s > 0 else read()
 
     def _read(self, sent: Command | None, names: list[str], task: bool) -> dict:
         robot = self.robot
