@@ -122,7 +122,7 @@ def raw(client: RobotClient, op: str, args: dict) -> dict:
 
 
 def slow_down(monkeypatch, arm: MockRobot, method: str, seconds: float) -> threading.Event:
-    """Make every call of ``arm.method`` take ``seconds`` longer (a real arm homing, a slow driver); set when one starts."""
+    """Make every call of ``arm.method`` take ``seconds`` longer (a real arm homing, a slow read); set as one starts."""
     started, call = threading.Event(), getattr(arm, method)
 
     def slow(*args, **kwargs):

@@ -272,7 +272,7 @@ _TOLERANCE = 1e-6  # relative rounding allowed on each limit
 
 @dataclass(frozen=True)
 class _RateBudget:
-    """Full steps of motion left at time ``t`` (s): refilled by one step per period, capped at :data:`RATE_BURST_STEPS`."""
+    """Full steps of motion left at time ``t`` (s): one step more per period, at most :data:`RATE_BURST_STEPS`."""
 
     t: float
     steps: float = RATE_BURST_STEPS
@@ -369,7 +369,7 @@ class Envelope:
         return q
 
     def admit(self, command: Command) -> Command:
-        """``command`` with float64 fields, stamped now, if it stays in the envelope (it becomes the previous target).
+        """``command`` with float64 fields, stamped now, if it stays in the envelope (then the previous target).
 
         Call it just before executing the command. ``command.t`` is when the command arrived (s,
         on ``clock``); the rate is held on both that time and now (the returned command's ``t``).
@@ -410,7 +410,7 @@ class Envelope:
         return self._previous
 
     def check_reaches(self, pose: Command | RobotState, what: str) -> None:
-        """Refuse (``what`` and the distance) a ``pose`` whose joints ``q`` put the TCP elsewhere than its ``ee_pos``/``ee_rot``.
+        """Refuse (``what``, the distance) a ``pose`` whose joints ``q`` put the TCP away from ``ee_pos``, ``ee_rot``.
 
         Within :data:`FK_POS_TOL_M` and :data:`FK_ROT_TOL_RAD`; nothing to check without ``forward``.
         """

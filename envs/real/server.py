@@ -19,7 +19,8 @@ and guards it, whatever the client:
 - one thread makes every call to the robot and its cameras, in arrival order; a client has
   at most one request in flight, a request that waited more than ``max_wait_s`` for the arm is
   refused (error ``busy``), ``step`` holds at most one control period and releases the arm
-  while it waits, and ``stop`` never waits for the arm;
+  while it waits (a read-back that then waits too long is answered ``unread``: its command
+  ran, never ``busy``), and ``stop`` never waits for the arm;
 - its own watchdog stops the arm when commands stop arriving (e.g. on network loss).
 
 It binds 127.0.0.1 unless told otherwise, can inject latency for tests, and its ``info`` op
@@ -373,7 +374,8 @@ class RobotServer:
                 self._reply(route, self._run(op, functools.partial(self._immediate, op)))
             else:
                 received = time.monotonic()
-                self._pending.append(_Job(route, op, functools.partial(self._dispatch, op, args, received), received))
+                call = functools.partial(self._dispatch, op, args, received)
+                self._pending.append(_Job(route, op, call, received))
 
     def _parse(self, data: bytes) -> tuple[str, dict]:
         """The op and arguments of a packed request, once its token is checked."""
@@ -513,7 +515,7 @@ class RobotServer:
         raise DriverError(f"unknown op {op!r:.50}")
 
     def _execute(self, command: Command) -> Command:
-        """Send ``command`` if the envelope admits it (stamped then); a driver failure re-anchors the envelope to the arm."""
+        """Send ``command`` if the envelope admits it (stamped then); a driver failure re-anchors the envelope."""
         admitted = self.envelope.admit(command)
         try:
             sent = self.robot.send_action(admitted)
