@@ -90,7 +90,7 @@ def test_training_scoring_and_real_arm_verbs_never_write_into_their_inputs(synth
     assert [snapshot(path) for path in (synthetic, image, poses)] == before and list(run.iterdir()) == []
 
 
-def test_outputs_inside_or_holding_an_input_run_directory_are_refused(synthetic, tmp_path, capsys):
+def test_outputs_holding_an_input_run_directory_are_refused(synthetic, tmp_path, capsys):
     runs = tmp_path / "runs"
     run, checkpoint = runs / "wm", runs / "wm" / "step-000100"
     checkpoint.mkdir(parents=True)
@@ -99,24 +99,20 @@ def test_outputs_inside_or_holding_an_input_run_directory_are_refused(synthetic,
     link.symlink_to(run)
     data = ["--data", str(synthetic)]
     tree = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-    for argv, out, where, given in [
-        (["score", "--repr", f"encoder:{run}", "--out", str(checkpoint / "scores")], checkpoint / "scores", "inside the input directory", run),
-        (["score", "--repr", f"wm:{checkpoint}", "--out", str(run)], run, "a directory holding the input", checkpoint),
-        (["train", *data, "--init", str(checkpoint), "--out", str(run)], run, "a directory holding the input", checkpoint),
-        (["train", *data, "--init", str(checkpoint), "--out", str(runs)], runs, "a directory holding the input", checkpoint),
-        (["train", *data, "--encoder", str(run), "--out", str(run / "wm2")], run / "wm2", "inside the input directory", run),
-        (["train", *data, "--encoder", str(link), "--out", str(checkpoint / "x")], checkpoint / "x", "inside the input directory", link),
-        (["compare", str(run), "--out", str(tmp_path)], tmp_path, "a directory holding the input", run),
-        (["eval", "--agent", f"wm:{run}", "--env", "FrankaReach-v0", "--out", str(link / "eval")], link / "eval",
-         "inside the input directory", run),
+    for argv, out, given in [
+        (["score", "--repr", f"wm:{checkpoint}", "--out", str(run)], run, checkpoint),
+        (["train", *data, "--init", str(checkpoint), "--out", str(run)], run, checkpoint),
+        (["train", *data, "--init", str(checkpoint), "--out", str(runs)], runs, checkpoint),
+        (["train", *data, "--init", str(link / "step-000100"), "--out", str(run)], run, link / "step-000100"),
+        (["compare", str(run), "--out", str(tmp_path)], tmp_path, run),
     ]:
         line = refused(argv, capsys)
-        assert f"the output {out} is {where} {given}" in line and "write the output somewhere else" in line
-    assert "(" in refused(["train", *data, "--encoder", str(link), "--out", str(checkpoint / "x")], capsys)  # names what links resolve to
+        assert f"the output {out} is a directory holding the input {given}" in line and "write the output somewhere else" in line
+    assert "(" in refused(["train", *data, "--init", str(link / "step-000100"), "--out", str(run)], capsys)  # names what links resolve to
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == tree  # nothing written
 
 
-def test_outputs_beside_an_input_run_or_holding_only_input_files_are_accepted(tmp_path):
+def test_outputs_beside_or_inside_an_input_run_or_holding_only_input_files_are_accepted(tmp_path):
     from armworld.commands import check_output
 
     run = tmp_path / "wm"
@@ -124,6 +120,7 @@ def test_outputs_beside_an_input_run_or_holding_only_input_files_are_accepted(tm
     (tmp_path / "d.h5").write_bytes(b"")
     check_output(tmp_path / "wm-eval", run, folder=True)  # a sibling whose name starts like the run
     check_output(tmp_path / "results", run, folder=True)
+    check_output(run / "eval", run, folder=True)  # where compare reads an RL run's evaluation
     check_output(tmp_path, tmp_path / "d.h5", folder=True)  # a folder holding an input file is fine
     check_output(tmp_path / "v.mp4", tmp_path / "d.h5")
 

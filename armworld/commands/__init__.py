@@ -120,10 +120,10 @@ def check_output(out: str | os.PathLike, *inputs: str | os.PathLike, folder: boo
     """Raise ``ValueError`` unless ``out`` can be written without touching an input.
 
     ``out`` is a file (``folder=False``) or a folder the verb writes into (``folder=True``).
-    It must not be any of ``inputs`` (through symbolic or hard links), nor lie inside or hold
-    an input that is a folder (a run directory: ``--out runs/wm`` with ``--init
-    runs/wm/step-000100``, or ``--out runs/enc/step-000500`` with ``encoder:runs/enc``; links
-    resolved), a file must not name an existing folder nor a folder an existing file, and the
+    It must not be any of ``inputs`` (through symbolic or hard links), nor hold an input that is
+    a folder (``--out runs/wm`` with ``--init runs/wm/step-000100``; links resolved).
+    A folder inside an input run is allowed: ``eval --out runs/rl/RUN/eval`` is where
+    ``compare`` reads an RL run's evaluation. A file must not name an existing folder nor a folder an existing file, and the
     folder that will hold it must exist or be creatable in a writable folder. Call it before
     any work starts."""
     out = os.fspath(out)
@@ -132,15 +132,12 @@ def check_output(out: str | os.PathLike, *inputs: str | os.PathLike, folder: boo
         if os.path.realpath(given) == target or (os.path.exists(out) and os.path.exists(given) and os.path.samefile(out, given)):
             raise ValueError(f"the output {out} is the input {os.fspath(given)}; write the output somewhere else")
     for given in inputs:
-        if not os.path.isdir(given):
-            continue
         source = os.path.realpath(given)
-        shared = os.path.commonpath([target, source])
-        if shared in (source, target):
-            where = "inside the input directory" if shared == source else "a directory holding the input"
+        if os.path.isdir(given) and os.path.commonpath([target, source]) == target:
             resolved = f" ({target} and {source})" if (target, source) != (os.path.abspath(out), os.path.abspath(given)) else ""
             raise ValueError(
-                f"the output {out} is {where} {os.fspath(given)}{resolved}; write the output somewhere else"
+                f"the output {out} is a directory holding the input {os.fspath(given)}{resolved}; "
+                "write the output somewhere else"
             )
     if folder and os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"{out} is a file; the output is a directory, give a directory's name")
