@@ -206,12 +206,13 @@ def pretrain(config: PretrainConfig, data: list[str], out: str | Path) -> Path |
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``armworld pretrain`` and ``python -m armworld.worldmodel.pretrain``."""
-    from armworld.worldmodel.arguments import add_pretrain_arguments
+    """Entry point of ``python -m armworld.worldmodel.pretrain`` (and so of ``torchrun``): the
+    ``armworld pretrain`` verb, with its one-line errors."""
+    import sys
 
-    parser = argparse.ArgumentParser(prog="armworld pretrain", description=__doc__.splitlines()[0])
-    add_pretrain_arguments(parser)
-    return run(parser.parse_args(argv))
+    from armworld.cli import main as armworld
+
+    return armworld(["pretrain", *(sys.argv[1:] if argv is None else argv)])
 
 
 def run(args: argparse.Namespace) -> int:

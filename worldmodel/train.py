@@ -269,12 +269,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m armworld.worldmodel.train`` (and so of ``torchrun``)."""
-    from armworld.worldmodel.arguments import add_train_arguments
+    """Entry point of ``python -m armworld.worldmodel.train`` (and so of ``torchrun``): the
+    ``armworld train`` verb, with its one-line errors."""
+    import sys
 
-    parser = argparse.ArgumentParser(prog="armworld train", description=__doc__.splitlines()[0])
-    add_train_arguments(parser)
-    return run(parser.parse_args(argv))
+    from armworld.cli import main as armworld
+
+    return armworld(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
