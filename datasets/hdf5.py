@@ -560,9 +560,16 @@ def validate(path: str | os.PathLike) -> list[str]:
 
 
 def _validate_header(file: TrajectoryFile) -> list[str]:
-    problems = [
-        f"{file.path}: env_args lacks '{key}'" for key in ("env_name", "env_kwargs") if key not in file.env_args
-    ]
+    problems: list[str] = []
+    for key, kind, expected in (("env_name", str, "a string, the env id"),
+                                ("env_kwargs", dict, "a JSON object of env arguments")):
+        if key not in file.env_args:
+            problems.append(f"{file.path}: env_args lacks '{key}'")
+        elif not isinstance(file.env_args[key], kind):
+            problems.append(
+                f"{file.path}: env_args['{key}'] is {json.dumps(file.env_args[key])} "
+                f"(a JSON {_json_type(file.env_args[key])}), expected {expected}"
+            )
     splits: dict[str, set[str]] = {}
     for split in ("train", "valid"):
         try:
@@ -576,6 +583,15 @@ def _validate_header(file: TrajectoryFile) -> list[str]:
         if missing:
             problems.append(f"{file.path}: mask: demos in no split: {sorted(missing)}")
     return problems
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type: ``object``, ``array``, ``string``, ``number``, ``boolean``, ``null``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return {dict: "object", list: "array", str: "string"}.get(type(value), "number")
 
 
 _DTYPES = {

@@ -6,6 +6,7 @@ and what was expected."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -264,3 +265,39 @@ def test_set_sim_state_refuses_non_finite_values_and_keeps_the_state(reach, inde
     with pytest.raises(ValueError, match=rf"non-finite value\(s\), the first at index {index % len(state)}"):
         reach.set_sim_state(corrupted)
     np.testing.assert_array_equal(reach.get_sim_state(), state)
+
+
+def test_eval_refuses_bad_env_kwargs_before_the_progress_bar_starts(tmp_path, capsys):
+    eval_reach = ["eval", "--agent", "random", "--env", "FrankaReach-v0", "--episodes", "1", "--out", str(tmp_path / "r")]
+    line = refused([*eval_reach, "--env-kwargs", '{"image_size": -3}'], capsys)  # one line: no progress bar before it
+    assert "image_size and render_size must be within 8..640 pixels, got -3" in line
+    assert "unknown env argument(s) ['bogus']" in refused([*eval_reach, "--env-kwargs", '{"bogus": 1}'], capsys)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_calibrate_refuses_an_output_in_a_missing_folder_before_any_work(tmp_path, capsys):
+    """Blank images would fail the board detection: the missing folder is named first, and nothing is written."""
+    blank, poses = tmp_path / "blank.png", tmp_path / "poses.npy"
+    cv2.imwrite(str(blank), np.full((64, 64, 3), 200, np.uint8))
+    np.save(poses, np.stack([np.eye(4)] * 3))
+    out = tmp_path / "missing" / "hand_eye.yaml"
+    line = refused(["calibrate", "--squares", "5x7", "--square-mm", "40", "--marker-mm", "30", "hand-eye",
+                    "--images", *[str(blank)] * 3, "--poses", str(poses), "--mount", "wrist", "--fovy", "60",
+                    "--out", str(out)], capsys)
+    assert f"cannot write {out}: the folder {out.parent} does not exist" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blank.png", "poses.npy"]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("env_kwargs", [1, 2], "env_args['env_kwargs'] is [1, 2] (a JSON array), expected a JSON object of env arguments"),
+    ("env_kwargs", "image_size=32", 'env_args[\'env_kwargs\'] is "image_size=32" (a JSON string), expected a JSON object'),
+    ("env_kwargs", None, "env_args['env_kwargs'] is null (a JSON null), expected a JSON object"),
+    ("env_name", 7, "env_args['env_name'] is 7 (a JSON number), expected a string, the env id"),
+    ("env_name", {"id": "armworld/FrankaPush-v0"}, "env_args['env_name'] is {\"id\": \"armworld/FrankaPush-v0\"} (a JSON object), expected a string"),
+])
+def test_validate_names_env_args_keys_of_another_type(synthetic, tmp_path, key, value, message, capsys):
+    env_args = json.dumps({**ENV_ARGS, key: value})
+    path = corrupt(synthetic, tmp_path, lambda f: f["data"].attrs.__setitem__("env_args", env_args))
+    assert main(["dataset", "validate", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}: {message}" in err and "1 problem(s)" in err, err

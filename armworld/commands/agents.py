@@ -159,6 +159,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    import gymnasium
     import torch
     from tqdm import tqdm
 
@@ -193,6 +194,9 @@ def _run_eval(args: argparse.Namespace) -> int:
         env_id=args.env, seeds=args.seeds, episodes=args.episodes, max_steps=args.max_steps,
         env_kwargs={**env_kwargs_for(args.agent), **args.env_kwargs}, videos=args.videos,
     )
+    # bad --env-kwargs are refused now, in one line, not after the progress bar has started
+    budget = {"max_episode_steps": config.max_steps} if config.max_steps else {}
+    gymnasium.make(config.env_id, **budget, **config.env_kwargs).close()
     options = {}
     if is_wm:
         options = _agent_options(args)

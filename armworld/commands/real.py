@@ -357,6 +357,8 @@ def calibrate(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    import os
+
     import cv2
     import numpy as np
     import yaml
@@ -365,6 +367,9 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     inputs = [] if args.step == "board" else [*args.images, args.poses, *([args.intrinsics] if args.intrinsics else [])]
     check_output(args.out, *inputs)
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):  # refused now, not after the board images are read and solved
+        raise ValueError(f"cannot write {args.out}: the folder {folder} does not exist; create it first")
     columns, _, rows = args.squares.partition("x")
     if not (columns.isdigit() and rows.isdigit()):
         raise ValueError(f"--squares takes COLUMNSxROWS, e.g. 9x14, got {args.squares!r}")
