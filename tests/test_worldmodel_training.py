@@ -10,7 +10,7 @@ import pytest
 import torch
 from worldmodel_synthetic import MovingSquareClips
 
-from armworld.cli import build_parser
+from armworld.cli import build_parser, main
 from armworld.worldmodel.checkpoint import (
     CheckpointError,
     describe_data,
@@ -387,12 +387,11 @@ def test_cli_verbs_report_ordinary_mistakes_in_one_line(tmp_path, capsys):
     data = trajectory_files(tmp_path, 1)[0]
     jepa = JEPA(FrameEncoder(PRESETS["tiny"]))
     save_checkpoint(tmp_path / "enc", 1, jepa.checkpoint_config(), jepa.checkpoint_state(), {})
-    parser = build_parser()
     common = ["--steps", "1", "--device", "cpu", "--out", str(tmp_path / "run")]
     cases = {
         "clip_len (--clip-len) must be a positive multiple of the encoder's tubelet size 2, got 7":
             ["pretrain", "--data", data, "--clip-len", "7"],
-        "save_every (--save-every) must be at least 1, got 0": ["pretrain", "--data", data, "--save-every", "0"],
+        "argument --save-every: expected an integer >= 1, got '0'": ["pretrain", "--data", data, "--save-every", "0"],
         f"no checkpoint at {tmp_path / 'missing'}": ["train", "--data", data, "--encoder", str(tmp_path / "missing")],
         f"{tmp_path / 'missing.h5'}: no such file": ["train", "--data", str(tmp_path / "missing.h5"),
                                                       "--encoder", str(tmp_path / "enc")],
@@ -401,8 +400,7 @@ def test_cli_verbs_report_ordinary_mistakes_in_one_line(tmp_path, capsys):
         "unknown encoder preset 'huge'": ["train", "--data", data, "--preset", "huge"],
     }
     for message, argv in cases.items():
-        args = parser.parse_args(argv + common)
-        assert args.func(args) == 1, argv
+        assert main(argv + common) == 1, argv
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "run").exists()
