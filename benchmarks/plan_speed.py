@@ -7,10 +7,11 @@ measured in the same run, without reuse (every energy call re-encodes the frames
 recomputes the whole imagined sequence). Both use the same planner, seed and episodes.
 The time per action covers everything between observation and action.
 
-    python benchmarks/plan_speed.py [--model runs/wm] [--env armworld/FrankaPush-v0] [--threads 2]
+    python benchmarks/plan_speed.py [--model runs/wm | --preset tiny-pooled] [--env armworld/FrankaPush-v0] [--threads 2]
 
-Without ``--model`` the world model is a freshly initialised ``tiny`` preset (the speed
-does not depend on the weights).
+Without ``--model`` the world model is freshly initialised from the encoder ``--preset``
+(``tiny`` by default; ``tiny-p8`` has 64 tokens per frame, ``tiny-pooled`` one latent)
+with the ``tiny`` predictor: the speed does not depend on the weights.
 """
 
 from __future__ import annotations
@@ -32,15 +33,10 @@ from armworld.agents.planners import CEM, MPPI, ActionBounds, CEMConfig, MPPICon
 from armworld.agents.world_model_agent import WorldModelAgent, WorldModelAgentConfig
 
 
-def fresh_tiny_model():
-    from armworld.worldmodel.encoder import PRESETS, FrameEncoder
-    from armworld.worldmodel.predictor import ACPredictor
-    from armworld.worldmodel.train import predictor_config
-    from armworld.worldmodel.world_model import WorldModel
+def fresh_model(preset: str):
+    from armworld.worldmodel.train import build_world_model
 
-    torch.manual_seed(0)
-    encoder = FrameEncoder(PRESETS["tiny"])
-    return WorldModel(encoder, ACPredictor(predictor_config(encoder, "tiny"))).eval()
+    return build_world_model(None, None, "tiny", seed=0, encoder_preset=preset).eval()
 
 
 def spread(times: list[float]) -> dict[str, float]:
@@ -58,7 +54,8 @@ def spread(times: list[float]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="world-model run or checkpoint (default: fresh tiny model)")
+    parser.add_argument("--model", default=None, help="world-model run or checkpoint (default: a fresh model)")
+    parser.add_argument("--preset", default="tiny", help="encoder preset of the fresh model (default %(default)s)")
     parser.add_argument("--env", default="armworld/FrankaPush-v0")
     parser.add_argument("--planner", choices=("cem", "mppi"), default="cem")
     parser.add_argument("--episodes", type=int, default=2)
@@ -78,7 +75,7 @@ def main() -> None:
         wm, model_name = load_world_model(args.model), args.model
         camera, _ = model_settings(args.model)
     else:
-        wm, model_name, camera = fresh_tiny_model(), "fresh tiny (untrained)", "front"
+        wm, model_name, camera = fresh_model(args.preset), f"fresh {args.preset} (untrained)", "front"
     given = (("samples", args.samples), ("iterations", args.iterations), ("horizon", args.horizon))
     overrides = {k: v for k, v in given if v is not None}  # zero is passed on, for the config to refuse
     planner_config = dataclasses.replace(CEMConfig() if args.planner == "cem" else MPPIConfig(), **overrides)
@@ -88,6 +85,7 @@ def main() -> None:
         "device": f"cpu ({platform.processor() or platform.machine()}), {args.threads} torch threads, {os.cpu_count()} cores",
         "load_average_1min": os.getloadavg()[0],
         "model": model_name,
+        "tokens_per_frame": wm.encoder.num_tokens,
         "camera": camera,
         "env": args.env,
         "planner": {"name": args.planner, **dataclasses.asdict(planner_config)},
