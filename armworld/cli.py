@@ -13,7 +13,7 @@ import sys
 
 from armworld.commands import Parser, UsageError, fail
 
-COMMAND_MODULES = ("envs", "data", "model", "agents", "real", "rl", "score")
+COMMAND_MODULES = ("envs", "data", "model", "agents", "real", "rl", "score", "experiment")
 
 
 def build_parser() -> Parser:
