@@ -29,8 +29,29 @@ def _add_loop_arguments(parser: argparse.ArgumentParser, lr: float, start_lr: fl
     g.add_argument("--workers", type=non_negative_int, default=0, help="data-loading worker processes (default %(default)s)")
 
 
+def lerobot_keys(text: str) -> str:
+    """An argparse ``type=``: a key map of LeRobot datasets (a name of
+    ``armworld.datasets.lerobot.KEY_MAPS`` or a JSON key-map file), checked and returned as given."""
+    from armworld.datasets.hdf5 import DatasetError
+    from armworld.datasets.lerobot import key_map
+
+    try:
+        key_map(text)
+    except DatasetError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def _add_data_arguments(parser: argparse.ArgumentParser, clip_len: int) -> None:
-    parser.add_argument("--data", nargs="+", required=True, metavar="FILE.h5", help="armworld HDF5 datasets")
+    parser.add_argument(
+        "--data", nargs="+", required=True, metavar="DATA",
+        help="armworld HDF5 files and LeRobotDataset v3 directories (mapped by --lerobot-keys)",
+    )
+    parser.add_argument(
+        "--lerobot-keys", type=lerobot_keys, default="armworld", metavar="MAP",
+        help="how LeRobot --data directories map onto armworld's camera, proprio and action keys: "
+        "armworld (its own exports), droid, or a JSON key-map file (see datasets/README.md; default %(default)s)",
+    )
     parser.add_argument("--out", required=True, help="run directory (resumes if it holds a checkpoint)")
     parser.add_argument("--clip-len", type=number(int, 2), default=clip_len, help="frames per clip (default %(default)s)")
 

@@ -138,11 +138,15 @@ def describe_files(paths: list[str]) -> list[dict]:
 
 def describe_data(paths: list[str]) -> list[dict]:
     """``describe_files`` of the trajectory files a model was trained on, with ``episodes`` and
-    ``env_steps`` (the actions in them: what the data cost to collect, counted without the files)."""
+    ``env_steps`` (the actions in them: what the data cost to collect, counted without the files);
+    a LeRobot dataset directory is described by ``armworld.datasets.lerobot.describe_lerobot``."""
     from armworld.datasets.hdf5 import TrajectoryFile
+    from armworld.datasets.lerobot import describe_lerobot, is_lerobot_dataset
 
-    described = describe_files(paths)
+    described = [describe_lerobot(p) if is_lerobot_dataset(p) else describe_files([p])[0] for p in paths]
     for entry in described:
+        if "episodes" in entry:
+            continue
         with TrajectoryFile(entry["path"]) as f:
             demos = f.split(None)
             entry.update(episodes=len(demos), env_steps=sum(f.num_samples(demo) for demo in demos))

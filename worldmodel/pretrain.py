@@ -61,6 +61,7 @@ class PretrainConfig:
     objective: str = "ema"  # "ema" (V-JEPA) or "sigreg" (LeJEPA: no EMA target)
     sigreg_weight: float = 0.05  # LeJEPA's lambda, objective "sigreg" only
     augment: bool = False  # V-JEPA 2's random resized crop, one per clip (armworld.worldmodel.augment)
+    lerobot_keys: str = "armworld"  # key map of LeRobot data directories (armworld.datasets.lerobot.key_map)
     loop: LoopConfig = field(default_factory=lambda: LoopConfig(lr=5.25e-4, start_lr=1e-4))
 
     def __post_init__(self) -> None:
@@ -192,16 +193,16 @@ def build_jepa(config: PretrainConfig) -> JEPA:
 
 
 def pretrain(config: PretrainConfig, data: list[str], out: str | Path) -> Path | None:
-    """Pretrain an encoder on the frames of HDF5 datasets ``data``; returns the last checkpoint (rank 0)."""
+    """Pretrain an encoder on the frames of ``data`` (HDF5 files, LeRobot directories); returns the last checkpoint (rank 0)."""
     from armworld.datasets.clips import FrameDataset
 
-    kwargs = dict(clip_len=config.clip_len, frame_skip=config.frame_skip, camera=config.camera)
+    kwargs = dict(clip_len=config.clip_len, frame_skip=config.frame_skip, camera=config.camera, lerobot_keys=config.lerobot_keys)
     train_data = FrameDataset(list(data), split="train", **kwargs)
     valid_data = FrameDataset(list(data), split="valid", **kwargs)
     task = build_jepa(config)
     extra = {"preset": config.preset, "clip_len": config.clip_len, "frame_skip": config.frame_skip,
              "camera": config.camera, "ema": config.ema, "objective": config.objective,
-             "sigreg_weight": config.sigreg_weight, "augment": config.augment}
+             "sigreg_weight": config.sigreg_weight, "augment": config.augment, "lerobot_keys": config.lerobot_keys}
     return fit(task, config.loop, train_data, valid_data, out, data_files=list(data), extra_config=extra)
 
 
@@ -221,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = PretrainConfig(
         preset=args.preset, clip_len=args.clip_len, frame_skip=args.frame_skip, camera=args.camera, ema=args.ema,
-        objective=args.objective, sigreg_weight=args.sigreg_weight, augment=args.augment, loop=loop_config(args),
+        objective=args.objective, sigreg_weight=args.sigreg_weight, augment=args.augment,
+        lerobot_keys=args.lerobot_keys, loop=loop_config(args),
     )
     path = pretrain(config, args.data, args.out)
     if path is not None:

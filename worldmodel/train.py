@@ -69,6 +69,7 @@ class TrainConfig:
     camera: str = "front"
     end_to_end: bool = False  # train the encoder with the predictor (LeWM) instead of freezing it
     sigreg_weight: float = 0.1  # weight of SIGReg on the latents, end to end only (LeWM: 0.09-0.1)
+    lerobot_keys: str = "armworld"  # key map of LeRobot data directories (armworld.datasets.lerobot.key_map)
     loop: LoopConfig = field(default_factory=LoopConfig)
 
     def __post_init__(self) -> None:
@@ -233,13 +234,16 @@ def starting_lineage(init: str | None, encoder: str | None, encoder_preset: str 
 def train(
     config: TrainConfig, model: WorldModel, data: list[str], out: str | Path, lineage: dict | None = None
 ) -> Path | None:
-    """Train ``model``'s predictor on HDF5 datasets ``data``; returns the last checkpoint (rank 0).
+    """Train ``model``'s predictor on ``data`` (HDF5 files, LeRobot directories); returns the last checkpoint (rank 0).
 
     ``lineage`` (see :func:`starting_lineage`) goes into every checkpoint's metadata.
     """
     from armworld.datasets.clips import ClipDataset
 
-    kwargs = dict(clip_len=config.clip_len, frame_skip=config.frame_skip, action="delta", camera=config.camera)
+    kwargs = dict(
+        clip_len=config.clip_len, frame_skip=config.frame_skip, action="delta", camera=config.camera,
+        lerobot_keys=config.lerobot_keys,
+    )
     train_data = ClipDataset(list(data), split="train", **kwargs)
     valid_data = ClipDataset(list(data), split="valid", **kwargs)
     task = ACTraining(
@@ -258,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
     predictor = args.predictor if args.init is not None else (args.predictor or "tiny")
     config = TrainConfig(
         predictor=predictor, clip_len=args.clip_len, rollout_steps=args.rollout_steps, end_to_end=args.end_to_end,
-        sigreg_weight=args.sigreg_weight, loop=loop_config(args),
+        sigreg_weight=args.sigreg_weight, lerobot_keys=args.lerobot_keys, loop=loop_config(args),
         **starting_settings(args.init, args.encoder, args.camera, args.frame_skip),
     )
     model = build_world_model(args.encoder, args.init, config.predictor, seed=config.loop.seed, encoder_preset=args.preset)

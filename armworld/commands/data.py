@@ -1,4 +1,4 @@
-"""CLI verbs for data: ``collect`` and ``dataset info|validate|video|replay``."""
+"""CLI verbs for data: ``collect`` and ``dataset info|validate|video|replay|export``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from armworld.commands import (
     image_side,
     non_negative_float,
     non_negative_int,
+    number,
     positive_float,
     positive_int,
     seed,
@@ -44,8 +45,8 @@ def register(subparsers) -> None:
 
     dataset = subparsers.add_parser("dataset", help="inspect, check, watch and replay trajectory files")
     verbs = dataset.add_subparsers(dest="dataset_command", metavar="VERB", required=True)
-    info = verbs.add_parser("info", help="summary of a trajectory file")
-    info.add_argument("file")
+    info = verbs.add_parser("info", help="summary of a trajectory file or a LeRobot dataset directory")
+    info.add_argument("file", help="armworld HDF5 file or LeRobotDataset v3 directory")
     info.set_defaults(func=run_info)
     validate = verbs.add_parser("validate", help="check structure, shapes, dtypes and values; non-zero exit on problems")
     validate.add_argument("file")
@@ -61,6 +62,15 @@ def register(subparsers) -> None:
     replay.add_argument("file")
     replay.add_argument("--demo", type=non_negative_int, required=True, help="demo index")
     replay.set_defaults(func=run_replay)
+    export = verbs.add_parser("export", help="write a trajectory file in another format (a LeRobotDataset v3 directory)")
+    export.add_argument("file")
+    export.add_argument("--format", choices=("lerobot",), required=True, help="lerobot: LeRobotDataset v3 (parquet, MP4, meta/)")
+    export.add_argument("--out", required=True, help="dataset directory to create")
+    export.add_argument("--fps", type=positive_int, default=None, help="recording rate in Hz (default: armworld's control rate, 10)")
+    export.add_argument("--task", default=None, help="task text of every episode (default: from the file's env)")
+    export.add_argument("--crf", type=number(int, 0, 51), default=None, help="x264 video quality, 0 lossless .. 51 (default 18)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing directory")
+    export.set_defaults(func=run_export)
 
 
 def run_collect(args: argparse.Namespace) -> int:
@@ -91,31 +101,64 @@ def run_collect(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    import os
-
-    import numpy as np
-
-    from armworld.datasets.hdf5 import DatasetError, TrajectoryFile
+    from armworld.datasets.hdf5 import DatasetError
+    from armworld.datasets.lerobot import is_lerobot_dataset
 
     try:
-        with TrajectoryFile(args.file) as file:
-            lengths = [file.num_samples(demo) for demo in file.demos]
-            successes = sum(bool(file.read(demo, "success")[-1:].any()) for demo in file.demos)  # none in an empty episode
-            policies = sorted({str(file.attrs(demo).get("policy")) for demo in file.demos})
-            lines = [
-                f"{file.path}: {file.total} episodes, {sum(lengths)} steps, {os.path.getsize(file.path) / 1e6:.1f} MB",
-                f"env: {file.env_args.get('env_name')} {file.env_args.get('env_kwargs')}",
-                f"steps per episode: min {min(lengths, default=0)}, mean {np.mean(lengths or [0]):.1f}, max {max(lengths, default=0)}",
-                f"success at episode end: {successes}/{file.total}; policies: {', '.join(policies) or '-'}",
-                f"splits: train {len(file.split('train'))}, valid {len(file.split('valid'))}",
-            ]
-            for key in file.keys(file.demos[0]) if file.demos else ():
-                dataset = file.dataset(file.demos[0], f"obs/{key}")
-                lines.append(f"  obs/{key}: {dataset.dtype} {list(dataset.shape[1:])}")
+        lines = _lerobot_info(args.file) if is_lerobot_dataset(args.file) else _hdf5_info(args.file)
     except DatasetError as error:
         return fail(str(error))  # before any line: a refused file prints no partial summary
     print("\n".join(lines))
     return 0
+
+
+def _hdf5_info(path: str) -> list[str]:
+    import os
+
+    import numpy as np
+
+    from armworld.datasets.hdf5 import TrajectoryFile
+
+    with TrajectoryFile(path) as file:
+        lengths = [file.num_samples(demo) for demo in file.demos]
+        successes = sum(bool(file.read(demo, "success")[-1:].any()) for demo in file.demos)  # none in an empty episode
+        policies = sorted({str(file.attrs(demo).get("policy")) for demo in file.demos})
+        lines = [
+            f"{file.path}: {file.total} episodes, {sum(lengths)} steps, {os.path.getsize(file.path) / 1e6:.1f} MB",
+            f"env: {file.env_args.get('env_name')} {file.env_args.get('env_kwargs')}",
+            f"steps per episode: min {min(lengths, default=0)}, mean {np.mean(lengths or [0]):.1f}, max {max(lengths, default=0)}",
+            f"success at episode end: {successes}/{file.total}; policies: {', '.join(policies) or '-'}",
+            f"splits: train {len(file.split('train'))}, valid {len(file.split('valid'))}",
+        ]
+        for key in file.keys(file.demos[0]) if file.demos else ():
+            dataset = file.dataset(file.demos[0], f"obs/{key}")
+            lines.append(f"  obs/{key}: {dataset.dtype} {list(dataset.shape[1:])}")
+    return lines
+
+
+def _lerobot_info(path: str) -> list[str]:
+    from armworld.datasets.hdf5 import split_of
+    from armworld.datasets.lerobot import describe_lerobot, read_info, require
+
+    _, pq, _ = require()
+    info = read_info(path)
+    size = describe_lerobot(path)["bytes"]
+    episodes, frames = int(info.get("total_episodes", 0)), int(info.get("total_frames", 0))
+    try:
+        tasks = pq.read_table(f"{path}/meta/tasks.parquet").column("__index_level_0__").to_pylist()
+    except (OSError, KeyError):
+        tasks = []
+    valid = sum(split_of(i) == "valid" for i in range(episodes))
+    lines = [
+        f"{path}: LeRobotDataset {info.get('codebase_version')}, {episodes} episodes, {frames} frames, "
+        f"{info.get('fps')} fps, {size / 1e6:.1f} MB",
+        f"robot: {info.get('robot_type')}; tasks ({info.get('total_tasks', len(tasks))}): "
+        + ("; ".join(tasks[:3]) + (" ..." if len(tasks) > 3 else "") if tasks else "-"),
+        f"splits as armworld reads them: train {episodes - valid}, valid {valid} (episode i is valid when i % 10 == 9)",
+    ]
+    for key, feature in info.get("features", {}).items():
+        lines.append(f"  {key}: {feature.get('dtype')} {list(feature.get('shape', []))}")
+    return lines
 
 
 def run_validate(args: argparse.Namespace) -> int:
@@ -155,3 +198,20 @@ def run_replay(args: argparse.Namespace) -> int:
         return fail(str(error))
     print(result.line())
     return 0 if result.matches else 1
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from armworld.datasets.hdf5 import DatasetError
+    from armworld.datasets.lerobot import DEFAULT_CRF, export_lerobot
+    from armworld.envs.conventions import CONTROL_HZ
+
+    try:
+        check_output(args.out, args.file, folder=True)
+        summary = export_lerobot(
+            args.file, args.out, fps=args.fps or int(CONTROL_HZ), task=args.task,
+            crf=DEFAULT_CRF if args.crf is None else args.crf, overwrite=args.overwrite,
+        )
+    except (DatasetError, ValueError) as error:
+        return fail(str(error))
+    print(summary.line())
+    return 0
