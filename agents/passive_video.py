@@ -79,6 +79,7 @@ class RLArm:
 
     @property
     def name(self) -> str:
+        """e.g. ``sac-her-state``."""
         return f"{self.algo}{'-her' if self.her else ''}-{self.obs_mode}"
 
 
@@ -143,6 +144,7 @@ class Scale:
             raise ValueError(f"scale {self.name}: sizes must increase, got {self.sizes}")
 
     def steps_per_episode(self, task: str) -> int:
+        """Env steps (actions) of one collected or evaluated episode of ``task``."""
         return self.episode_steps or EPISODE_STEPS[task]
 
     def planner_options(self) -> list[str]:
@@ -262,6 +264,7 @@ class Experiment:
     # ---- the points ----------------------------------------------------------------------
 
     def pool_points(self) -> list[Point]:
+        """One collection per (task, policy, scene) of the actionless pool."""
         s = self.scale
         points = []
         components = [(t, p, r) for t in s.pool_tasks for p in s.pool_policies for r in s.pool_randomizations]
@@ -273,6 +276,7 @@ class Experiment:
         return points
 
     def data_points(self) -> list[Point]:
+        """The action-labelled sets of each task, each grown from the one before."""
         s = self.scale
         points = []
         for task in s.tasks:
@@ -286,6 +290,7 @@ class Experiment:
         return points
 
     def encoder_points(self) -> list[Point]:
+        """JEPA pretraining: on the pool (arm 1), and on each A set's frames (arm 3), per seed."""
         s = self.scale
         cost = s.pretrain_steps * s.pretrain_batch * s.pretrain_clip_len / PRETRAIN_FRAMES_PER_S
         pool = tuple(p.name for p in self.pool_points())
@@ -299,6 +304,7 @@ class Experiment:
         return points
 
     def wm_points(self) -> list[Point]:
+        """Predictor (or end-to-end) training of arms 1-4 per task, A and seed."""
         s = self.scale
         points = []
         for task in s.tasks:
@@ -313,6 +319,7 @@ class Experiment:
         return points
 
     def eval_points(self) -> list[Point]:
+        """The harness on every world model: goal image, and sub-goal images for the sub-goal tasks."""
         s = self.scale
         points = []
         for task in s.tasks:
@@ -329,6 +336,7 @@ class Experiment:
         return points
 
     def rl_points(self) -> list[Point]:
+        """Arm 5: each RL run's budgets in increasing order, each after the one before."""
         s = self.scale
         points = []
         for task in s.tasks:
@@ -386,9 +394,11 @@ class Experiment:
         return self._collect(directory, task, self.scale.data_policy, None, 0, size)
 
     def _files(self, names: Sequence[str]) -> list[str]:
+        """The trajectory files of finished collection points ``names``."""
         return [str(self.out / self._record(name)["file"]) for name in names]
 
     def _loop(self, steps: int, batch: int, seed: int) -> list[str]:
+        """Optimisation options of pretrain and train: validation and a checkpoint every quarter."""
         every = str(max(1, steps // 4))
         return ["--steps", str(steps), "--batch-size", str(batch), "--seed", str(seed), "--eval-every", every,
                 "--save-every", every, *(["--device", self.device] if self.device else [])]
@@ -552,7 +562,8 @@ def plan(experiment: Experiment, only: Sequence[str] = ()) -> str:
     for stage in dict.fromkeys(p.stage for p in points):
         todo = [p for p in pending if p.stage == stage]
         lines.append(f"{stage:>8}: {len(todo)} to run, ~{sum(p.cost_s for p in todo) / 3600:.2f} h")
-    frames = sum(s.pool_episodes * (s.steps_per_episode(task) + 1) for task in s.pool_tasks) * len(s.pool_policies) * len(s.pool_randomizations)
+    per_scene_and_policy = sum(s.pool_episodes * (s.steps_per_episode(task) + 1) for task in s.pool_tasks)
+    frames = per_scene_and_policy * len(s.pool_policies) * len(s.pool_randomizations)
     lines.append(f"actionless pool: {frames:,} frames = {frames / 36_000:.2f} h of 10 Hz video; "
                  f"rough total left on 2 CPU cores: ~{sum(p.cost_s for p in pending) / 3600:.1f} h")
     return "\n".join(lines)
@@ -684,25 +695,31 @@ def plot(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _steps(by_arm: dict[str, float | None]) -> str:
+    """``arm1 1,200, arm2 -, ...``: env steps per arm, ``-`` where the success was never reached."""
+    return ", ".join(f"{arm} {'-' if v is None else f'{v:,.0f}'}" for arm, v in by_arm.items())
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The results as tables: success per arm and budget, and the data needed to reach the target."""
     pool = results["pool"]
     lines = [f"# passive-video, scale {results['scale']}", "",
-             f"Actionless pool: {pool['episodes']} episodes, {pool['frames']:,} frames ({pool['hours_at_10_hz']:.2f} h of 10 Hz video).", ""]
+             f"Actionless pool: {pool['episodes']} episodes, {pool['frames']:,} frames "
+             f"({pool['hours_at_10_hz']:.2f} h of 10 Hz video).", ""]
     for task, by_goal in results["curves"].items():
         for goal, by_arm in by_goal.items():
-            lines += [f"## {short(task)}, goal: {goal}", "", "| arm | env steps | successes | success | Wilson 95% |", "|---|---:|---:|---:|---|"]
+            lines += [f"## {short(task)}, goal: {goal}", "",
+                      "| arm | env steps | successes | success | Wilson 95% |", "|---|---:|---:|---:|---|"]
             for arm, line in by_arm.items():
                 lines += [f"| {arm} | {p['env_steps']:,.0f} | {p['successes']}/{p['episodes']} | {p['success_rate']:.1%} | "
                           f"[{p['wilson_95'][0]:.1%}, {p['wilson_95'][1]:.1%}] |" for p in line]
             lines.append("")
         reach = results["data_to_reach"][task]
-        common = reach["common_threshold"]
-        lines += [f"Action data to reach {reach['target']:.0%} success on {short(task)}: "
-                  + ", ".join(f"{arm} {'-' if v is None else f'{v:,.0f}'}" for arm, v in reach["env_steps_at_target"].items()) + ".",
-                  "" if common is None else f"At {common:.0%} (reached by arms 1 and 2): "
-                  + ", ".join(f"{arm} {'-' if v is None else f'{v:,.0f}'}" for arm, v in reach["env_steps_at_common"].items())
-                  + f"; arm 1 / arm 2 = {'-' if reach['ratio_arm1_to_arm2'] is None else format(reach['ratio_arm1_to_arm2'], '.2f')}.", ""]
+        lines += [f"Action data to reach {reach['target']:.0%} success on {short(task)}: {_steps(reach['env_steps_at_target'])}.", ""]
+        if reach["common_threshold"] is not None:
+            ratio = reach["ratio_arm1_to_arm2"]
+            lines += [f"At {reach['common_threshold']:.0%} (reached by arms 1 and 2): {_steps(reach['env_steps_at_common'])}; "
+                      f"arm 1 / arm 2 = {'-' if ratio is None else f'{ratio:.2f}'}.", ""]
     return "\n".join(lines)
 
 
