@@ -14,8 +14,9 @@
 Results: the success rate with a Wilson 95% interval, the mean final distance, the mean
 episode length and, for agents that record ``plan_times`` (world-model planners: planning
 time; SB3 policies: inference time), the median time per action; overall and per seed. :func:`write_results` writes them
-as ``results.json`` and ``results.md``; episodes can be recorded as MP4s with the goal
-image beside the camera view.
+as ``results.json`` and ``results.md``; chosen episodes are filmed as MP4s (the front view,
+what the agent sees and its goal image, with the task, step, distance and outcome written on
+them: :mod:`armworld.agents.film`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import gymnasium
 import numpy as np
 
 from armworld.agents.base import Agent
+from armworld.agents.film import FilmConfig, FilmRecorder
 
 EVAL_SEED_BASE = 1_000_000
 EPISODES_PER_SEED_MAX = 1000
@@ -66,8 +68,8 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
 class EvalConfig:
     """What to evaluate on: env id and kwargs, seeds, episodes per seed, step budget, videos.
 
-    videos: how many episodes of each seed (the first ones) to record as MP4 (needs ``out``
-    in :func:`evaluate`); video_size: side of the camera view and goal image in them (px).
+    videos: how many episodes of each seed (the first ones) to film as MP4 (needs ``out``
+    in :func:`evaluate`); video_height: height of the panels of those films (px, even, 64..640).
     """
 
     env_id: str
@@ -76,7 +78,7 @@ class EvalConfig:
     max_steps: int | None = None
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     videos: int = 0
-    video_size: int = 256
+    video_height: int = FilmConfig.height
 
     def __post_init__(self) -> None:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
@@ -87,6 +89,7 @@ class EvalConfig:
             raise ValueError(f"max_steps must be at least 1, got {self.max_steps}")
         if not 0 <= self.videos <= self.episodes:
             raise ValueError(f"videos per seed must lie in [0, episodes = {self.episodes}], got {self.videos}")
+        FilmConfig(height=self.video_height)  # refuses a height no film can have
 
     def reset_seeds(self) -> list[int]:
         """Every env reset seed of this evaluation."""
@@ -104,76 +107,52 @@ class EpisodeResult:
     length: int  # actions taken
     sim_unstable: bool = False  # the env cut the episode short: its physics went unstable
     plan_times: list[float] = field(default_factory=list)  # s per action, agents that record plan_times
-    frames: np.ndarray | None = field(default=None, repr=False)  # uint8 [T, S, 2S, 3] when recorded
+    frames: np.ndarray | None = field(default=None, repr=False)  # uint8 [T, H, W, 3], the film when recorded
 
 
 def run_episode(
-    env: gymnasium.Env, agent: Agent, reset_seed: int, max_steps: int, record: bool = False, video_size: int = 256
+    env: gymnasium.Env, agent: Agent, reset_seed: int, max_steps: int, film: FilmConfig | None = None
 ) -> EpisodeResult:
     """Reset ``env`` with ``reset_seed``, drive it with ``agent`` for up to ``max_steps`` actions.
 
-    With ``record``, every frame is the agent's camera (its ``camera`` attribute if it plans
-    from images, else ``front``; ``video_size`` px) beside the goal image the agent plans
-    toward: its ``goal_frame`` if it has one (captured after ``act``, so each frame shows the
-    goal of the action taken from it), else the env's goal image from that camera.
+    With ``film``, the episode is filmed into the result's ``frames``
+    (:class:`armworld.agents.film.FilmRecorder`): one frame per observation, captured after
+    the agent acted on it (so each shows the goal its action was planned toward), one of the
+    last observation, then that one held with the outcome. Filming changes nothing the
+    agent sees or the env does.
     """
     obs, info = env.reset(seed=reset_seed)
     agent.reset()
-    recorder = _Recorder(env, agent, video_size) if record else None
+    recorder = FilmRecorder(env, agent, film, reset_seed, max_steps) if film is not None else None
     length = 0
     try:
         for _ in range(max_steps):
             action = agent.act(obs)
             if recorder is not None:
-                recorder.capture()
+                recorder.capture(obs, length)
             obs, _, terminated, truncated, info = env.step(action)
             length += 1
             if terminated or truncated:
                 break
+        success = bool(info.get("is_success", False))
+        distance = float(np.linalg.norm(np.asarray(obs["achieved_goal"]) - np.asarray(obs["desired_goal"])))
         frames = None
         if recorder is not None:
-            recorder.capture()
-            frames = np.stack(recorder.frames)
+            recorder.capture(obs, length)
+            frames = recorder.finish(success, distance, length)
     finally:
         if recorder is not None:
             recorder.close()
-    distance = float(np.linalg.norm(np.asarray(obs["achieved_goal"]) - np.asarray(obs["desired_goal"])))
     return EpisodeResult(
         seed=-1,
         reset_seed=reset_seed,
-        success=bool(info.get("is_success", False)),
+        success=success,
         final_distance=distance,
         length=length,
         sim_unstable=bool(info.get("sim_unstable", False)),
         plan_times=list(getattr(agent, "plan_times", []) or []),
         frames=frames,
     )
-
-
-class _Recorder:
-    """Frames ``[size, 2 * size, 3]``: the agent's camera and the goal image side by side."""
-
-    def __init__(self, env: gymnasium.Env, agent: Agent, size: int) -> None:
-        from armworld.envs.rendering import CameraRenderer
-
-        self.env, self.agent, self.size = env.unwrapped, agent, size
-        self.camera = getattr(agent, "camera", "front")
-        self.renderer = CameraRenderer(self.env.model, size, size)
-        self.env_goal = self.env.goal_image(self.camera, size=size)
-        self.frames: list[np.ndarray] = []
-
-    def capture(self) -> None:
-        from PIL import Image
-
-        goal = getattr(self.agent, "goal_frame", None)
-        if goal is None:
-            goal = self.env_goal
-        elif goal.shape[:2] != (self.size, self.size):
-            goal = np.asarray(Image.fromarray(goal).resize((self.size, self.size), Image.Resampling.NEAREST))
-        self.frames.append(np.concatenate([self.renderer.render(self.env.data, self.camera), goal], axis=1))
-
-    def close(self) -> None:
-        self.renderer.close()
 
 
 @dataclass
@@ -306,16 +285,17 @@ def evaluate(
         raise ValueError(f"{config.env_id} has no step budget (max_episode_steps); give max_steps")
     episodes: list[EpisodeResult] = []
     videos: list[str] = []
+    film = FilmConfig(height=config.video_height, caption=agent_name)
     try:
         for seed in config.seeds:
             agent = factory(env, seed)
             for i in range(config.episodes):
                 record = i < config.videos
-                result = run_episode(env, agent, eval_seed(seed, i), max_steps, record, config.video_size)
+                result = run_episode(env, agent, eval_seed(seed, i), max_steps, film if record else None)
                 result.seed = seed
                 if record:
                     path = Path(out) / f"{_slug(config.env_id)}_seed{seed}_ep{i}.mp4"
-                    write_episode_video(path, result.frames)
+                    write_episode_video(path, result.frames, film.fps)
                     videos.append(str(path))
                     result.frames = None
                 episodes.append(result)

@@ -12,6 +12,7 @@ import pytest
 
 import armworld  # noqa: F401  (registers the envs)
 from armworld.agents.evaluate import EvalConfig, eval_seed, evaluate, wilson_interval, write_results
+from armworld.agents.film import BAND_COLOR, band_height
 from armworld.agents.loading import AgentSpecError, load_agent
 from armworld.cli import main
 
@@ -174,18 +175,22 @@ def test_bad_evaluation_settings_are_refused(kwargs, message):
         EvalConfig("test/Flag-v0", **kwargs)
 
 
-def test_expert_on_reach_with_videos_of_camera_and_goal(tmp_path):
-    config = EvalConfig("armworld/FrankaReach-v0", seeds=(0,), episodes=2, videos=1, video_size=64)
+def test_expert_on_reach_with_films_of_the_front_view_and_goal(tmp_path):
+    config = EvalConfig("armworld/FrankaReach-v0", seeds=(0,), episodes=2, videos=1, video_height=64)
     result = evaluate(lambda env, seed: load_agent("expert", env, seed=seed), config, "expert", out=tmp_path)
     assert result.overall.successes == 2 and result.overall.mean_final_distance < 0.05
     assert len(result.videos) == 1
     frames = imageio.mimread(result.videos[0])
-    assert len(frames) == 31 and frames[0].shape == (64, 128, 3)
-    assert not np.array_equal(frames[0][:, :64], frames[-1][:, :64])  # the arm moved; the goal half stays
-    assert np.abs(frames[0][:, 64:].astype(int) - frames[-1][:, 64:].astype(int)).mean() < 3
+    # 30 actions, the last observation, then it held for a second with the outcome
+    assert len(frames) == 31 + 10 and frames[0].shape == (64 + band_height(64), 128, 3)
+    view, goal = slice(20, 64), slice(64, 128)  # rows below the panels' labels; the goal panel's columns
+    assert np.abs(frames[0][view, :64].astype(int) - frames[-1][view, :64]).mean() > 3  # the arm moved
+    assert np.abs(frames[0][view, goal].astype(int) - frames[-1][view, goal]).mean() < 3  # the goal stays
+    success_band, step_band = frames[-1][-10:].reshape(-1, 3).mean(0), frames[0][-10:].reshape(-1, 3).mean(0)
+    assert success_band[1] > success_band[0] + 40 and np.abs(step_band - BAND_COLOR).max() < 10  # green, then dark
 
 
-def test_videos_show_the_camera_the_agent_plans_from(tmp_path):
+def test_films_show_the_goal_image_from_the_camera_the_agent_plans_from(tmp_path):
     class TopCameraExpert:  # the expert, declaring a camera as image-based agents do
         camera = "top"
 
@@ -193,15 +198,30 @@ def test_videos_show_the_camera_the_agent_plans_from(tmp_path):
             self.expert = load_agent("expert", env, seed=0)
             self.reset, self.act = self.expert.reset, self.expert.act
 
-    config = EvalConfig("armworld/FrankaReach-v0", seeds=(0,), episodes=1, videos=1, video_size=64)
+    config = EvalConfig("armworld/FrankaReach-v0", seeds=(0,), episodes=1, videos=1, video_height=64)
     result = evaluate(lambda env, seed: TopCameraExpert(env), config, "expert", out=tmp_path)
     first = imageio.mimread(result.videos[0])[0]
     env = gymnasium.make("armworld/FrankaReach-v0")
     env.reset(seed=eval_seed(0, 0))
-    def difference(camera):  # mean absolute difference to the goal half (the MP4 is lossy)
-        return np.abs(first[:, 64:].astype(int) - env.unwrapped.goal_image(camera, size=64)).mean()
+    def difference(camera):  # mean absolute difference to the goal panel below its label (the MP4 is lossy)
+        return np.abs(first[20:64, 64:128].astype(int) - env.unwrapped.goal_image(camera, size=64)[20:]).mean()
 
     assert difference("top") < 3 < 10 < difference("front"), (difference("top"), difference("front"))
+
+
+def test_eval_videos_writes_a_playable_film_of_the_chosen_height(tmp_path, capsys):
+    out = tmp_path / "films"
+    assert main(["eval", "--agent", "random", "--env", "armworld/FrankaReach-v0", "--episodes", "1", "--seeds", "2",
+                 "--max-steps", "3", "--out", str(out), "--videos", "1", "--video-height", "96"]) == 0
+    (video,) = json.loads((out / "results.json").read_text())["videos"]
+    reader = imageio.get_reader(video)
+    frames = [frame for frame in reader]
+    assert reader.get_meta_data()["fps"] == 10
+    assert len(frames) == 3 + 1 + 10 and frames[0].shape == (96 + band_height(96), 2 * 96, 3)
+    capsys.readouterr()
+    assert main(["eval", "--agent", "random", "--env", "armworld/FrankaReach-v0", "--out", str(out),
+                 "--videos", "1", "--video-height", "97"]) == 1
+    assert "film height must be an even number of pixels" in capsys.readouterr().err
 
 
 def test_eval_verb_writes_results_and_reports_bad_input(tmp_path, capsys):

@@ -22,6 +22,7 @@ from PIL import Image
 
 import armworld  # noqa: F401  (registers the envs)
 from armworld.agents.evaluate import EvalConfig, evaluate, run_episode
+from armworld.agents.film import FilmConfig, band_height
 from armworld.agents.loading import env_kwargs_for, load_agent
 from armworld.agents.planners import CEM, MPPI, ActionBounds, CEMConfig, MPPIConfig
 from armworld.agents.world_model_agent import GoalImageError, WorldModelAgent, WorldModelAgentConfig, load_goal_image
@@ -214,16 +215,17 @@ def test_env_subgoals_set_the_schedule_and_command_the_gripper():
     assert agent.goal_index == 0 and np.array_equal(agent.goal_frame, env.unwrapped.goal_sequence("top").images[0])
 
 
-def test_videos_show_each_frame_beside_the_goal_its_action_was_planned_toward():
+def test_films_show_each_frame_beside_the_goal_its_action_was_planned_toward():
     env = gymnasium.make("armworld/FrankaReach-v0", obs_mode="pixels_state")
     planner = CEM(CEMConfig(samples=8, iterations=1, top_k=2), ActionBounds.world_model(), seed=0)
     agent = WorldModelAgent(tiny_world_model(), planner, goal="subgoals", env=env)
-    result = run_episode(env, agent, reset_seed=1_000_000, max_steps=12, record=True, video_size=SIZE)
+    result = run_episode(env, agent, reset_seed=1_000_000, max_steps=12, film=FilmConfig(height=SIZE))
     halfway, goal = agent.goal_images  # the sim's images of the hand halfway there, then at the goal
     assert agent.goal_steps == (10,) and np.abs(halfway.astype(int) - goal).mean() > 10
-    goal_halves = result.frames[:, :, SIZE:]
-    assert all(np.array_equal(frame, halfway) for frame in goal_halves[:10])
-    assert all(np.array_equal(frame, goal) for frame in goal_halves[10:])
+    below_label = slice(20, SIZE)  # front view | what the model sees | goal image, each SIZE px
+    goal_panels = result.frames[:, below_label, 2 * SIZE :]
+    assert all(np.array_equal(frame, halfway[below_label]) for frame in goal_panels[:10])
+    assert all(np.array_equal(frame, goal[below_label]) for frame in goal_panels[10:])
 
 
 def test_cached_and_uncached_planning_give_the_same_actions():
@@ -346,7 +348,7 @@ def test_demo_runs_end_to_end_on_a_reduced_setting(tiny_checkpoint, tmp_path, ca
     video = tmp_path / "demo.mp4"
     code = main([
         "demo", "--model", str(tiny_checkpoint), "--episodes", "1", "--max-steps", "2", "--seed", "5",
-        "--samples", "8", "--iterations", "1", "--top-k", "2", "--out", str(video),
+        "--samples", "8", "--iterations", "1", "--top-k", "2", "--out", str(video), "--video-height", "64",
     ])
     out = capsys.readouterr().out
     assert code == 0
@@ -354,7 +356,9 @@ def test_demo_runs_end_to_end_on_a_reduced_setting(tiny_checkpoint, tmp_path, ca
     import imageio.v2 as imageio
 
     frames = imageio.mimread(video)
-    assert len(frames) == 2 * 3 and frames[0].shape == (256, 512, 3)  # two episodes of 2 actions + final frame
+    # two episodes of 2 actions, the last observation and it held for a second with the outcome;
+    # front view | what the model sees | goal image over the caption band
+    assert len(frames) == 2 * (3 + 10) and frames[0].shape == (64 + band_height(64), 3 * 64, 3)
 
 
 def test_demo_max_steps_beyond_the_env_budget_is_honoured(tiny_checkpoint, tmp_path, capsys):

@@ -17,6 +17,7 @@ from armworld.commands import (
     env_id,
     fail,
     non_negative_int,
+    number,
     positive_float,
     positive_int,
     seed,
@@ -24,6 +25,7 @@ from armworld.commands import (
 )
 
 DEMO_ENVS = ("armworld/FrankaReach-v0", "armworld/FrankaPush-v0")
+VIDEO_HEIGHT_HELP = "height of the films' panels: front view, what the model sees, goal image (px, even; default %(default)s)"
 
 
 def _json_object(text: str) -> dict:
@@ -109,7 +111,8 @@ def register(subparsers) -> None:
     ev.add_argument("--seeds", type=comma_list(seed, "0,1,2"), default=(0, 1, 2), help="evaluation seeds, e.g. 0,1,2")
     ev.add_argument("--max-steps", type=positive_int, default=None, help="step budget per episode (default: the env's)")
     ev.add_argument("--out", required=True, help="output directory")
-    ev.add_argument("--videos", type=non_negative_int, default=0, help="episodes per seed recorded as MP4")
+    ev.add_argument("--videos", type=non_negative_int, default=0, help="episodes per seed filmed as MP4")
+    ev.add_argument("--video-height", type=number(int, 64, 640), default=320, help=VIDEO_HEIGHT_HELP)
     ev.add_argument("--env-kwargs", type=_json_object, default={}, help='extra env arguments as JSON, e.g. \'{"action_dim": 4}\'')
     ev.add_argument("--dataset", nargs="*", default=[], help="trajectory files the agent learned from: their seeds must not be evaluated on")
     ev.add_argument("--goal", nargs="+", default=None, help="goal image file(s) instead of the sim's goal image (wm: agents)")
@@ -131,6 +134,7 @@ def register(subparsers) -> None:
     demo.add_argument("--seed", type=seed, default=None, help="evaluation seed (default: a fresh random one)")
     demo.add_argument("--envs", type=comma_list(env_id, DEMO_ENVS[0]), default=DEMO_ENVS, help="comma-separated env ids")
     demo.add_argument("--out", default="armworld-demo.mp4", help="the video written (.mp4 or .gif)")
+    demo.add_argument("--video-height", type=number(int, 64, 640), default=320, help=VIDEO_HEIGHT_HELP)
     _add_planner_arguments(demo)
     demo.set_defaults(func=run_demo, subgoals=True, gripper="goal")
 
@@ -192,7 +196,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     config = EvalConfig(
         env_id=args.env, seeds=args.seeds, episodes=args.episodes, max_steps=args.max_steps,
-        env_kwargs={**env_kwargs_for(args.agent), **args.env_kwargs}, videos=args.videos,
+        env_kwargs={**env_kwargs_for(args.agent), **args.env_kwargs}, videos=args.videos, video_height=args.video_height,
     )
     # bad --env-kwargs are refused now, in one line, not after the progress bar has started
     budget = {"max_episode_steps": config.max_steps} if config.max_steps else {}
@@ -232,8 +236,10 @@ def _run_demo(args: argparse.Namespace) -> int:
     import torch
 
     from armworld.agents.evaluate import Summary, eval_seed, run_episode, write_episode_video
+    from armworld.agents.film import FilmConfig
     from armworld.agents.loading import env_kwargs_for, load_agent
     check_video_output(args.out)  # before minutes of planning, not after
+    film = FilmConfig(height=args.video_height, caption=f"world model {args.model}")
     if args.threads:
         torch.set_num_threads(args.threads)
     spec = f"wm:{args.model}"
@@ -256,7 +262,7 @@ def _run_demo(args: argparse.Namespace) -> int:
             max_steps = env.spec.max_episode_steps
             results = []
             for i in range(args.episodes):
-                result = run_episode(env, agent, eval_seed(seed, i), max_steps, record=True)
+                result = run_episode(env, agent, eval_seed(seed, i), max_steps, film)
                 videos.append(result.frames)
                 results.append(result)
         finally:
@@ -266,6 +272,7 @@ def _run_demo(args: argparse.Namespace) -> int:
             f"{name}: success {s.successes}/{s.episodes}, final distance {s.mean_final_distance:.3f} m, "
             f"planning {s.plan_time_per_action_s:.3f} s per action (median, {s.mean_episode_length:.0f} actions per episode)"
         )
-    write_episode_video(args.out, np.concatenate(videos))
-    print(f"wrote {args.out} ({sum(len(v) for v in videos)} frames: camera | goal image), {time.perf_counter() - start:.0f} s in all")
+    write_episode_video(args.out, np.concatenate(videos), film.fps)
+    print(f"wrote {args.out} ({sum(len(v) for v in videos)} frames: front view | what the model sees | goal image), "
+          f"{time.perf_counter() - start:.0f} s in all")
     return 0
