@@ -1,6 +1,7 @@
 """armworld.datasets: the HDF5 trajectory format, parallel collection, torch clip datasets, video.
 
-The torch datasets live in ``armworld.datasets.clips`` (imported on demand, as it imports torch).
+The torch datasets live in ``armworld.datasets.clips`` (imported on demand, as it imports torch);
+LeRobotDataset v3 export and reading in ``armworld.datasets.lerobot`` (the ``lerobot`` extra).
 """
 
 from armworld.datasets.collect import CollectConfig, CollectSummary, collect, rollout
