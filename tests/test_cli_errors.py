@@ -1,15 +1,22 @@
 """The CLI's error contract: every refusal, argument errors included, is one ``error:`` line
-on stderr and exit status 1, naming the valid choices or range; nothing is parsed loosely."""
+on stderr and exit status 1, naming the valid choices or range; nothing is parsed loosely. A
+verb run without the optional extra it needs says which extra to install, the same way."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import subprocess
+import sys
+from importlib.metadata import metadata
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from armworld.cli import main
+from armworld.cli import EXTRA_PACKAGES, extras_of, main, missing_extra
 from armworld.commands import SEED_MAX, comma_list, non_negative_float, positive_int, seed
 
 REACH = ["--env", "armworld/FrankaReach-v0"]
@@ -183,3 +190,79 @@ def test_a_huge_integer_on_the_command_line_is_one_error_line(tmp_path, capsys):
     line = refused(["score", "--repr", "pixels", "--out", str(tmp_path / "x"), "--episodes", "1" + "0" * 400], capsys)
     assert "argument --episodes: expected an integer >= 1" in line
     assert list(tmp_path.iterdir()) == []
+
+
+# -- a verb run without the optional extra it needs
+
+
+def extra_line(verb: str, module: str, package: str, extra: str) -> str:
+    return (f"error: armworld {verb} needs the module {module} ({package}, from the optional '{extra}' extra), "
+            f"which is not installed: pip install 'armworld[{extra}]' (in a clone: pip install -e '.[{extra}]')")
+
+
+def test_every_package_of_every_extra_has_its_import_name():
+    """A new extra in pyproject.toml needs its packages' import names in EXTRA_PACKAGES, and the
+    message names the extra that pyproject.toml declares (through armworld's installed metadata)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as file:
+        extras = tomllib.load(file)["project"]["optional-dependencies"]
+    declared = {(extra, re.match(r"[A-Za-z0-9._-]+", requirement).group(0).lower())
+                for extra, requirements in extras.items() if extra != "test" for requirement in requirements}
+    by_package = {package: module for module, package in EXTRA_PACKAGES.items()}
+    assert {package for _, package in declared} <= set(by_package), "add the import names to EXTRA_PACKAGES"
+    installed = set(metadata("armworld").get_all("Provides-Extra") or [])
+    if installed != set(extras):
+        pytest.skip(f"armworld's installed metadata has the extras {sorted(installed)}, pyproject.toml "
+                    f"{sorted(extras)}: install it again (pip install -e .)")
+    for extra, package in sorted(declared):
+        assert extra in extras_of(package)
+    for extra, package in [("real", "pyzmq"), ("realsense", "pyrealsense2"), ("mesh", "gymnasium-robotics")]:
+        error = ModuleNotFoundError(f"No module named {by_package[package]!r}", name=by_package[package])
+        assert missing_extra(error, "x") == extra_line("x", by_package[package], package, extra)[len("error: "):]
+
+
+def test_deploy_without_the_real_extra_names_it_in_a_fresh_process(tmp_path):
+    """The README's dry run, in a Python where ZeroMQ cannot be imported: one line, exit status 1."""
+    argv = ["deploy", "--robot", "sim://127.0.0.1:5555", "--agent", "expert", "--max-steps", "60", "--dry-run"]
+    code = f"import sys; sys.modules['zmq'] = None; from armworld.cli import main; sys.exit(main({argv!r}))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert run.returncode == 1 and run.stdout == ""
+    assert run.stderr.splitlines() == [extra_line("deploy", "zmq", "pyzmq", "real")]
+
+
+@pytest.mark.parametrize("module, argv", [
+    ("cv2", ["calibrate", "board", "--out", "board.png"]),
+    ("msgpack", ["robot-server", "--sim"]),
+    ("zmq", ["deploy", "--robot", "mock", "--agent", "expert", "--goal-pos", "0.5,0,0.2", "--dry-run"]),
+])
+def test_the_real_verbs_name_the_real_extra(module, argv, monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, module, None)  # what an install without the extra sees
+    monkeypatch.delitem(sys.modules, "armworld.envs.real.server", raising=False)  # imported again, without it
+    line = refused(argv, capsys)
+    assert line == extra_line(argv[0], module, EXTRA_PACKAGES[module], "real")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_vendor_drivers_and_cameras_name_their_extra(monkeypatch):
+    from armworld.envs.real.drivers import import_vendor
+
+    for module, extra, package in [("pyrealsense2", "realsense", "pyrealsense2"), ("franky", "franka", "franky-control"),
+                                   ("rtde_control", "ur", "ur-rtde"), ("xarm", "xarm", "xarm-python-sdk")]:
+        monkeypatch.setitem(sys.modules, module, None)
+        with pytest.raises(ImportError) as caught:
+            import_vendor(f"{module}.wrapper" if module == "xarm" else module, extra)
+        assert missing_extra(caught.value, "deploy") == extra_line("deploy", module, package, extra)[len("error: "):]
+
+
+def test_a_missing_module_of_no_extra_keeps_its_traceback(monkeypatch):
+    """A core dependency or armworld's own module missing is a broken install or a bug, not a refusal."""
+    assert missing_extra(ModuleNotFoundError("No module named 'scipy'", name="scipy")) is None
+
+    def broken(args):
+        raise ModuleNotFoundError("No module named 'scipy'", name="scipy")
+
+    monkeypatch.setattr("armworld.commands.real._deploy", broken)
+    with pytest.raises(ModuleNotFoundError, match="scipy"):
+        main(["deploy", "--robot", "mock", "--agent", "expert", "--goal-pos", "0.5,0,0.2", "--dry-run"])

@@ -82,9 +82,26 @@ def test_dry_run_prints_and_sends_nothing(mock_robots, capsys):
     code = main(["deploy", "--robot", "mock", "--agent", "expert", "--goal-pos", "0.6,0.1,0.2",
                  "--max-steps", "3", "--dry-run"])
     out = capsys.readouterr().out
-    assert out.count("step ") == 3 and "clipped" in out and code == 1  # three steps cannot reach the goal
-    assert "success=False distance=" in out
+    assert out.count("step ") == 3 and "clipped" in out
+    assert code == 0  # it ran cleanly: that the unmoved arm is not at the goal is no failure
+    assert "dry run: nothing sent; safety_events=" in out and "steps=3" in out and "success=" not in out
     assert mock_robots[0].sent == [] and "reset" not in mock_robots[0].calls
+
+
+def test_the_readme_dry_run_against_the_sim_server_exits_zero_and_moves_nothing(sim_server):
+    """`armworld deploy --robot sim://... --agent expert --dry-run` as a script runs it: exit status 0."""
+    url = f"sim://127.0.0.1:{sim_server}"
+    client = RobotClient(f"tcp://127.0.0.1:{sim_server}", timeout_s=2.0)
+    client.connect()
+    try:
+        before = client.get_observation().ee_pos.copy()
+        run = subprocess.run([sys.executable, "-m", "armworld.cli", "deploy", "--robot", url, "--agent", "expert",
+                              "--max-steps", "5", "--dry-run"], capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert run.stdout.count("step ") == 5 and "dry run: nothing sent" in run.stdout and run.stderr == ""
+        np.testing.assert_allclose(client.get_observation().ee_pos, before, atol=1e-4)  # the arm did not move
+    finally:
+        client.disconnect()
 
 
 def test_deploy_never_leaves_the_robot_connected_on_a_setup_error(mock_robots, tmp_path, capsys):
@@ -157,9 +174,9 @@ def test_an_arm_serving_no_goal_needs_a_goal_position_except_for_image_goals(moc
         assert "serves no task goal: give --goal-pos" in capsys.readouterr().err
         agent, goal = tiny_wm
         assert main(["deploy", "--robot", robot, "--agent", agent, "--goal", goal, "--max-steps", "1",
-                     "--dry-run"]) == 3  # could not judge
+                     "--dry-run"]) == 0  # a dry run judges nothing, so it needs no goal position to exit 0
         out = capsys.readouterr().out
-        assert "step 0:" in out and "success=unknown distance=unknown" in out
+        assert "step 0:" in out and "dry run: nothing sent" in out and "success=" not in out
         prompts = []  # a real arm behind a server: asked before it moves, as a local one is
         monkeypatch.setattr("builtins.input", lambda prompt: prompts.append(prompt) or "n")
         assert main(["deploy", "--robot", robot, "--agent", agent, "--goal", goal, "--max-steps", "1"]) == 1
@@ -195,4 +212,6 @@ def test_a_missing_vendor_package_is_reported_before_the_prompt(monkeypatch, cap
     monkeypatch.setitem(sys.modules, "franky", None)
     monkeypatch.setattr("builtins.input", lambda prompt: pytest.fail(f"asked {prompt!r} before the check"))
     assert main(["deploy", "--robot", "franka://10.0.0.2", "--agent", "expert", "--goal-pos", "0.5,0,0.2"]) == 1
-    assert "error: franky is missing: pip install 'armworld[franka]'" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "error: armworld deploy needs the module franky (franky-control, from the optional 'franka' extra), which "
+        "is not installed: pip install 'armworld[franka]' (in a clone: pip install -e '.[franka]')\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from armworld.commands import (
@@ -43,7 +44,10 @@ def register(subparsers) -> None:
     server.add_argument("--new-token", action="store_true", help="write a new random token to --token-file first")
     server.set_defaults(func=robot_server)
 
-    deploy_parser = subparsers.add_parser("deploy", help="run an agent on a robot behind the safety layer")
+    deploy_parser = subparsers.add_parser(
+        "deploy", help="run an agent on a robot behind the safety layer",
+        description="Run one episode of an agent on a robot, every action through the safety layer.",
+        epilog=DEPLOY_EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     deploy_parser.add_argument("--robot", required=True, help="mock | sim://HOST:PORT | franka://IP | ur://IP | xarm://IP")
     deploy_parser.add_argument("--agent", required=True, help="expert | random | wm:RUN_DIR | wm:default | sb3:PATH")
     deploy_parser.add_argument("--task", choices=("reach", "push", "pick_place", "stack"),
@@ -61,7 +65,8 @@ def register(subparsers) -> None:
     deploy_parser.add_argument("--seed", type=seed, default=0, help="seed of the agent's randomness")
     deploy_parser.add_argument("--speed", type=number(float, 0.0, 1.0, above=True), default=0.25,
                                help="speed factor in (0, 1] (starts slow)")
-    deploy_parser.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
+    deploy_parser.add_argument("--dry-run", action="store_true", help="print what would be sent at each step and "
+                               "send nothing (the arm is not even homed); exit 0 when the episode runs to its end")
     deploy_parser.add_argument("--yes", action="store_true", help="skip the confirmation prompt")
     deploy_parser.add_argument("--record", help="append the episode to this HDF5 trajectory file")
     deploy_parser.set_defaults(func=deploy)
@@ -88,15 +93,26 @@ def register(subparsers) -> None:
     calibrate_parser.set_defaults(func=calibrate)
 
 
+DEPLOY_EXIT_STATUS = """\
+exit status:
+  0    the goal was reached; with --dry-run: the episode ran to its end (nothing was
+       sent, so the unmoved arm is not judged)
+  1    the goal was not reached, or the command was refused (one `error:` line)
+  2    the safety layer or the arm stopped the run (dry runs too)
+  3    success could not be judged: no goal position (an image goal on a robot serving none)
+  130  interrupted (Ctrl-C)"""
+
+
 def _errors() -> tuple[type[BaseException], ...]:
-    """What the real verbs report as ``error: ...``: bad arguments and files, missing extras
-    (the ``[real]`` extra's ZeroMQ among them), refusals of the robot."""
+    """What the real verbs report as ``error: ...``: bad arguments and files, refusals of the
+    robot. A missing extra (ZeroMQ, msgpack, OpenCV, a vendor driver) reaches ``armworld.cli.main``,
+    which names the extra to install."""
     import gymnasium
     import yaml
 
     from armworld.envs.real.protocols import RealRobotError
 
-    errors = user_errors(OSError, ImportError, RealRobotError, gymnasium.error.Error, yaml.YAMLError)
+    errors = user_errors(OSError, RealRobotError, gymnasium.error.Error, yaml.YAMLError)
     try:
         import zmq
     except ImportError:
@@ -238,9 +254,11 @@ def deploy(args: argparse.Namespace) -> int:
     Everything that can fail on the command line (arguments, agent, goal, cameras, the driver's
     vendor package) is checked before the robot connects; what the robot serves (a sim server's
     task) right after it connects, before anything moves. Once it is connected, the arm is
-    stopped and disconnected whatever happens. Exit status: 0 when the goal is reached; 1 when
-    it is not, or on an error; 2 when the safety layer or the arm stopped the run; 3 when no goal
-    position is known to judge it (an image goal on a robot serving none); 130 on Ctrl-C.
+    stopped and disconnected whatever happens. Exit status (:data:`DEPLOY_EXIT_STATUS`): 0 when
+    the goal is reached, or when a dry run ran to its end (it moves nothing, so success is not
+    judged); 1 when the goal is not reached, or on an error; 2 when the safety layer or the arm
+    stopped the run; 3 when no goal position is known to judge it (an image goal on a robot
+    serving none); 130 on Ctrl-C.
     """
     try:
         return _deploy(args)
@@ -282,19 +300,23 @@ def _deploy(args: argparse.Namespace) -> int:
             from armworld.datasets.hdf5 import TrajectoryWriter
 
             recorder = env.recorder = TrajectoryWriter(args.record, env.env_args(), exist="resume")
-        status, info = _run_episode(args, env)
+        status, info, events = _run_episode(args, env)
     finally:
         try:
             env.close()  # stops and disconnects the arm, then appends the episode
         finally:
             if recorder is not None:
                 recorder.close()
+    timing = env.timing()
+    timing_text = f"steps={int(timing['steps'])} " + " ".join(f"{k}={v:.4f}" for k, v in timing.items() if k != "steps")
+    if args.dry_run:  # nothing moved: whether the goal was reached says nothing about the agent
+        applied = ",".join(f"{name}:{count}" for name, count in sorted(events.items())) or "none"
+        print(f"dry run: nothing sent; safety_events={applied} {timing_text}")
+        return status
     judged = "desired_goal" in env.observation_space.spaces  # else an image goal on a robot serving no goal position
     outcome = (f"success={info['is_success']} distance={info['distance']:.4f} m" if judged
                else "success=unknown distance=unknown (no goal position)")
-    timing = env.timing()
-    print(f"{outcome} steps={int(timing['steps'])} "
-          + " ".join(f"{k}={v:.4f}" for k, v in timing.items() if k != "steps"))
+    print(f"{outcome} {timing_text}")
     return status if status else (3 if not judged else 0 if info["is_success"] else 1)
 
 
@@ -309,11 +331,11 @@ def _confirmed(args: argparse.Namespace) -> bool:
     return False
 
 
-def _run_episode(args: argparse.Namespace, env: RealArmEnv) -> tuple[int, dict[str, Any]]:
+def _run_episode(args: argparse.Namespace, env: RealArmEnv) -> tuple[int, dict[str, Any], Counter[str]]:
     """Load the agent and run one episode of it on ``env``.
 
     Returns the exit status (0; 130 on Ctrl-C; 2 when the safety layer or the arm stopped the
-    run) and the last step's info.
+    run), the last step's info and how often each safety event changed an action.
     """
     import numpy as np
 
@@ -325,13 +347,14 @@ def _run_episode(args: argparse.Namespace, env: RealArmEnv) -> tuple[int, dict[s
         agent = load_agent(args.agent, env, seed=args.seed, **({"goal": args.goal} if args.agent.startswith("wm:") else {}))
     except (ValueError, CheckpointError, FileNotFoundError) as error:
         raise ValueError(f"cannot run {args.agent} on this robot: {error}") from None
-    status, info = 0, {"is_success": False, "distance": float("nan")}
+    status, info, events = 0, {"is_success": False, "distance": float("nan")}, Counter()
     try:
         obs, info = env.reset()
         agent.reset()
         for step in range(args.max_steps):
             action = agent.act(obs)
             obs, _, _, _, info = env.step(action)
+            events.update(info["safety_events"])
             if args.dry_run:
                 sent = info["sent"]
                 print(f"step {step}: action {np.round(action, 3).tolist()} -> clipped "
@@ -345,7 +368,7 @@ def _run_episode(args: argparse.Namespace, env: RealArmEnv) -> tuple[int, dict[s
     except RealRobotError as error:
         print(f"stopped: {error}", file=sys.stderr)
         status = 2
-    return status, info
+    return status, info, events
 
 
 def calibrate(args: argparse.Namespace) -> int:
