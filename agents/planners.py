@@ -13,6 +13,11 @@ step re-initialised at 0), so consecutive plans refine each other instead of sta
 over. Every step's action is kept inside :class:`ActionBounds` (a box, optionally an L1
 ball over the translation, dimensions that may be held at 0).
 
+A planner lives on one device (``device=``, the world model's): its samples come from a
+generator on that device and its mean, std and energies stay there, so an iteration never
+waits on the host. On the CPU the numbers are those of a CPU generator seeded alike; on a
+GPU they follow the same distributions (another generator, other draws).
+
 - :class:`CEM` follows V-JEPA 2-AC's ``cem`` (``notebooks/utils/mpc_utils.py``): Gaussian
   samples around a mean (initially 0, std = the box half-widths), refit to the ``top_k``
   lowest-energy samples, smoothed with ``momentum``; the plan is the final mean.
@@ -26,6 +31,7 @@ ball over the translation, dimensions that may be held at 0).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -35,6 +41,11 @@ from armworld.envs.conventions import ACTION_DIM, MAX_POS_DELTA, MAX_ROT_DELTA
 
 Energy = Callable[[torch.Tensor], torch.Tensor]
 """``actions [K, H, A] -> energy [K]``, lower is better."""
+
+
+@functools.lru_cache(maxsize=32)
+def _scale_tensor(scale: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.tensor(scale, dtype=dtype, device=device)
 
 
 @dataclass(frozen=True)
@@ -85,8 +96,10 @@ class ActionBounds:
         return len(self.scale)
 
     def scale_tensor(self, like: torch.Tensor) -> torch.Tensor:
-        """The half-widths ``[A]`` as a tensor of ``like``'s dtype and device."""
-        return torch.tensor(self.scale, dtype=like.dtype, device=like.device)
+        """The half-widths ``[A]`` as a tensor of ``like``'s dtype and device (made once per
+        dtype and device, not copied to the device at every call; do not modify it)."""
+        return _scale_tensor(self.scale, like.dtype, like.device)
+
 
     def project(self, actions: torch.Tensor) -> torch.Tensor:
         """Actions ``[..., A]`` moved into the bounds (clipped to the box, then onto the L1 ball)."""
@@ -177,13 +190,16 @@ def _check_common(samples: int, iterations: int, horizon: int) -> None:
 
 
 class Planner:
-    """Shared by CEM and MPPI: bounds, the seeded generator, the warm start."""
+    """Shared by CEM and MPPI: bounds, the seeded generator on the planner's device, the warm start."""
 
     config: CEMConfig | MPPIConfig
 
-    def __init__(self, bounds: ActionBounds, seed: int | None = None) -> None:
+    def __init__(self, bounds: ActionBounds, seed: int | None = None, device: str | torch.device = "cpu") -> None:
         self.bounds = bounds
-        self.generator = torch.Generator()
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and self.device.index is None:  # "cuda": the current GPU, named as tensors name it
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        self.generator = torch.Generator(device=self.device)
         if seed is None:
             self.generator.seed()  # non-deterministic
         else:
@@ -202,26 +218,29 @@ class Planner:
 
     def initial_mean(self) -> torch.Tensor:
         """``[H, A]``: the previous plan shifted by one step (new last step 0), or zeros."""
-        mean = torch.zeros(self.horizon, self.bounds.dim)
+        mean = torch.zeros(self.horizon, self.bounds.dim, device=self.device)
         if self.config.warm_start and self._previous is not None:
             mean[:-1] = self._previous[1:]
         return mean
 
     def sample(self, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
         """``samples`` candidates ``[K, H, A]`` around ``mean`` ``[H, A]``, inside the bounds."""
-        noise = torch.randn((self.config.samples, *mean.shape), generator=self.generator)
+        noise = torch.randn((self.config.samples, *mean.shape), generator=self.generator, device=self.device)
         return self.bounds.project(mean + std * noise)
 
     def plan(self, energy: Energy) -> torch.Tensor:
-        """The action sequence ``[H, A]`` (float32, within the bounds) to follow; execute its first step."""
+        """The action sequence ``[H, A]`` (float32, within the bounds, on the planner's device) to
+        follow; execute its first step. ``energy`` gets candidates ``[K, H, A]`` on that device."""
         raise NotImplementedError
 
 
 class CEM(Planner):
     """The cross-entropy method with momentum; see the module docstring."""
 
-    def __init__(self, config: CEMConfig, bounds: ActionBounds, seed: int | None = None) -> None:
-        super().__init__(bounds, seed)
+    def __init__(
+        self, config: CEMConfig, bounds: ActionBounds, seed: int | None = None, device: str | torch.device = "cpu"
+    ) -> None:
+        super().__init__(bounds, seed, device)
         self.config = config
 
     def plan(self, energy: Energy) -> torch.Tensor:
@@ -242,8 +261,10 @@ class CEM(Planner):
 class MPPI(Planner):
     """Model-predictive path integral control as TD-MPC2 plans; see the module docstring."""
 
-    def __init__(self, config: MPPIConfig, bounds: ActionBounds, seed: int | None = None) -> None:
-        super().__init__(bounds, seed)
+    def __init__(
+        self, config: MPPIConfig, bounds: ActionBounds, seed: int | None = None, device: str | torch.device = "cpu"
+    ) -> None:
+        super().__init__(bounds, seed, device)
         self.config = config
 
     def plan(self, energy: Energy) -> torch.Tensor:
@@ -261,8 +282,8 @@ class MPPI(Planner):
             spread = ((weights * (elite_actions - mean) ** 2).sum(0)).sqrt()
             std = torch.minimum(torch.maximum(spread, c.min_std * scale), c.max_std * scale)
         # TD-MPC2 executes one elite drawn by its weight (Gumbel-max), and keeps the mean.
-        gumbel = -torch.log(-torch.log(torch.rand(c.elites, generator=self.generator).clamp(1e-20, 1.0)))
-        choice = int((weights.view(-1).log() + gumbel).argmax())
+        gumbel = -torch.log(-torch.log(torch.rand(c.elites, generator=self.generator, device=self.device).clamp(1e-20, 1.0)))
+        choice = (weights.view(-1).log() + gumbel).argmax()  # a tensor: no wait on the device
         self._previous = self.bounds.project(mean)
         return elite_actions[choice]
 
@@ -281,7 +302,9 @@ def elite_weights(energies: torch.Tensor, temperature: float) -> torch.Tensor:
 
 
 def _energies(energy: Energy, candidates: torch.Tensor) -> torch.Tensor:
+    """``energy(candidates)`` as float32 ``[K]`` on the candidates' device (a no-op for an
+    energy computed there)."""
     values = energy(candidates)
     if values.shape != candidates.shape[:1]:
         raise ValueError(f"the energy must map [K, H, A] candidates to [K] values, got shape {tuple(values.shape)}")
-    return values.detach().float().cpu()
+    return values.detach().to(candidates.device, torch.float32)

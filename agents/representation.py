@@ -44,7 +44,7 @@ import torch
 from scipy.stats import spearmanr
 
 from armworld.agents.evaluate import EPISODES_PER_SEED_MAX, eval_seed, wilson_interval
-from armworld.agents.loading import model_path
+from armworld.agents.loading import model_path, resolve_device
 from armworld.agents.scripted import make_expert
 from armworld.envs.conventions import SUCCESS_THRESHOLD
 from armworld.envs.rendering import CameraRenderer
@@ -72,18 +72,22 @@ def _pixels(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(frames).flatten(1, 2).float() / 255.0
 
 
-def load_representation(name: str) -> Representation:
-    """The representation called ``name`` (see the module docstring). Raises ``ValueError``
-    for an unknown name and ``CheckpointError`` for a path that holds no checkpoint."""
+def load_representation(name: str, device: str | torch.device | None = None) -> Representation:
+    """The representation called ``name`` (see the module docstring). An encoder runs on
+    ``device`` (:func:`armworld.agents.loading.resolve_device`: CUDA when available, else the
+    CPU) and its latents come back to the CPU, one batch of frames at a time. Raises
+    ``ValueError`` for an unknown name or device and ``CheckpointError`` for a path that
+    holds no checkpoint."""
     kind, _, path = name.partition(":")
     if name in ("pixels", "distance"):
         return Representation(name, _pixels if name == "pixels" else None)
     if kind in ("encoder", "wm") and path:
-        encoder = load_encoder(path if kind == "encoder" else model_path(name))
+        target = resolve_device(device)
+        encoder = load_encoder(path if kind == "encoder" else model_path(name)).to(target)
 
         @torch.inference_mode()
         def latents(frames: np.ndarray) -> torch.Tensor:
-            return encoder(torch.from_numpy(frames)[None])[0]
+            return encoder(torch.from_numpy(frames)[None].to(target))[0].cpu()
 
         return Representation(name, latents)
     raise ValueError(f"unknown representation {name!r}; use {NAMES}")
@@ -314,6 +318,7 @@ def score(
     names: list[str], env_id: str, camera: str = "top", image_size: int = 64, episodes: int = 10,
     candidates: int = 32, horizon: int = 3, expert_episodes: int = 40, expert_noise: float = EXPERT_NOISE,
     seed: int = 0, max_episode_steps: int | None = None, progress: Callable[[str], None] = lambda line: None,
+    device: str | torch.device | None = None,
 ) -> dict:
     """Every score of every representation in ``names`` on ``env_id`` seen by ``camera`` at
     ``image_size`` px: the oracle over ``episodes`` episodes of evaluation seed ``seed``
@@ -321,13 +326,13 @@ def score(
     over ``expert_episodes`` episodes of the expert with noise ``expert_noise``, reset with
     the next evaluation seeds of ``seed`` (``distance`` has only the oracle).
     ``max_episode_steps`` replaces the env's step budget. ``progress`` is called with a line
-    per finished representation. Every name is loaded before any work starts, so a bad one
-    fails fast."""
+    per finished representation. Encoders run on ``device`` (default: CUDA when available).
+    Every name is loaded before any work starts, so a bad one fails fast."""
     if episodes < 1 or candidates < 2 or horizon < 1 or expert_episodes < 2:
         raise ValueError("need episodes >= 1, candidates >= 2, horizon >= 1 and expert episodes >= 2")
     if episodes + expert_episodes > EPISODES_PER_SEED_MAX:
         raise ValueError(f"episodes and expert episodes share one evaluation seed: at most {EPISODES_PER_SEED_MAX} together")
-    representations = [load_representation(name) for name in names]
+    representations = [load_representation(name, device) for name in names]
     env = gymnasium.make(env_id, obs_mode="state", max_episode_steps=max_episode_steps)
     view = Camera(env, camera, image_size)
     try:

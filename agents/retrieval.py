@@ -47,7 +47,7 @@ class EpisodeLibrary:
 
     Args:
         paths: armworld HDF5 trajectory files recorded with ``camera``.
-        encode: frames -> latents (e.g. :func:`world_model_encoder`).
+        encode: frames -> latents (e.g. :func:`world_model_encoder`); they stay on its device.
         camera: which ``rgb_<camera>`` frames to use (the model's camera).
         max_episodes: use at most this many episodes of each file (the first ones).
     """
@@ -67,15 +67,15 @@ class EpisodeLibrary:
                 for demo in file.split(None)[:max_episodes]:
                     frames = np.asarray(file.images(demo, f"obs/rgb_{camera}")[()])
                     with torch.inference_mode():
-                        latents.append(encode(frames).float().cpu())
+                        latents.append(encode(frames).float())
                     closures.append(file.read(demo, "obs/proprio")[:, -1].astype(np.float32))
                     self.episodes.append((str(path), demo))
         lengths = [len(z) for z in latents]
         self.lengths = torch.tensor(lengths)
-        padded = torch.full((len(latents), max(lengths), latents[0].shape[-1]), float("nan"))
+        padded = torch.full((len(latents), max(lengths), latents[0].shape[-1]), float("nan"), device=latents[0].device)
         for e, z in enumerate(latents):
             padded[e, : len(z)] = z
-        self.latents = padded  # [E, T, L], NaN past each episode's end
+        self.latents = padded  # [E, T, L] on the encoder's device, NaN past each episode's end
         self.closures = closures
 
     def __len__(self) -> int:
@@ -88,8 +88,9 @@ class EpisodeLibrary:
 
         if subgoals < 1:
             raise ValueError(f"subgoals must be at least 1, got {subgoals}")
-        to_now = (self.latents - now.float().cpu()).abs().mean(-1).nan_to_num(float("inf"))  # [E, T]
-        to_goal = (self.latents - goal.float().cpu()).abs().mean(-1).nan_to_num(float("inf"))
+        device = self.latents.device
+        to_now = (self.latents - now.float().to(device)).abs().mean(-1).nan_to_num(float("inf"))  # [E, T]
+        to_goal = (self.latents - goal.float().to(device)).abs().mean(-1).nan_to_num(float("inf"))
         best_start = torch.cummin(to_now, dim=1).values  # best i <= j for each j
         cost = best_start[:, :-1] + to_goal[:, 1:]  # [E, T-1]: end frame j = column + 1, start i < j
         flat = int(cost.argmin())

@@ -148,7 +148,9 @@ class WorldModelAgent:
 
     Args:
         world_model: encoder + predictor (eval mode; kept on its device).
-        planner: a :class:`armworld.agents.planners.CEM` or ``MPPI`` over 7-D world-model actions.
+        planner: a :class:`armworld.agents.planners.CEM` or ``MPPI`` over 7-D world-model actions,
+            on the world model's device (candidates, energies and the proprio integrated along
+            them stay there; one plan comes back to the host per action).
         goal: ``"env"``, ``"subgoals"``, an image (path or uint8 array) or a list of them (sub-goals).
         env: the env acted in; needed for the simulator's goals and to size 4-D actions.
         config: camera, context length, context reuse, sub-goal schedule, gripper mode.
@@ -174,6 +176,11 @@ class WorldModelAgent:
         self.env = env
         self.config = config
         self.device = next(world_model.parameters()).device
+        if planner.device != self.device:
+            raise ValueError(
+                f"the planner samples on {planner.device}, the world model runs on {self.device}: make the planner "
+                "on the model's device (PlannerOptions.make(seed, device))"
+            )
         self.image_size = world_model.encoder.config.image_size
         self.action_dim = env.action_space.shape[0] if env is not None else 7
         if self.action_dim == 4 and any(planner.bounds.scale[3:6]):
@@ -296,8 +303,9 @@ class WorldModelAgent:
     def energy_fn(self, goal: torch.Tensor):
         """The energy ``actions [K, H, 7] -> [K]`` of the current history toward ``goal [N, D]``."""
         wm = self.world_model
-        proprio = torch.from_numpy(np.stack(self._proprio))[None].to(self.device)  # [1, T, 7]
-        past = torch.from_numpy(proprio_delta(np.stack(self._proprio)))[None].to(self.device)  # [1, T-1, 7]
+        history = np.stack(self._proprio)  # moved to the device once per action, not per energy call
+        proprio = torch.from_numpy(history)[None].to(self.device)  # [1, T, 7]
+        past = torch.from_numpy(proprio_delta(history))[None].to(self.device)  # [1, T-1, 7]
 
         def context():
             z = torch.stack(self._latents)[None] if self.config.reuse_context else self._encode(np.stack(self._frames))[None]

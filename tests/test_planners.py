@@ -159,3 +159,57 @@ def test_an_energy_of_the_wrong_shape_is_reported():
     planner = CEM(CEMConfig(samples=8, top_k=2), ActionBounds((1.0,)), seed=0)
     with pytest.raises(ValueError, match=r"\[K\]"):
         planner.plan(lambda a: a.sum(-1))
+
+
+# The plans of a seeded CPU planner, recorded before planners sampled on the model's device:
+# on the CPU they must stay the same bit for bit.
+PINNED = {
+    "cem": [0.4831586480140686, -0.7898668050765991, 0.8344736695289612,
+            0.16638419032096863, -0.5075414180755615, 0.6413676738739014],
+    "mppi": [0.4938293993473053, -0.8977572917938232, 0.9157874584197998,
+             0.5162900686264038, -1.0, 0.571821928024292],
+}
+
+
+@pytest.mark.parametrize("name", ["cem", "mppi"])
+def test_seeded_cpu_plans_are_those_recorded(name):
+    bounds = ActionBounds((1.0, 1.0, 1.0))
+    planner = (
+        CEM(CEMConfig(samples=32, iterations=3, top_k=4, horizon=2), bounds, seed=7) if name == "cem"
+        else MPPI(MPPIConfig(samples=32, iterations=3, elites=4, horizon=2), bounds, seed=7)
+    )
+    for _ in range(3):  # the warm start too
+        plan = planner.plan(quadratic(TARGET))
+    assert torch.equal(plan, torch.tensor(PINNED[name]).view(2, 3))
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["cem", "mppi"])
+def test_candidates_and_plans_stay_on_the_planners_device(index):
+    planner = planners(ActionBounds((1.0, 1.0, 1.0)))[index]
+    seen = []
+
+    def energy(actions: torch.Tensor) -> torch.Tensor:
+        seen.append(actions.device)
+        return quadratic(TARGET)(actions)
+
+    plan = planner.plan(energy)
+    assert planner.device == torch.device("cpu") and planner.generator.device == planner.device
+    assert set(seen) == {planner.device} and plan.device == planner.device
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("index", [0, 1], ids=["cem", "mppi"])
+def test_a_cuda_planner_samples_there_and_finds_the_same_minimum(index):
+    bounds = ActionBounds((1.0, 1.0, 1.0))
+    config = planners(bounds)[index].config
+    planner = (CEM if index == 0 else MPPI)(config, bounds, seed=0, device="cuda")
+    target = TARGET.cuda()
+    seen = []
+
+    def energy(actions: torch.Tensor) -> torch.Tensor:
+        seen.append(actions.device)
+        return quadratic(target)(actions)
+
+    plan = planner.plan(energy)
+    assert planner.generator.device.type == "cuda" and {d.type for d in seen} == {"cuda"}
+    assert torch.allclose(plan.cpu(), TARGET.expand(2, 3), atol=0.01 if index == 0 else 0.1)

@@ -406,3 +406,35 @@ def test_planner_flags_build_the_chosen_planner_and_name_the_flags_in_errors(cap
         parse(base + ["--no-gripper", "--gripper", "goal"])
     assert main(["demo", "--envs", ",", "--out", "x.mp4"]) == 1
     assert "argument --envs: names nothing" in capsys.readouterr().err
+
+
+def test_the_planner_must_sample_where_the_model_runs():
+    env = gymnasium.make("armworld/FrankaReach-v0", obs_mode="pixels_state")
+    elsewhere = tiny_world_model().to("meta")  # a model on another device than the CPU planner
+    with pytest.raises(ValueError, match="the planner samples on cpu, the world model runs on meta"):
+        WorldModelAgent(elsewhere, CEM(CEMConfig(samples=8, top_k=2), ActionBounds.world_model()), env=env)
+
+
+def test_device_flags_are_checked_before_any_episode(tiny_checkpoint, tmp_path, capsys):
+    common = ["--env", "armworld/FrankaReach-v0", "--out", str(tmp_path / "out")]
+    assert main(["eval", "--agent", f"wm:{tiny_checkpoint}", "--device", "tpu", *common]) == 1
+    assert "unknown device 'tpu'; name one of cpu, cuda, cuda:N or mps" in capsys.readouterr().err
+    assert main(["eval", "--agent", "expert", "--device", "cpu", *common]) == 1
+    assert "are for world-model agents" in capsys.readouterr().err
+    assert main(["eval", "--agent", f"wm:{tiny_checkpoint}", "--image-size", "128", *common]) == 1
+    assert "fixes its own image size" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main(["eval", "--agent", f"wm:{tiny_checkpoint}", "--device", "cuda", *common]) == 1
+        assert "CUDA is not available here; use --device cpu" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_world_model_agent_plans_on_the_gpu(tiny_checkpoint):
+    env = gymnasium.make("armworld/FrankaReach-v0", **env_kwargs_for(f"wm:{tiny_checkpoint}"))
+    agent = load_agent(f"wm:{tiny_checkpoint}", env, seed=0, device="cuda")
+    assert agent.device.type == "cuda" and agent.planner.device == agent.device
+    obs, _ = env.reset(seed=0)
+    agent.reset()
+    action = agent.act(obs)
+    assert action.shape == (7,) and np.all(np.abs(action) <= 1)

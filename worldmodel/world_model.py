@@ -25,11 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
-from armworld.envs.conventions import apply_delta
 from armworld.worldmodel.encoder import FrameEncoder
 from armworld.worldmodel.predictor import ACPredictor, KVCache
 
@@ -51,17 +49,55 @@ class Context:
         return self.z.shape[0]
 
 
+def _matrix_from_euler_xyz(euler: torch.Tensor) -> torch.Tensor:
+    """:func:`armworld.envs.conventions.matrix_from_euler_xyz` in torch: ``[..., 3]`` (rad) -> ``[..., 3, 3]``."""
+    (ca, cb, cc), (sa, sb, sc) = euler.cos().unbind(-1), euler.sin().unbind(-1)
+    rows = (
+        (cc * cb, cc * sb * sa - sc * ca, cc * sb * ca + sc * sa),
+        (sc * cb, sc * sb * sa + cc * ca, sc * sb * ca - cc * sa),
+        (-sb, cb * sa, cb * ca),
+    )
+    return torch.stack([torch.stack(row, dim=-1) for row in rows], dim=-2)
+
+
+def _euler_xyz_from_matrix(R: torch.Tensor) -> torch.Tensor:
+    """:func:`armworld.envs.conventions.euler_xyz_from_matrix` in torch: ``[..., 3, 3]`` -> ``[..., 3]`` (rad)."""
+    return torch.stack(
+        [
+            torch.atan2(R[..., 2, 1], R[..., 2, 2]),
+            torch.asin((-R[..., 2, 0]).clamp(-1.0, 1.0)),
+            torch.atan2(R[..., 1, 0], R[..., 0, 0]),
+        ],
+        dim=-1,
+    )
+
+
+def apply_delta(proprio: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """:func:`armworld.envs.conventions.apply_delta` in torch, on the tensors' device: the
+    proprio ``[..., 7]`` reached by applying world-model actions ``[..., 7]``.
+
+    Computed in float64 (float32 on MPS, which has no float64) and returned as float32, as
+    the NumPy version does; on the CPU the two agree bit for bit on the values tested.
+    """
+    wide = torch.float32 if proprio.device.type == "mps" else torch.float64
+    proprio, delta = proprio.to(wide), delta.to(wide)
+    R = _matrix_from_euler_xyz(delta[..., 3:6]) @ _matrix_from_euler_xyz(proprio[..., 3:6])
+    position = proprio[..., :3] + delta[..., :3]
+    gripper = (proprio[..., 6:7] + delta[..., 6:7]).clamp(0.0, 1.0)
+    return torch.cat([position, _euler_xyz_from_matrix(R), gripper], dim=-1).float()
+
+
 def integrate_proprio(start: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
     """States ``[K, H, 7]`` at which ``actions [K, H, 7]`` are applied, from ``start [K, 7]``.
 
     ``states[:, 0] = start``, ``states[:, h] = apply_delta(states[:, h-1], actions[:, h-1])``
-    (the convention of :mod:`armworld.envs.conventions`).
+    (the convention of :mod:`armworld.envs.conventions`), on the actions' device, returned
+    in their dtype.
     """
-    states = [start.detach().cpu().numpy()]
-    deltas = actions.detach().cpu().numpy()
+    states = [start.float()]
     for h in range(actions.shape[1] - 1):
-        states.append(apply_delta(states[-1], deltas[:, h]))
-    return torch.from_numpy(np.stack(states, axis=1)).to(actions.device, actions.dtype)
+        states.append(apply_delta(states[-1], actions[:, h]))
+    return torch.stack(states, dim=1).to(actions.dtype)
 
 
 class WorldModel(nn.Module):

@@ -16,6 +16,7 @@ from armworld.commands import (
     comma_list,
     env_id,
     fail,
+    image_side,
     non_negative_int,
     number,
     positive_float,
@@ -66,6 +67,13 @@ def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--energy", choices=("last", "path"), default="last",
                        help="distance to the goal of the last planned step (V-JEPA 2-AC), or its mean over the steps")
     group.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    model = parser.add_argument_group("where the world model runs, and the released V-JEPA 2-AC (vjepa2-ac: agents)")
+    model.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: cuda when available, else cpu)")
+    model.add_argument("--image-size", type=image_side, default=None,
+                       help="frame side of a vjepa2-ac: agent (px; default 256, the released size)")
+    model.add_argument("--encoder", default=None, metavar="ENTRY|HF_DIR",
+                       help="vjepa2-ac: the checkpoint entry holding the encoder (default target_encoder), or a "
+                       "local Hugging Face V-JEPA 2 directory whose encoder to use instead")
 
 
 def _planner_options(args: argparse.Namespace):
@@ -90,8 +98,11 @@ def _planner_options(args: argparse.Namespace):
 
 def _agent_options(args: argparse.Namespace) -> dict:
     """World-model agent options from the planner arguments."""
+    from armworld.agents.loading import resolve_device
+
     return dict(
         planner=_planner_options(args), context_frames=args.context_frames, energy=args.energy,
+        device=resolve_device(args.device), image_size=args.image_size, encoder=args.encoder,
         goal="subgoals" if args.subgoals and not args.retrieve else "env", retrieve_from=tuple(args.retrieve or ()),
         gripper="plan" if args.no_gripper else args.gripper or "plan",  # not planned either with --no-gripper
     )
@@ -105,7 +116,7 @@ def register(subparsers) -> None:
         description="Evaluate any agent on any env with one evaluation protocol (agents/README.md); writes "
         "results.json, results.md and MP4s of chosen episodes.",
     )
-    ev.add_argument("--agent", required=True, help="expert, random, wm:PATH, wm:default or sb3:PATH")
+    ev.add_argument("--agent", required=True, help="expert, random, wm:PATH, wm:default, vjepa2-ac:FILE.pt or sb3:PATH")
     ev.add_argument("--env", type=env_id, required=True, help="env id, e.g. armworld/FrankaReach-v0")
     ev.add_argument("--episodes", type=positive_int, default=50, help="episodes per seed")
     ev.add_argument("--seeds", type=comma_list(seed, "0,1,2"), default=(0, 1, 2), help="evaluation seeds, e.g. 0,1,2")
@@ -128,7 +139,8 @@ def register(subparsers) -> None:
         "heads for the task's sub-goal images in turn with the gripper commanded from them "
         "(--subgoals --gripper goal; --no-subgoals --gripper plan for the goal image alone).",
     )
-    demo.add_argument("--model", default="default", help="world-model run or checkpoint (default: the shipped model)")
+    demo.add_argument("--model", default="default",
+                      help="world-model run or checkpoint, or vjepa2-ac:FILE.pt (default: the shipped model)")
     demo.add_argument("--episodes", type=positive_int, default=2, help="episodes per env")
     demo.add_argument("--max-steps", type=positive_int, default=None, help="step budget per episode (default: the env's)")
     demo.add_argument("--seed", type=seed, default=None, help="evaluation seed (default: a fresh random one)")
@@ -168,15 +180,16 @@ def _run_eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from armworld.agents.evaluate import EvalConfig, evaluate, write_results
-    from armworld.agents.loading import check_spec, env_kwargs_for, load_agent
+    from armworld.agents.loading import check_spec, env_kwargs_for, is_world_model, load_agent
 
-    from armworld.agents.loading import model_path, model_settings
     from armworld.agents.world_model_agent import load_goal_image
 
     check_spec(args.agent)
-    is_wm = args.agent.startswith("wm:")
-    if not is_wm and (args.goal is not None or args.subgoal_steps or args.subgoals or args.gripper):
-        raise ValueError("--goal, --subgoal-steps, --subgoals and --gripper are for world-model agents (wm:PATH)")
+    is_wm = is_world_model(args.agent)
+    if not is_wm and (args.goal is not None or args.subgoal_steps or args.subgoals or args.gripper or args.device
+                      or args.image_size or args.encoder):
+        raise ValueError("--goal, --subgoal-steps, --subgoals, --gripper, --device, --image-size and --encoder are for "
+                         "world-model agents (wm:PATH, vjepa2-ac:FILE.pt)")
     if args.subgoals and args.goal:
         raise ValueError("--subgoals heads for the sim's images: give no --goal files with it")
     if args.retrieve and (args.subgoals or args.goal):
@@ -189,14 +202,14 @@ def _run_eval(args: argparse.Namespace) -> int:
         folder=True,
     )
     if args.goal:
-        _, size = model_settings(model_path(args.agent))
+        size = env_kwargs_for(args.agent, args.image_size)["image_size"]
         for goal in args.goal:  # refused now, not when the first episode starts
             load_goal_image(goal, size)
     if args.threads:
         torch.set_num_threads(args.threads)
     config = EvalConfig(
         env_id=args.env, seeds=args.seeds, episodes=args.episodes, max_steps=args.max_steps,
-        env_kwargs={**env_kwargs_for(args.agent), **args.env_kwargs}, videos=args.videos, video_height=args.video_height,
+        env_kwargs={**env_kwargs_for(args.agent, args.image_size), **args.env_kwargs}, videos=args.videos, video_height=args.video_height,
     )
     # bad --env-kwargs are refused now, in one line, not after the progress bar has started
     budget = {"max_episode_steps": config.max_steps} if config.max_steps else {}
@@ -242,9 +255,9 @@ def _run_demo(args: argparse.Namespace) -> int:
     film = FilmConfig(height=args.video_height, caption=f"world model {args.model}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    spec = f"wm:{args.model}"
+    spec = args.model if args.model.startswith("vjepa2-ac:") else f"wm:{args.model}"
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(1000, 100_000))
-    env_kwargs = env_kwargs_for(spec)
+    env_kwargs = env_kwargs_for(spec, args.image_size)
     options = _agent_options(args)
     goals = (
         "sub-goals retrieved from the recorded episodes, then the sim's goal image" if args.retrieve

@@ -49,7 +49,8 @@ def register(subparsers) -> None:
         description="Run one episode of an agent on a robot, every action through the safety layer.",
         epilog=DEPLOY_EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     deploy_parser.add_argument("--robot", required=True, help="mock | sim://HOST:PORT | franka://IP | ur://IP | xarm://IP")
-    deploy_parser.add_argument("--agent", required=True, help="expert | random | wm:RUN_DIR | wm:default | sb3:PATH")
+    deploy_parser.add_argument("--agent", required=True,
+                               help="expert | random | wm:RUN_DIR | wm:default | vjepa2-ac:FILE.pt | sb3:PATH")
     deploy_parser.add_argument("--task", choices=("reach", "push", "pick_place", "stack"),
                                help="what the scripted expert does (default: the task a sim server runs, else "
                                "reach); all but reach need the cube pose and goal that a robot serving a task "
@@ -60,8 +61,13 @@ def register(subparsers) -> None:
     deploy_parser.add_argument("--max-steps", type=positive_int, default=100)
     deploy_parser.add_argument("--cameras", default="", help="comma-separated cameras: served ones for sim://, "
                                "else NAME=DEVICE (OpenCV index or path)")
-    deploy_parser.add_argument("--image-size", type=image_side, default=64, help="image side (pixels) for agents "
-                               "that do not fix it (world models and pixel policies use their own)")
+    deploy_parser.add_argument("--image-size", type=image_side, default=None, help="image side (pixels) for agents "
+                               "that do not fix it: 256 for vjepa2-ac: (the released size), else 64 (wm: models and "
+                               "pixel policies use their own)")
+    deploy_parser.add_argument("--device", default=None, help="where a world model runs: cpu, cuda, cuda:N or mps "
+                               "(default: cuda when available, else cpu)")
+    deploy_parser.add_argument("--encoder", default=None, metavar="ENTRY|HF_DIR", help="vjepa2-ac: the checkpoint "
+                               "entry holding the encoder (default target_encoder), or a Hugging Face V-JEPA 2 directory")
     deploy_parser.add_argument("--seed", type=seed, default=0, help="seed of the agent's randomness")
     deploy_parser.add_argument("--speed", type=number(float, 0.0, 1.0, above=True), default=0.25,
                                help="speed factor in (0, 1] (starts slow)")
@@ -199,8 +205,8 @@ def _agent_env_settings(args: argparse.Namespace) -> tuple[str, int, int]:
     from armworld.agents.loading import check_spec, env_kwargs_for
 
     check_spec(args.agent)
-    trained = env_kwargs_for(args.agent)
-    cameras, size = args.cameras, args.image_size
+    trained = env_kwargs_for(args.agent, args.image_size if args.agent.startswith("vjepa2-ac:") else None)
+    cameras, size = args.cameras, args.image_size or 64
     if trained.get("obs_mode", "state") != "state":
         needed = tuple(trained.get("cameras", ("front",)))
         given = _names(cameras)
@@ -231,6 +237,8 @@ def _check_task(args: argparse.Namespace, served: str | None) -> None:
     ``served`` is the task whose observation (cube poses and goal) the robot serves (a sim
     server's), ``None`` for an arm that serves none.
     """
+    from armworld.agents.loading import is_world_model
+
     if served is not None:
         if args.task not in (None, served):
             raise ValueError(f"{args.robot} runs the {served} task, not {args.task}: drop --task, or serve a "
@@ -243,7 +251,7 @@ def _check_task(args: argparse.Namespace, served: str | None) -> None:
         raise ValueError(f"the {task} expert needs the cube's pose and its goal, which {args.robot} does not "
                          "serve (no task observation; a real arm needs a perception stack serving them): "
                          "use a sim:// robot or --task reach with --goal-pos")
-    if args.goal_pos is None and not args.agent.startswith("wm:"):
+    if args.goal_pos is None and not is_world_model(args.agent):
         raise ValueError(f"{args.robot} serves no task goal: give --goal-pos x,y,z, the TCP target (m, robot base "
                          "frame); only a wm: agent, heading for its goal image, runs without one")
 
@@ -267,14 +275,19 @@ def deploy(args: argparse.Namespace) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
+    from armworld.agents.loading import is_world_model, resolve_device
     from armworld.envs.real.drivers import make_kinematics, make_robot
     from armworld.envs.real.env import RealArmEnv, RealArmEnvConfig
     from armworld.envs.real.server import RobotClient
 
     if args.record:
         check_output(args.record, *([args.goal] if args.goal else []))
-    if args.agent.startswith("wm:") and not args.goal:
+    if is_world_model(args.agent) and not args.goal:
         raise ValueError(f"{args.agent} plans toward a goal image: give --goal goal.png (taken by the deploy camera)")
+    if not is_world_model(args.agent) and (args.device or args.encoder):
+        raise ValueError("--device and --encoder are for world-model agents (wm:, vjepa2-ac:)")
+    if is_world_model(args.agent):
+        resolve_device(args.device)  # an unavailable device is refused before the robot connects
     cameras, image_size, action_dim = _agent_env_settings(args)
     config = RealArmEnvConfig(task=args.task, action_dim=action_dim, image_size=image_size, speed_factor=args.speed,
                               goal=_goal_pos(args.goal_pos), dry_run=args.dry_run)
@@ -339,12 +352,15 @@ def _run_episode(args: argparse.Namespace, env: RealArmEnv) -> tuple[int, dict[s
     """
     import numpy as np
 
-    from armworld.agents.loading import load_agent
+    from armworld.agents.loading import is_world_model, load_agent
     from armworld.envs.real.protocols import RealRobotError
     from armworld.worldmodel.checkpoint import CheckpointError
 
     try:
-        agent = load_agent(args.agent, env, seed=args.seed, **({"goal": args.goal} if args.agent.startswith("wm:") else {}))
+        options = {"goal": args.goal, "device": args.device, "encoder": args.encoder} if is_world_model(args.agent) else {}
+        if args.agent.startswith("vjepa2-ac:"):
+            options["image_size"] = args.image_size
+        agent = load_agent(args.agent, env, seed=args.seed, **options)
     except (ValueError, CheckpointError, FileNotFoundError) as error:
         raise ValueError(f"cannot run {args.agent} on this robot: {error}") from None
     status, info, events = 0, {"is_success": False, "distance": float("nan")}, Counter()

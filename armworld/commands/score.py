@@ -47,6 +47,8 @@ def register(subparsers) -> None:
     sc.add_argument("--max-steps", type=positive_int, default=None, help="step budget per episode (default: the env's)")
     sc.add_argument("--seed", type=seed, default=0, help="evaluation seed (agents/README.md)")
     sc.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads")
+    sc.add_argument("--device", default=None, help="where encoders run: cpu, cuda, cuda:N or mps "
+                    "(default: cuda when available, else cpu)")
     sc.add_argument("--out", required=True, help="output directory")
     sc.set_defaults(func=run_score)
 
@@ -76,6 +78,7 @@ def _run_score(args: argparse.Namespace) -> int:
         candidates=args.candidates, horizon=args.horizon, expert_episodes=args.expert_episodes,
         expert_noise=args.expert_noise, seed=args.seed,
         max_episode_steps=args.max_steps, progress=lambda line: print(line, file=sys.stderr, flush=True),
+        device=args.device,
     )
     paths = write_scores(scores, args.out)
     print(Path(paths[1]).read_text())
