@@ -54,9 +54,10 @@ from tqdm import tqdm
 
 from armworld.agents.evaluate import EVAL_SEED_BASE, wilson_interval
 from armworld.agents.exploration import PolicySpec
+from armworld.envs.registry import ENV_IDS, env_id
 
-REACH, PUSH, PICK_PLACE, STACK = (f"armworld/Franka{name}-v0" for name in ("Reach", "Push", "PickPlace", "Stack"))
-EPISODE_STEPS = {REACH: 30, PUSH: 60, PICK_PLACE: 60, STACK: 80}  # the envs' step budgets (armworld.ENV_IDS)
+REACH, PUSH, PICK_PLACE, STACK = (env_id("panda", task) for task in ("reach", "push", "pick_place", "stack"))
+EPISODE_STEPS = {env: ENV_IDS[env].max_episode_steps for env in (REACH, PUSH, PICK_PLACE, STACK)}
 ARMS: dict[str, str] = {
     "arm1": "encoder pretrained on the actionless pool, frozen",
     "arm2": "encoder at its initialisation, frozen",

@@ -2,8 +2,9 @@
 with HER for the goal-conditioned tasks, state or pixel observations, and the trained
 model acting through the ``Agent`` protocol.
 
-Hyperparameters live in ``agents/hyperparams/<algo>.yaml`` (RL Zoo style, one entry per env
-id, a ``pixels:`` block overriding it for pixel observations); ``RLConfig.hyperparams``
+Hyperparameters live in ``agents/hyperparams/<algo>.yaml`` (RL Zoo style, one entry per kind
+of task, which the task table names for each task (``armworld.envs.registry.Task.hyperparams``),
+a ``pixels:`` block overriding it for pixel observations); ``RLConfig.hyperparams``
 overrides single keys. A run directory holds::
 
     config.json        the RLConfig, the resolved hyperparameters and the env kwargs
@@ -51,6 +52,7 @@ from stable_baselines3.common.preprocessing import is_image_space
 
 import armworld
 from armworld.agents.evaluate import Summary, eval_seed, run_episode
+from armworld.envs.registry import ENV_IDS
 
 ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC, "td3": TD3, "tqc": TQC}
 OBS_MODES = ("state", "pixels")
@@ -92,8 +94,8 @@ class RLConfig:
             raise ValueError(f"unknown algo {self.algo!r}; choose from {sorted(ALGOS)}")
         if "/" not in self.env_id:
             self.env_id = f"armworld/{self.env_id}"
-        if self.env_id not in armworld.ENV_IDS:
-            raise ValueError(f"unknown env id {self.env_id!r}; choose from {sorted(armworld.ENV_IDS)}")
+        if self.env_id not in ENV_IDS:
+            raise ValueError(f"unknown env id {self.env_id!r}; choose from {sorted(ENV_IDS)}")
         if self.obs_mode not in OBS_MODES:
             raise ValueError(f"unknown obs_mode {self.obs_mode!r}; choose from {OBS_MODES}")
         if self.her and self.algo == "ppo":
@@ -141,22 +143,26 @@ def check_hyperparams(algo: str, hp: dict[str, Any], source: str) -> None:
 
 
 def load_hyperparams(algo: str, env_id: str, obs_mode: str = "state", overrides: dict | None = None) -> dict[str, Any]:
-    """The YAML entry for ``env_id`` in ``hyperparams/<algo>.yaml``, its ``pixels:`` block
-    applied for pixel observations, then ``overrides`` (keys replaced whole); each checked
-    with :func:`check_hyperparams`."""
+    """The entry of ``hyperparams/<algo>.yaml`` that the task table names for ``env_id``'s task
+    (``Task.hyperparams``), its ``pixels:`` block applied for pixel observations, then
+    ``overrides`` (keys replaced whole); each checked with :func:`check_hyperparams`."""
+    if env_id not in ENV_IDS:
+        raise ValueError(f"unknown env id {env_id!r}; choose from {sorted(ENV_IDS)}")
+    task = ENV_IDS[env_id].task
     source = f"hyperparams/{algo}.yaml"
     text = (resources.files("armworld.agents") / "hyperparams" / f"{algo}.yaml").read_text()
     table = yaml.safe_load(text)
-    if env_id not in table:
-        raise ValueError(f"{source} has no entry for {env_id!r}; it has {sorted(table)}")
-    hp = dict(table[env_id])
+    if task.hyperparams not in table:
+        raise ValueError(f"{source} has no entry {task.hyperparams!r} (the {task.name} task's); it has {sorted(table)}")
+    hp = dict(table[task.hyperparams])
     pixels = hp.pop("pixels", {})
-    check_hyperparams(algo, {**hp, **pixels}, f"{source}, {env_id}")
+    where = f"{source}, {task.hyperparams}"
+    check_hyperparams(algo, {**hp, **pixels}, where)
     if obs_mode == "pixels":
         hp.update(pixels)
     check_hyperparams(algo, overrides or {}, "hyperparameter override (-p)")
     hp.update(overrides or {})
-    check_hyperparams(algo, hp, f"{source}, {env_id} with the overrides")
+    check_hyperparams(algo, hp, f"{where} with the overrides")
     return hp
 
 

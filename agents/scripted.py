@@ -14,6 +14,7 @@ import gymnasium
 import numpy as np
 
 from armworld.envs.conventions import MAX_POS_DELTA
+from armworld.envs.registry import TASKS, load
 from armworld.envs.tasks import CUBE_HALF_SIZE, PUSH_STANDOFF, PUSH_TCP_HEIGHT, STACK_TCP_CLEARANCE
 
 OPEN, CLOSED = -1.0, 1.0
@@ -162,12 +163,11 @@ class StackExpert(PickPlaceExpert):
         return tcp, OPEN
 
 
-EXPERTS = {"reach": ReachExpert, "push": PushExpert, "pick_place": PickPlaceExpert, "stack": StackExpert}
-
-
 def make_expert(env: gymnasium.Env, noise: float = 0.0, seed: int | None = None) -> ScriptedExpert:
-    """The scripted expert for ``env``'s task (``env.unwrapped.task``)."""
+    """The scripted expert of ``env``'s task (``env.unwrapped.task``), as the task table
+    (``armworld.envs.registry.TASKS``) names it."""
     task = getattr(env.unwrapped, "task", None)
-    if task not in EXPERTS:
-        raise ValueError(f"no scripted expert for task {task!r}; experts exist for {sorted(EXPERTS)}")
-    return EXPERTS[task](action_dim=env.action_space.shape[0], noise=noise, seed=seed)
+    if task not in TASKS:
+        raise ValueError(f"no scripted expert for task {task!r}; experts exist for {sorted(TASKS)}")
+    expert = load(TASKS[task].expert)
+    return expert(action_dim=env.action_space.shape[0], noise=noise, seed=seed)

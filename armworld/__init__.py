@@ -17,19 +17,10 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 # pixels (benchmarks/render_speed.py). Read when the first GL context starts; GPUs ignore it.
 os.environ.setdefault("LP_NUM_THREADS", "0")
 
-import gymnasium  # noqa: E402
+from armworld.envs.registry import ENV_IDS, TASKS, register_envs  # noqa: E402
 
 __version__ = "0.1.0"
 
-ENV_IDS = {
-    "armworld/FrankaReach-v0": ("armworld.envs.tasks:FrankaReachEnv", 30),
-    "armworld/FrankaPush-v0": ("armworld.envs.tasks:FrankaPushEnv", 60),
-    "armworld/FrankaPickPlace-v0": ("armworld.envs.tasks:FrankaPickPlaceEnv", 60),
-    "armworld/FrankaStack-v0": ("armworld.envs.tasks:FrankaStackEnv", 80),
-}
+register_envs()
 
-for _env_id, (_entry_point, _steps) in ENV_IDS.items():
-    if _env_id not in gymnasium.registry:
-        gymnasium.register(id=_env_id, entry_point=_entry_point, max_episode_steps=_steps)
-
-__all__ = ["ENV_IDS", "__version__"]
+__all__ = ["ENV_IDS", "TASKS", "__version__"]

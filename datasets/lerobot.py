@@ -41,7 +41,6 @@ with ``lerobot``'s ``LeRobotDataset`` wherever it is installed.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -54,9 +53,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from armworld import ENV_IDS
 from armworld.datasets.hdf5 import DatasetError, TrajectoryFile, split_of
 from armworld.envs.conventions import CONTROL_HZ, PROPRIO_DIM
+from armworld.envs.registry import ENV_IDS, TASKS
 
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000  # files per chunk folder
@@ -76,12 +75,6 @@ INSTALL_HINT = "pip install 'armworld[lerobot]'"
 
 PROPRIO_NAMES = ["x", "y", "z", "roll", "pitch", "yaw", "gripper"]
 ACTION_NAMES = {7: PROPRIO_NAMES, 4: ["x", "y", "z", "gripper"]}
-TASK_TEXT = {
-    "reach": "move the gripper to the goal position",
-    "push": "push the cube to the goal position",
-    "pick_place": "pick up the cube and place it at the goal position",
-    "stack": "stack the cube on the other cube",
-}
 
 
 def require() -> tuple[ModuleType, ModuleType, ModuleType]:
@@ -237,14 +230,14 @@ class ExportSummary:
 
 
 def task_text(env_args: dict[str, Any]) -> str:
-    """The task sentence of a trajectory file's env: from its ``env_kwargs["task"]`` (real arms) or
-    its env class's ``task`` (armworld envs); the env name when neither is known."""
+    """The task sentence (``Task.instruction``) of a trajectory file's env: from its
+    ``env_kwargs["task"]`` (real arms) or its env id's task (armworld envs); the env name when
+    neither is known."""
     task = (env_args.get("env_kwargs") or {}).get("task")
     name = str(env_args.get("env_name", ""))
     if task is None and name in ENV_IDS:
-        module, _, attribute = ENV_IDS[name][0].partition(":")
-        task = getattr(importlib.import_module(module), attribute).task
-    return TASK_TEXT.get(task, name or "unknown task")
+        task = ENV_IDS[name].task.name
+    return TASKS[task].instruction if task in TASKS else name or "unknown task"
 
 
 def _robot_type(env_args: dict[str, Any]) -> str:

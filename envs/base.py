@@ -35,6 +35,7 @@ from armworld.envs.conventions import (
     matrix_from_euler_xyz,
 )
 from armworld.envs.randomization import RandomizationConfig, SceneRandomizer, resolve
+from armworld.envs.registry import task_of
 from armworld.envs.rendering import CameraRenderer
 from armworld.envs.robot import FINGER_OPEN, JOINT_VELOCITY_LIMITS, REST_QPOS, PandaKinematics
 
@@ -158,7 +159,6 @@ class FrankaEnv(gymnasium.Env):
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": int(CONTROL_HZ)}
-    task = ""  # "reach", "push", "pick_place" or "stack": what scripted experts key on
     task_observation_size = 0
     # object geoms that randomisation may recolour and resize
     object_geom_names: tuple[str, ...] = ()
@@ -209,6 +209,12 @@ class FrankaEnv(gymnasium.Env):
         self._pending_actions: deque[np.ndarray] = deque()
         self.action_space = spaces.Box(-1.0, 1.0, (self.config.action_dim,), dtype=np.float32)
         self.observation_space = self._make_observation_space()
+
+    @property
+    def task(self) -> str:
+        """The task's name in the task table (``reach``, ``push``, ...): what experts,
+        hyperparameters and real arms key on (``armworld.envs.registry.TASKS``)."""
+        return task_of(type(self)).name
 
     # -- construction ---------------------------------------------------------------------
 

@@ -48,8 +48,6 @@ def add_cube(spec: mujoco.MjSpec, name: str, rgba: list[float], xy: tuple[float,
 class FrankaReachEnv(FrankaEnv):
     """Move the TCP to a goal point within the workspace above the table."""
 
-    task = "reach"
-
     GOAL_LOW = np.array([0.32, -0.22, 0.05])
     GOAL_HIGH = np.array([0.65, 0.22, 0.35])
 
@@ -152,8 +150,6 @@ class CubeTask(FrankaEnv):
 class FrankaPushEnv(CubeTask):
     """Push the cube across the table to a goal 10-20 cm away on the table."""
 
-    task = "push"
-
     def _sample_goal(self) -> np.ndarray:
         while True:
             angle = self.np_random.uniform(-np.pi, np.pi)
@@ -186,8 +182,6 @@ class FrankaPushEnv(CubeTask):
 class FrankaPickPlaceEnv(CubeTask):
     """Pick the cube up and place it at a goal: half the goals on the table, half in the air."""
 
-    task = "pick_place"
-
     def _sample_goal(self) -> np.ndarray:
         xy = self._table_point_away_from(self.cube_start)
         height = self.np_random.uniform(0.05, 0.2) if self.np_random.uniform() < 0.5 else 0.0
@@ -208,7 +202,6 @@ class FrankaStackEnv(CubeTask):
     (its top plus half a cube); success, as everywhere, is that centre within 0.05 m of it.
     """
 
-    task = "stack"
     task_observation_size = 2 * CubeTask.task_observation_size  # the cube's 15, then the base cube's
     object_geom_names = ("cube", "base_cube")
 

@@ -261,7 +261,7 @@ def test_episode_truncates_at_the_step_budget():
         _, _, terminated, truncated, _ = env.step(np.zeros(7, dtype=np.float32))
         assert not terminated
         steps += 1
-    assert steps == env.spec.max_episode_steps == armworld.ENV_IDS["armworld/FrankaReach-v0"][1]
+    assert steps == env.spec.max_episode_steps == armworld.ENV_IDS["armworld/FrankaReach-v0"].max_episode_steps
 
 
 def test_bad_actions_raise_and_leave_the_sim_untouched():
@@ -415,7 +415,7 @@ def test_envs_and_rollout_verbs(tmp_path, capsys):
     assert main(["rollout", "--env", "armworld/FrankaReach-v0", "--episodes", "1", "--size", "32", "--out", str(video)]) == 0
     assert "1/1 succeeded" in capsys.readouterr().out
     frames = imageio_frames(video)
-    assert frames.shape[1:] == (32, 32, 3) and len(frames) == 1 + armworld.ENV_IDS["armworld/FrankaReach-v0"][1]
+    assert frames.shape[1:] == (32, 32, 3) and len(frames) == 1 + armworld.ENV_IDS["armworld/FrankaReach-v0"].max_episode_steps
     for argv, message in [
         (["--env", "FrankaReach"], "unknown env 'FrankaReach'"),
         (["--size", "1000"], "argument --size: expected an integer >= 8 and <= 640, got '1000'"),

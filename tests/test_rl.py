@@ -134,9 +134,26 @@ def test_bad_configs_are_refused():
         RLConfig(algo="ppo", her=True)
     with pytest.raises(ValueError, match="unknown algo"):
         RLConfig(algo="dqn")
-    with pytest.raises(ValueError, match="no entry"):
+    with pytest.raises(ValueError, match="unknown env id 'armworld/FrankaSlide-v0'"):
         load_hyperparams("sac", "armworld/FrankaSlide-v0")
     assert load_hyperparams("tqc", "armworld/FrankaPush-v0", "pixels")["buffer_size"] == 50000
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac", "td3", "tqc"])
+def test_every_env_has_default_hyperparameters(algo):
+    for env_id, entry in armworld.ENV_IDS.items():
+        assert load_hyperparams(algo, env_id)["n_timesteps"] > 0, entry.task.hyperparams
+
+
+def test_stack_trains_from_the_cli(tmp_path):
+    """The task table gives FrankaStack the cube tasks' defaults: `armworld rl train` runs it."""
+    out = tmp_path / "stack_sac"
+    argv = ["rl", "train", "--algo", "sac", "--env", "armworld/FrankaStack-v0", "--steps", "300", "--out", str(out),
+            "--eval-freq", "300", "--eval-episodes", "1", "--checkpoint-freq", "0", "--no-progress-bar",
+            "-p", "learning_starts=200", "buffer_size=1000", "batch_size=32"]
+    assert main(argv) == 0
+    progress = json.loads((out / "progress.json").read_text())
+    assert progress["finished"] and progress["points"][-1]["env_steps"] == 300 and progress["her"]
 
 
 def _write_run(path, algo, seed, points, wall, gamma=0.95):

@@ -108,11 +108,11 @@ def comma_list(item: Callable[[str], Item], example: str) -> Callable[[str], tup
 def env_id(text: str) -> str:
     """An argparse ``type=``: a registered env id, given whole (``armworld/FrankaPush-v0``)
     or without its namespace (``FrankaPush-v0``)."""
-    import armworld
+    from armworld.envs.registry import ENV_IDS, ENV_NAMESPACE
 
-    full = text if "/" in text else f"armworld/{text}"
-    if full not in armworld.ENV_IDS:
-        raise argparse.ArgumentTypeError(f"unknown env {text!r}; choose one of {', '.join(armworld.ENV_IDS)}")
+    full = text if "/" in text else f"{ENV_NAMESPACE}/{text}"
+    if full not in ENV_IDS:
+        raise argparse.ArgumentTypeError(f"unknown env {text!r}; choose one of {', '.join(ENV_IDS)}")
     return full
 
 

@@ -26,12 +26,12 @@ def register(subparsers) -> None:
 def list_envs(args: argparse.Namespace) -> int:
     import gymnasium
 
-    import armworld
+    from armworld.envs.registry import ENV_IDS
 
-    for env_id, (_, steps) in armworld.ENV_IDS.items():
+    for env_id, entry in ENV_IDS.items():
         env = gymnasium.make(env_id)
         keys = ", ".join(f"{k}{tuple(v.shape)}" for k, v in env.observation_space.spaces.items())
-        print(f"{env_id}  steps={steps}  action={env.action_space}  obs: {keys}")
+        print(f"{env_id}  task={entry.task.name}  steps={entry.max_episode_steps}  action={env.action_space}  obs: {keys}")
         env.close()
     return 0
 

@@ -19,6 +19,7 @@ from armworld.commands import (
     seed,
     user_errors,
 )
+from armworld.envs.registry import TASKS
 
 if TYPE_CHECKING:
     from armworld.envs.real.env import RealArmEnv
@@ -51,7 +52,7 @@ def register(subparsers) -> None:
     deploy_parser.add_argument("--robot", required=True, help="mock | sim://HOST:PORT | franka://IP | ur://IP | xarm://IP")
     deploy_parser.add_argument("--agent", required=True,
                                help="expert | random | wm:RUN_DIR | wm:default | vjepa2-ac:FILE.pt | sb3:PATH")
-    deploy_parser.add_argument("--task", choices=("reach", "push", "pick_place", "stack"),
+    deploy_parser.add_argument("--task", choices=tuple(TASKS),
                                help="what the scripted expert does (default: the task a sim server runs, else "
                                "reach); all but reach need the cube pose and goal that a robot serving a task "
                                "observation (sim://) provides")

@@ -36,6 +36,7 @@ from armworld.envs.conventions import ACTION_DIM, SUCCESS_THRESHOLD
 from armworld.envs.real.protocols import Camera, Command, Kinematics, Reading, Robot, check_fresh
 from armworld.envs.real.safety import SafetyLayer, SafetyRecord
 from armworld.envs.real.server import RemoteCamera, RobotClient
+from armworld.envs.registry import TASKS
 
 HOLD_MARGIN_S = 0.005  # slack (s) kept between the agent's expected action and the next tick
 
@@ -45,7 +46,8 @@ class RealArmEnvConfig:
     """Settings of a :class:`RealArmEnv`.
 
     Attributes:
-        task: ``reach``, ``push``, ``pick_place`` or ``stack`` (what scripted experts key on);
+        task: a task of the task table (``armworld.envs.registry.TASKS``: ``reach``, ``push``,
+            ``pick_place``, ``stack``; what scripted experts key on);
             ``None``: the task the robot serves (its ``task``), else ``reach``. All but ``reach``
             need the robot to serve a task observation (``achieved_goal``: the cube's position,
             ``desired_goal``: where it goes, e.g. on the base cube for ``stack``), as the ``sim``
@@ -74,6 +76,8 @@ class RealArmEnvConfig:
     reset_timeout_s: float = 30.0
 
     def __post_init__(self):
+        if self.task is not None and self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; choose one of {sorted(TASKS)}")
         if self.action_dim not in (4, ACTION_DIM):
             raise ValueError(f"action_dim must be 4 or {ACTION_DIM}, got {self.action_dim}")
         if self.image_size <= 0:
