@@ -1,7 +1,7 @@
 """armworld.agents: the Agent protocol and every kind of agent that drives the envs.
 
-Planners and the world-model agent import torch; they load on first use, so importing
-this package for the scripted experts stays light::
+Everything loads on first use: the planners and the world-model agent import torch, the
+scripted experts the tasks (and so MuJoCo), and importing one needs none of the others::
 
     from armworld.agents import load_agent, evaluate, EvalConfig, CEM, CEMConfig, WorldModelAgent
 """
@@ -11,9 +11,10 @@ from __future__ import annotations
 import importlib
 
 from armworld.agents.base import Agent
-from armworld.agents.scripted import ScriptedExpert, make_expert
 
 _LAZY = {
+    "ScriptedExpert": "scripted",
+    "make_expert": "scripted",
     "ActionBounds": "planners",
     "CEM": "planners",
     "CEMConfig": "planners",
@@ -33,7 +34,7 @@ _LAZY = {
     "load_agent": "loading",
 }
 
-__all__ = ["Agent", "ScriptedExpert", "make_expert", *sorted(_LAZY)]
+__all__ = ["Agent", *sorted(_LAZY)]
 
 
 def __getattr__(name: str):

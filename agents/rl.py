@@ -34,6 +34,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,6 @@ from stable_baselines3.common.noise import NormalActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.preprocessing import is_image_space
 
-import armworld
 from armworld.agents.evaluate import Summary, eval_seed, run_episode
 from armworld.envs.registry import ENV_IDS
 
@@ -463,7 +463,7 @@ def train(config: RLConfig) -> Path:
         seed=config.seed, total_steps=total, finished=False,
     )
     run_dir.mkdir(parents=True, exist_ok=True)  # once the env and the model are built: a refused run writes nothing
-    _write_json(run_dir / CONFIG, {"config": dataclasses.asdict(config), "hyperparams": hp, "env_kwargs": env_kwargs, "armworld_version": armworld.__version__})
+    _write_json(run_dir / CONFIG, {"config": dataclasses.asdict(config), "hyperparams": hp, "env_kwargs": env_kwargs, "armworld_version": version("armworld")})
 
     callback = ProgressCallback(run_dir, progress, eval_env, config)
     remaining = total - model.num_timesteps

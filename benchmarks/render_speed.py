@@ -1,5 +1,5 @@
 """Time to render one camera frame, by image size, with llvmpipe on the calling thread
-(``LP_NUM_THREADS=0``, what ``import armworld`` sets) against llvmpipe's default, a worker
+(``LP_NUM_THREADS=0``, armworld's default where it is unset) against llvmpipe's default, a worker
 thread per core, measured in the same run. Prints JSON.
 
 Each setting runs in a fresh process (Mesa reads the variable when the first GL context
@@ -24,9 +24,13 @@ SETTINGS = {"calling_thread": "0", "llvmpipe_threads": str(os.cpu_count())}  # L
 
 def measure(sizes: list[int], frames: int) -> dict[str, float]:
     """Milliseconds per frame of ``front`` and ``top`` in FrankaPush at each size."""
-    import armworld  # noqa: F401  (registers the envs and sets the GL defaults)
     import gymnasium
     import mujoco
+
+    import armworld  # noqa: F401  (registers the envs)
+    from armworld.envs.rendering import use_default_gl
+
+    use_default_gl()  # armworld's renderers do this on first use; this one is MuJoCo's own
 
     env = gymnasium.make("armworld/FrankaPush-v0")
     env.reset(seed=0)

@@ -12,7 +12,6 @@ from typing import Any
 
 import gymnasium
 
-import armworld
 from armworld.envs.randomization import RandomizationConfig
 
 GYM_ENV_TYPE = 2  # robomimic's EnvType.GYM_TYPE
@@ -25,7 +24,7 @@ def describe_env(env: gymnasium.Env) -> dict[str, Any]:
         "type": GYM_ENV_TYPE,
         "env_kwargs": dataclasses.asdict(env.unwrapped.config),
         "max_episode_steps": env.spec.max_episode_steps,
-        "armworld_version": armworld.__version__,
+        "armworld_version": version("armworld"),
         "mujoco_version": version("mujoco"),
     }
 

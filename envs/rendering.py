@@ -1,20 +1,40 @@
 """Headless offscreen rendering of a model's cameras.
 
-``MUJOCO_GL`` defaults to ``egl`` (set by ``import armworld``, which must come before the
-first ``import mujoco`` for the default to apply);
-``osmesa`` also works. The GL context is created on first use, so an env can be built
-in one process and rendered in another (``gymnasium.make_vec(..., "async")`` workers).
-The scene asset turns off multisampling and shadows, which dominate the cost on
-software rasterisers; ``import armworld`` also keeps Mesa's llvmpipe on the calling thread
-(``LP_NUM_THREADS=0``), faster for observation-sized images.
+The OpenGL backend is chosen when the first renderer starts, not on import: if
+``MUJOCO_GL`` is unset then, it is set to ``egl`` (MuJoCo picks its backend from that
+variable, so the choice it made on import is redone); ``osmesa`` also works, and a value the
+user set is kept. On the same occasion ``LP_NUM_THREADS`` defaults to ``0`` when unset: Mesa's
+software rasteriser (llvmpipe, EGL without a GPU) then draws on the calling thread, up to
+1.5x faster for observation-sized images with the same pixels (benchmarks/render_speed.py);
+GPUs ignore it. Nothing else in armworld changes environment variables.
+
+The GL context is created on first use, so an env can be built in one process and rendered
+in another (``gymnasium.make_vec(..., "async")`` workers). The scene asset turns off
+multisampling and shadows, which dominate the cost on software rasterisers.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 
 import mujoco
 import numpy as np
+from mujoco.rendering.classic import gl_context
+
+DEFAULT_GL = "egl"
+
+
+def use_default_gl() -> None:
+    """Default ``MUJOCO_GL`` to ``egl`` and ``LP_NUM_THREADS`` to ``0`` where they are unset.
+
+    MuJoCo read ``MUJOCO_GL`` when it was imported; when the variable was unset then, its
+    GL context module is loaded again so that it picks the backend set here.
+    """
+    if "MUJOCO_GL" not in os.environ:
+        os.environ["MUJOCO_GL"] = DEFAULT_GL
+        importlib.reload(gl_context)
+    os.environ.setdefault("LP_NUM_THREADS", "0")
 
 
 class CameraRenderer:
@@ -29,6 +49,7 @@ class CameraRenderer:
 
     def _get_renderer(self) -> mujoco.Renderer:
         if self._renderer is None:
+            use_default_gl()
             try:
                 self._renderer = mujoco.Renderer(self.model, self.height, self.width)
             except Exception as error:  # GL failures surface as several exception types
@@ -36,8 +57,8 @@ class CameraRenderer:
                 raise RuntimeError(
                     f"could not start an OpenGL context for rendering (MUJOCO_GL={backend}): {error}. "
                     "Install EGL (Debian: libegl1) and keep MUJOCO_GL=egl, or install OSMesa "
-                    "(libosmesa6) and set MUJOCO_GL=osmesa. MuJoCo reads MUJOCO_GL when first imported: "
-                    "export it, or import armworld before mujoco. obs_mode='state' needs no rendering."
+                    "(libosmesa6) and set MUJOCO_GL=osmesa (export it before Python starts). "
+                    "obs_mode='state' needs no rendering."
                 ) from error
         return self._renderer
 

@@ -395,14 +395,21 @@ def test_mesh_visuals_change_the_images_not_the_dynamics():
     assert np.abs(runs["primitive"][-1]["rgb_front"].astype(int) - runs["mesh"][-1]["rgb_front"].astype(int)).mean() > 2
 
 
-def test_import_sets_rendering_defaults_the_user_can_override():
-    def settings_after_import(env: dict) -> list[str]:
-        script = "import os, armworld; print(os.environ['MUJOCO_GL'], os.environ['LP_NUM_THREADS'])"
-        return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True).stdout.split()
+def test_import_changes_no_environment_variable_and_rendering_defaults_the_user_can_override():
+    script = (
+        "import os, gymnasium, armworld, armworld.agents.planners; settings = lambda: [os.environ.get(k, '-') for k in "
+        "('MUJOCO_GL', 'LP_NUM_THREADS')]; print(*settings()); env = gymnasium.make('armworld/FrankaReach-v0', "
+        "obs_mode='pixels', image_size=16); env.reset(seed=0); print(*settings())"
+    )
+
+    def settings(env: dict) -> list[str]:
+        run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        return run.stdout.split()
 
     clean = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "LP_NUM_THREADS")}
-    assert settings_after_import(clean) == ["egl", "0"]
-    assert settings_after_import({**clean, "MUJOCO_GL": "osmesa", "LP_NUM_THREADS": "4"}) == ["osmesa", "4"]
+    assert settings(clean) == ["-", "-", "egl", "0"]  # set on the first render, not on import
+    assert settings({**clean, "MUJOCO_GL": "egl", "LP_NUM_THREADS": "4"}) == ["egl", "4", "egl", "4"]
 
 
 def test_envs_and_rollout_verbs(tmp_path, capsys):

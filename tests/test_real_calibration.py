@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import armworld  # noqa: F401  (sets MUJOCO_GL before mujoco is imported)
 import cv2
 import mujoco
 import numpy as np
@@ -26,6 +25,7 @@ from armworld.envs.real.calibration import (
 from armworld.envs.real.geometry import invert_pose, pose_matrix, rotation_angle
 from armworld.envs.real.kinematics import SCENE_XML, PandaIK
 from armworld.envs.real.protocols import RobotSpec
+from armworld.envs.rendering import use_default_gl
 
 BOARD = CharucoBoardConfig(squares_x=5, squares_y=7, square_m=0.04, marker_m=0.03)
 SIZE = 480  # rendered image side (pixels)
@@ -58,6 +58,7 @@ def pose_error(T_a: np.ndarray, T_b: np.ndarray) -> tuple[float, float]:
 
 
 def render(model, data, camera: str) -> np.ndarray:
+    use_default_gl()  # what armworld's own renderers do before their first frame
     with mujoco.Renderer(model, SIZE, SIZE) as renderer:
         renderer.update_scene(data, camera=camera)
         return renderer.render()

@@ -30,6 +30,7 @@ import os
 import random
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Protocol
 
@@ -39,7 +40,6 @@ import torch.distributed as torch_dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from armworld import __version__
 from armworld.datasets.hdf5 import DatasetError
 from armworld.worldmodel.checkpoint import (
     Checkpoint,
@@ -368,7 +368,7 @@ def fit(
         **(extra_metadata or {}),
         "data": data,
         "world_size": dist.world_size,
-        "armworld_version": __version__,
+        "armworld_version": version("armworld"),
         "torch_version": torch.__version__,
     }
     writer = None

@@ -55,8 +55,6 @@ class MujocoRobot:
     def connect(self) -> None:
         if self.env is not None:
             return
-        import armworld  # noqa: F401  (registers the env ids)
-
         self.env = gymnasium.make(self.env_id).unwrapped
         with self.lock:  # a powered-up arm rests at home; the first reset draws this same episode
             self._start_episode(np.asarray(self.spec.q_home, dtype=np.float64))
