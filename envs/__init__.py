@@ -1,1 +1,1 @@
-"""armworld.envs: Franka Panda MuJoCo manipulation environments and the sim-to-real bridge."""
+"""armworld.envs: robot-agnostic MuJoCo table-top manipulation environments (the Franka Panda), the task table and the sim-to-real bridge."""

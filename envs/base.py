@@ -1,6 +1,8 @@
-"""The shared Franka table-top env: scene, end-effector control, observations, rewards.
+"""The robot-agnostic table-top env: scene, end-effector control, observations, rewards.
 
-Tasks (envs/tasks.py) subclass ``FrankaEnv`` and add their objects, goal sampling and
+The robot is a :class:`~armworld.envs.robot.RobotModel` given to the env (by name from the
+task table's ``ROBOTS``, as registration does, or as an instance). Tasks (envs/tasks.py)
+subclass ``TableTopEnv`` and add their objects, goal sampling and
 solved pose. Follows Gymnasium's MuJoCo conventions (``env.unwrapped.model``, ``.data``,
 ``.dt``) and Gymnasium-Robotics' GoalEnv contract (``compute_reward`` vectorised,
 ``reward == compute_reward(achieved_goal, desired_goal, info)``), with flat observation
@@ -13,7 +15,6 @@ import dataclasses
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import gymnasium
@@ -35,9 +36,9 @@ from armworld.envs.conventions import (
     matrix_from_euler_xyz,
 )
 from armworld.envs.randomization import RandomizationConfig, SceneRandomizer, resolve
-from armworld.envs.registry import task_of
+from armworld.envs.registry import load, robot_model, task_of
 from armworld.envs.rendering import CameraRenderer
-from armworld.envs.robot import FINGER_OPEN, JOINT_VELOCITY_LIMITS, REST_QPOS, PandaKinematics
+from armworld.envs.robot import ArmKinematics, RobotModel
 
 OBS_MODES = ("state", "pixels", "pixels_state")
 REWARD_TYPES = ("sparse", "dense")
@@ -49,7 +50,7 @@ WORKSPACE_HIGH = np.array([0.75, 0.35, 0.45])
 START_TCP = np.array([0.45, 0.0, 0.2])
 START_JITTER = 0.03
 UNSTABLE_WARNINGS = np.array([int(w) for w in (mujoco.mjtWarning.mjWARN_BADQACC, mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL)])
-ROBOT_OBS_SIZE = 11  # tcp pos 3, tcp euler 3, gripper closure 1, finger width 1, tcp velocity 3
+ROBOT_OBS_SIZE = 11  # any robot: tcp pos 3, tcp euler 3, gripper closure 1, finger width 1, tcp velocity 3
 
 
 def all_finite(x: np.ndarray) -> bool:
@@ -66,7 +67,7 @@ def goal_distance(achieved_goal: np.ndarray, desired_goal: np.ndarray) -> np.nda
 
 @dataclass(frozen=True)
 class Subgoal:
-    """A stage of a task as the scene looks once it is done (``FrankaEnv.goal_sequence``).
+    """A stage of a task as the scene looks once it is done (``TableTopEnv.goal_sequence``).
 
     tcp: TCP position [3] (m); closure: gripper closure shown, and held on the way there
     (0 open, 1 closed); steps: actions budgeted for the stage; cube: the cube's centre [3]
@@ -98,7 +99,7 @@ class GoalSequence:
 
 
 @dataclass(frozen=True)
-class FrankaEnvConfig:
+class TableTopEnvConfig:
     """Keyword arguments every armworld env accepts (``gymnasium.make(id, **kwargs)``).
 
     obs_mode: ``state`` (privileged ``observation`` vector), ``pixels`` (one ``rgb_<camera>``
@@ -107,8 +108,8 @@ class FrankaEnvConfig:
     camera images (pixels). reward_type: ``sparse`` (-1 until success, then 0) or ``dense``
     (minus the goal distance in m). action_dim: 7 (xyz, rotation, gripper) or 4 (xyz,
     gripper; orientation held). randomization: None, a preset name (``default``,
-    ``sim2real``) or a ``RandomizationConfig``. visual: ``primitive`` shapes or Franka's ``mesh`` files (from an installed
-    gymnasium-robotics; visual only, the dynamics are the same).
+    ``sim2real``) or a ``RandomizationConfig``. visual: ``primitive`` shapes or the robot's ``mesh`` files (the Panda's
+    from an installed gymnasium-robotics; visual only, the dynamics are the same).
     render_size: side of ``render()`` frames (pixels).
     """
 
@@ -122,11 +123,11 @@ class FrankaEnvConfig:
     render_size: int = 256
 
     @classmethod
-    def from_kwargs(cls, kwargs: dict[str, Any]) -> "FrankaEnvConfig":
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> "TableTopEnvConfig":
         valid = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(kwargs) - set(valid))
         if unknown:
-            raise TypeError(f"unknown env argument(s) {unknown}; valid arguments are {valid} (and render_mode)")
+            raise TypeError(f"unknown env argument(s) {unknown}; valid arguments are {valid} (and render_mode, robot)")
         if isinstance(kwargs.get("cameras"), str):
             kwargs = {**kwargs, "cameras": tuple(c.strip() for c in kwargs["cameras"].split(",") if c.strip())}
         elif "cameras" in kwargs:
@@ -150,10 +151,11 @@ class FrankaEnvConfig:
         resolve(self.randomization)
 
 
-class FrankaEnv(gymnasium.Env):
-    """A Franka Panda over a table, driven by end-effector deltas at 10 Hz.
+class TableTopEnv(gymnasium.Env):
+    """A robot arm with a parallel gripper over a table, driven by end-effector deltas at 10 Hz.
 
-    Subclasses set ``task_observation_size`` and implement ``_add_objects``,
+    ``robot``: a name of ``armworld.envs.registry.ROBOTS`` or a ``RobotModel``; the other
+    keyword arguments are those of :class:`TableTopEnvConfig`. Subclasses set ``task_observation_size`` and implement ``_add_objects``,
     ``_reset_task``, ``_achieved_goal``, ``_task_observation``, ``_solved_pose`` and,
     for tasks done in stages, ``_subgoals``.
     """
@@ -163,17 +165,18 @@ class FrankaEnv(gymnasium.Env):
     # object geoms that randomisation may recolour and resize
     object_geom_names: tuple[str, ...] = ()
 
-    def __init__(self, render_mode: str | None = None, **kwargs: Any):
+    def __init__(self, render_mode: str | None = None, robot: str | RobotModel = "panda", **kwargs: Any):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"unknown render_mode {render_mode!r}; choose None or 'rgb_array'")
-        self.config = FrankaEnvConfig.from_kwargs(kwargs)
+        self.config = TableTopEnvConfig.from_kwargs(kwargs)
         self.render_mode = render_mode
+        self.robot = robot if isinstance(robot, RobotModel) else robot_model(robot)
 
-        spec = mujoco.MjSpec.from_file(str(resources.files("armworld.envs") / "assets" / "scene.xml"))
+        spec = self.robot.scene()
         if self.config.visual == "mesh":
-            from armworld.envs.meshes import add_panda_meshes
-
-            add_panda_meshes(spec)
+            if self.robot.meshes is None:
+                raise ValueError(f"the {self.robot.name} has no visual meshes; use visual='primitive'")
+            load(self.robot.meshes)(spec)
         self._add_objects(spec)
         # a non-zero nominal position: a site compiled at its body's origin is fused with the
         # body's frame (site_sameframe) and would ignore the goal written into site_pos
@@ -183,20 +186,21 @@ class FrankaEnv(gymnasium.Env):
         self.n_substeps = round(1.0 / (CONTROL_HZ * PHYSICS_DT))
         self.model.opt.timestep = PHYSICS_DT
         self.dt = PHYSICS_DT * self.n_substeps
-        self.kinematics = PandaKinematics(self.model)
+        self.kinematics = ArmKinematics(self.model, self.robot)
         self._arm_qpos = self.kinematics.qpos_ids
         self._arm_dof = self.kinematics.dof_ids
-        self._finger_qpos = np.array([self.model.jnt_qposadr[self.model.joint(j).id] for j in ("finger_joint1", "finger_joint2")])
+        self._gripper_ctrl = self.robot.dof  # the arm's actuators, then the gripper's
+        self._finger_qpos = np.array([self.model.jnt_qposadr[self.model.joint(j).id] for j in self.robot.finger_joints])
         self._goal_site = self.model.site("goal").id
         self._state_spec = mujoco.mjtState.mjSTATE_INTEGRATION
         self._state_buffer = np.empty(mujoco.mj_stateSize(self.model, self._state_spec))
-        self._max_joint_step = JOINT_VELOCITY_LIMITS * self.dt
+        self._max_joint_step = self.robot.joint_velocity_limits * self.dt
         self._min_joint_step = -self._max_joint_step
         self._tcp_velocity = np.empty(6)
 
         config = resolve(self.config.randomization)
         object_geoms = [self.model.geom(name).id for name in self.object_geom_names]
-        self._randomizer = SceneRandomizer(self.model, config, object_geoms) if config else None
+        self._randomizer = SceneRandomizer(self.model, config, object_geoms, self.robot.dof) if config else None
         self._renderer = CameraRenderer(self.model, self.config.image_size, self.config.image_size)
         self._goal_renderers: dict[int, CameraRenderer] = {}  # goal images of other sizes, by side
         self._viewer: CameraRenderer | None = None
@@ -233,7 +237,7 @@ class FrankaEnv(gymnasium.Env):
         return spaces.Dict(keys)
 
     def _solve_start_pose(self, tcp: np.ndarray) -> np.ndarray:
-        q, error = self.kinematics.solve(REST_QPOS, tcp, np.eye(3), iterations=50)
+        q, error = self.kinematics.solve(self.robot.rest_qpos, tcp, np.eye(3), iterations=50)
         assert error < 1e-3, f"start pose {tcp} unreachable ({error:.4f} m)"
         return q
 
@@ -275,9 +279,9 @@ class FrankaEnv(gymnasium.Env):
         self.start_tcp = START_TCP + self.np_random.uniform(-START_JITTER, START_JITTER, 3)
         q, _ = self.kinematics.solve(self._home_qpos, self.start_tcp, np.eye(3), iterations=20)
         self.data.qpos[self._arm_qpos] = q
-        self.data.qpos[self._finger_qpos] = FINGER_OPEN
-        self.data.ctrl[:7] = q
-        self.data.ctrl[7] = FINGER_OPEN
+        self.data.qpos[self._finger_qpos] = self.robot.finger_open
+        self.data.ctrl[: self._gripper_ctrl] = q
+        self.data.ctrl[self._gripper_ctrl] = self.robot.finger_open
         self._target_R = np.eye(3)
         self._pending_actions.clear()
         self._reset_task()
@@ -372,13 +376,13 @@ class FrankaEnv(gymnasium.Env):
             target_R = np.empty((3, 3))
             mujoco.mju_mulMatMat(target_R, matrix_from_euler_xyz(action[3:6] * MAX_ROT_DELTA), self._target_R)
             self._target_R = target_R
-        q_now = self.data.qpos[:7]  # the arm's joints come first (PandaKinematics checks)
+        q_now = self.data.qpos[: self._gripper_ctrl]  # the arm's joints come first (ArmKinematics checks)
         joint_step = self.kinematics.step_toward(q_now, target_pos, self._target_R, iterations=2)
         joint_step -= q_now
         np.minimum(joint_step, self._max_joint_step, out=joint_step)
         np.maximum(joint_step, self._min_joint_step, out=joint_step)
-        np.add(q_now, joint_step, out=self.data.ctrl[:7])
-        self.data.ctrl[7] = FINGER_OPEN * (1.0 - (float(action[6]) + 1.0) / 2.0)
+        np.add(q_now, joint_step, out=self.data.ctrl[: self._gripper_ctrl])
+        self.data.ctrl[self._gripper_ctrl] = self.robot.finger_open * (1.0 - (float(action[6]) + 1.0) / 2.0)
 
     def _update_observed_quantities(self) -> None:
         """Bring what observations, rewards and cameras read up to the state just reached
@@ -408,7 +412,8 @@ class FrankaEnv(gymnasium.Env):
         return float(self.data.qpos[first] + self.data.qpos[second])
 
     def gripper_closure(self) -> float:
-        return float(gripper_closure(self.finger_width()))
+        """Gripper closure (0 open, 1 closed) from the finger opening."""
+        return float(gripper_closure(self.finger_width(), self.robot.gripper_max_width))
 
     def proprio(self) -> np.ndarray:
         """[7]: TCP xyz (m), extrinsic XYZ Euler angles (rad), gripper closure (0 open, 1 closed)."""
@@ -419,7 +424,7 @@ class FrankaEnv(gymnasium.Env):
         tcp = self.kinematics.tcp_id
         out[:3] = self.data.site_xpos[tcp]
         out[3:6] = euler_xyz_from_matrix(self.data.site_xmat[tcp].reshape(3, 3))
-        out[6] = gripper_closure(finger_width)
+        out[6] = gripper_closure(finger_width, self.robot.gripper_max_width)
         return out
 
     def state_observation(self) -> dict[str, np.ndarray]:
@@ -528,7 +533,7 @@ class FrankaEnv(gymnasium.Env):
             tcp, closure = arrange()
             q, _ = self.kinematics.solve(self.data.qpos[self._arm_qpos], tcp, self._target_R, iterations=50)
             self.data.qpos[self._arm_qpos] = q
-            self.data.qpos[self._finger_qpos] = FINGER_OPEN * (1.0 - closure)
+            self.data.qpos[self._finger_qpos] = self.robot.finger_open * (1.0 - closure)
             mujoco.mj_forward(self.model, self.data)
             image = renderer.render(self.data, camera)
         finally:  # the episode goes on from where it was, whatever failed

@@ -28,7 +28,6 @@ PHYSICS_DT = 0.002  # s
 MAX_POS_DELTA = 0.05  # m per control step
 MAX_ROT_DELTA = 0.15  # rad per control step
 SUCCESS_THRESHOLD = 0.05  # m
-GRIPPER_MAX_WIDTH = 0.08  # m, finger opening of the Panda hand
 PROPRIO_DIM = 7
 ACTION_DIM = 7
 CAMERAS = ("front", "wrist", "top")
@@ -143,8 +142,9 @@ def expand_action(action: np.ndarray) -> np.ndarray:
     return np.concatenate([action[..., :3], zeros, action[..., 3:]], axis=-1)
 
 
-def gripper_closure(finger_width: float | np.ndarray) -> float | np.ndarray:
-    """Gripper closure in [0, 1] (0 open, 1 closed) from the finger opening (m)."""
+def gripper_closure(finger_width: float | np.ndarray, max_width: float) -> float | np.ndarray:
+    """Gripper closure in [0, 1] (0 open, 1 closed) from the finger opening (m) of a gripper
+    that opens ``max_width`` (m; ``RobotModel.gripper_max_width``)."""
     if isinstance(finger_width, float):  # every env step: no numpy call for one number
-        return min(max(1.0 - finger_width / GRIPPER_MAX_WIDTH, 0.0), 1.0)
-    return np.minimum(np.maximum(1.0 - finger_width / GRIPPER_MAX_WIDTH, 0.0), 1.0)
+        return min(max(1.0 - finger_width / max_width, 0.0), 1.0)
+    return np.minimum(np.maximum(1.0 - finger_width / max_width, 0.0), 1.0)

@@ -83,11 +83,14 @@ class SceneRandomizer:
 
     Only the randomised fields are stored and restored; every derived constant is recomputed
     from them after each draw, so a draw equal to the nominal values gives back the compiled
-    model bit for bit and nothing of a previous episode's draw survives.
+    model bit for bit and nothing of a previous episode's draw survives. ``arm_actuators``:
+    the number of arm joint actuators, which come first in the model (their servo gains are
+    randomised).
     """
 
-    def __init__(self, model: mujoco.MjModel, config: RandomizationConfig, object_geoms: list[int]):
+    def __init__(self, model: mujoco.MjModel, config: RandomizationConfig, object_geoms: list[int], arm_actuators: int):
         self.config = config
+        self.arm_actuators = arm_actuators
         self.object_geoms = np.array(object_geoms, dtype=int)
         self.object_bodies = np.unique(model.geom_bodyid[self.object_geoms]) if object_geoms else np.array([], int)
         self.table_geom = model.geom("table").id
@@ -134,9 +137,10 @@ class SceneRandomizer:
             -cfg.camera_position_jitter, cfg.camera_position_jitter, (len(self.cameras), 3)
         )
         model.body_pos[self.camera_target] += rng.uniform(-cfg.camera_aim_jitter, cfg.camera_aim_jitter, 3)
-        gain_scale = rng.uniform(*cfg.actuator_gain_scale, size=7)
-        model.actuator_gainprm[:7, 0] *= gain_scale
-        model.actuator_biasprm[:7, 1] *= gain_scale
+        arm = self.arm_actuators
+        gain_scale = rng.uniform(*cfg.actuator_gain_scale, size=arm)
+        model.actuator_gainprm[:arm, 0] *= gain_scale
+        model.actuator_biasprm[:arm, 1] *= gain_scale
         low, high = cfg.action_latency_steps
         self.latency_steps = int(rng.integers(low, high + 1))
         mujoco.mj_setConst(model, self._scratch)

@@ -6,7 +6,8 @@ CLI's ``--env`` and ``--task`` choices, the scripted expert of a task
 (``armworld.agents.make_expert``), the default RL hyperparameters
 (``agents/hyperparams/<algo>.yaml``, one entry per :attr:`Task.hyperparams` profile) and the
 task sentence of LeRobot exports. Adding a task is one :class:`Task` entry here plus its env
-class (and, if no existing one fits, its scripted expert).
+class (and, if no existing one fits, its scripted expert). Every task runs on every robot of
+:data:`ROBOTS`; adding a robot is one :class:`Robot` entry plus its ``RobotModel`` and MJCF.
 
 The table names classes by import path (``"module:attribute"``), so reading it imports
 neither MuJoCo nor the agents: ``envs`` stays below ``agents`` in the layers.
@@ -21,8 +22,19 @@ from typing import Any
 
 ENV_NAMESPACE = "armworld"
 ENV_VERSION = 0  # bumped for any change to dynamics, rewards or observations
-# Robots in the simulator: robot name -> the prefix of its env ids (``armworld/<prefix><Task>-v0``).
-ROBOTS: dict[str, str] = {"panda": "Franka"}
+
+
+@dataclass(frozen=True)
+class Robot:
+    """A robot of the simulator. name: what envs take as ``robot=``; env_prefix: its env ids'
+    prefix (``armworld/<prefix><Task>-v0``); model: its ``RobotModel``, ``"module:NAME"``."""
+
+    name: str
+    env_prefix: str
+    model: str
+
+
+ROBOTS: dict[str, Robot] = {robot.name: robot for robot in (Robot("panda", "Franka", "armworld.envs.panda:PANDA"),)}
 
 
 @dataclass(frozen=True)
@@ -54,13 +66,13 @@ class Task:
 TASKS: dict[str, Task] = {
     task.name: task
     for task in (
-        Task("reach", "armworld.envs.tasks:FrankaReachEnv", 30, "armworld.agents.scripted:ReachExpert", "reach",
+        Task("reach", "armworld.envs.tasks:ReachEnv", 30, "armworld.agents.scripted:ReachExpert", "reach",
              "move the gripper to the goal position"),
-        Task("push", "armworld.envs.tasks:FrankaPushEnv", 60, "armworld.agents.scripted:PushExpert", "cube",
+        Task("push", "armworld.envs.tasks:PushEnv", 60, "armworld.agents.scripted:PushExpert", "cube",
              "push the cube to the goal position"),
-        Task("pick_place", "armworld.envs.tasks:FrankaPickPlaceEnv", 60, "armworld.agents.scripted:PickPlaceExpert", "cube",
+        Task("pick_place", "armworld.envs.tasks:PickPlaceEnv", 60, "armworld.agents.scripted:PickPlaceExpert", "cube",
              "pick up the cube and place it at the goal position"),
-        Task("stack", "armworld.envs.tasks:FrankaStackEnv", 80, "armworld.agents.scripted:StackExpert", "cube",
+        Task("stack", "armworld.envs.tasks:StackEnv", 80, "armworld.agents.scripted:StackExpert", "cube",
              "stack the cube on the other cube"),
     )
 }
@@ -81,7 +93,7 @@ class EnvEntry:
 
 def env_id(robot: str, task: str) -> str:
     """The id of ``robot`` doing ``task``: ``env_id("panda", "push") == "armworld/FrankaPush-v0"``."""
-    return f"{ENV_NAMESPACE}/{ROBOTS[robot]}{TASKS[task].title}-v{ENV_VERSION}"
+    return f"{ENV_NAMESPACE}/{ROBOTS[robot].env_prefix}{TASKS[task].title}-v{ENV_VERSION}"
 
 
 ENV_IDS: dict[str, EnvEntry] = {
@@ -95,13 +107,21 @@ def register_envs() -> None:
 
     for entry in ENV_IDS.values():
         if entry.env_id not in gymnasium.registry:
-            gymnasium.register(id=entry.env_id, entry_point=entry.task.env_class, max_episode_steps=entry.max_episode_steps)
+            gymnasium.register(id=entry.env_id, entry_point=entry.task.env_class, max_episode_steps=entry.max_episode_steps,
+                               kwargs={"robot": entry.robot})
 
 
 def load(path: str) -> Any:
     """The object a ``"module:attribute"`` path of the table names."""
     module, _, attribute = path.partition(":")
     return getattr(importlib.import_module(module), attribute)
+
+
+def robot_model(name: str) -> Any:
+    """The ``RobotModel`` of robot ``name``; ``ValueError`` naming the robots for another name."""
+    if name not in ROBOTS:
+        raise ValueError(f"unknown robot {name!r}; choose one of {sorted(ROBOTS)}")
+    return load(ROBOTS[name].model)
 
 
 @cache

@@ -1,37 +1,80 @@
-"""The Franka Panda: published limits, the TCP pose, and differential inverse kinematics.
+"""Robots in the simulator: what the table-top env needs of an arm (:class:`RobotModel`), and
+differential inverse kinematics for any of them (:class:`ArmKinematics`).
 
 The controller turns a desired TCP pose into joint position targets by damped least
-squares on MuJoCo's site Jacobian, with a null-space pull toward a comfortable posture
+squares on MuJoCo's site Jacobian, with a null-space pull toward the robot's rest posture
 and joint targets kept inside the joint limits (minus a margin) and the joint velocity
 limits. The same solver serves the sim envs, goal-image posing and the real-arm safety
-layer's joint-limit check.
+layer's joint-limit check. Robots: ``armworld.envs.panda.PANDA``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import resources
 
 import mujoco
 import numpy as np
 
-ARM_JOINTS = tuple(f"joint{i}" for i in range(1, 8))
-FINGER_JOINTS = ("finger_joint1", "finger_joint2")
-# Franka datasheet: joint position limits (rad) and velocity limits (rad/s).
-JOINT_LIMITS = np.array(
-    [
-        [-2.8973, 2.8973],
-        [-1.7628, 1.7628],
-        [-2.8973, 2.8973],
-        [-3.0718, -0.0698],
-        [-2.8973, 2.8973],
-        [-0.0175, 3.7525],
-        [-2.8973, 2.8973],
-    ]
-)
-JOINT_VELOCITY_LIMITS = np.array([2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61])
-# A posture with the gripper pointing down over the table; the IK's null-space rest pose.
-REST_QPOS = np.array([0.0, -0.3, 0.0, -2.4, 0.0, 2.1, np.pi / 4])
-FINGER_OPEN = 0.04  # m per finger
+TABLETOP_XML = "tabletop.xml"  # the table, walls, lights and fixed cameras (envs/assets)
+
+
+@dataclass(frozen=True, eq=False)
+class RobotModel:
+    """An arm with a parallel gripper, as the table-top env drives it.
+
+    ``mjcf`` names a file in ``envs/assets`` holding the robot at the origin of the base
+    frame (x forward, y left, z up; the table top is the plane z = 0): the arm's hinge joints
+    ``arm_joints`` (base to flange), before any other joint; position actuators for them in
+    that order, then one gripper actuator whose control is the opening of each finger (m);
+    the two finger slide joints ``finger_joints`` (each finger's opening, m); a site ``tcp``
+    between the finger pads, aligned with the base frame when the gripper points straight
+    down (envs/conventions.py); and a camera ``wrist``.
+
+    joint_limits ``[n, 2]`` (rad) and joint_velocity_limits ``[n]`` (rad/s): the published
+    limits, which the controller keeps to. rest_qpos ``[n]`` (rad): a posture with the gripper
+    pointing down over the table, the IK's null-space rest pose and the start of its solves.
+    finger_open: each finger's opening when the gripper is open (m). meshes: ``"module:function"``
+    adding visual meshes to the scene spec for ``visual="mesh"`` (None: primitives only).
+    """
+
+    name: str
+    mjcf: str
+    arm_joints: tuple[str, ...]
+    finger_joints: tuple[str, str]
+    joint_limits: np.ndarray
+    joint_velocity_limits: np.ndarray
+    rest_qpos: np.ndarray
+    finger_open: float
+    meshes: str | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.arm_joints)
+        shapes = {"joint_limits": (n, 2), "joint_velocity_limits": (n,), "rest_qpos": (n,)}
+        for field, shape in shapes.items():
+            if np.shape(getattr(self, field)) != shape:
+                raise ValueError(f"{self.name}: {field} has shape {np.shape(getattr(self, field))}, expected {shape} ({n} arm joints)")
+        if len(self.finger_joints) != 2 or self.finger_open <= 0:
+            raise ValueError(f"{self.name}: a parallel gripper needs two finger joints and a positive opening")
+        if np.any(self.rest_qpos < self.joint_limits[:, 0]) or np.any(self.rest_qpos > self.joint_limits[:, 1]):
+            raise ValueError(f"{self.name}: rest_qpos {self.rest_qpos} lies outside the joint limits")
+
+    @property
+    def dof(self) -> int:
+        """Number of arm joints."""
+        return len(self.arm_joints)
+
+    @property
+    def gripper_max_width(self) -> float:
+        """Opening between the finger pads when open (m): what gripper closure 0 means."""
+        return 2 * self.finger_open
+
+    def scene(self) -> mujoco.MjSpec:
+        """The table-top scene (``tabletop.xml``) with this robot at the origin, uncompiled."""
+        assets = resources.files("armworld.envs") / "assets"
+        include = {name: (assets / name).read_bytes() for name in (self.mjcf, TABLETOP_XML)}
+        xml = f'<mujoco model="armworld_scene"><include file="{self.mjcf}"/><include file="{TABLETOP_XML}"/></mujoco>'
+        return mujoco.MjSpec.from_string(xml, include=include)
 
 
 @dataclass(frozen=True)
@@ -39,8 +82,9 @@ class IKConfig:
     """Damped least-squares settings.
 
     damping: Levenberg-Marquardt damping (m); iterations: Gauss-Newton steps per solve;
-    nullspace_gain: pull toward ``REST_QPOS`` per step; limit_margin: rad kept from each
-    joint limit.
+    nullspace_gain: pull toward the robot's ``rest_qpos`` per step; limit_margin: rad kept
+    from each joint limit; rotation_weight: weight of the orientation error (m/rad) against
+    the position error.
     """
 
     damping: float = 0.02
@@ -50,27 +94,30 @@ class IKConfig:
     rotation_weight: float = 0.5
 
 
-class PandaKinematics:
-    """Forward and inverse kinematics of the Panda inside a compiled MuJoCo model.
+class ArmKinematics:
+    """Forward and inverse kinematics of a robot's arm inside a compiled MuJoCo model.
 
     Works on its own scratch ``MjData`` so that solving never disturbs the simulation.
     The env calls ``step_toward`` every control step, so each iteration writes into
     preallocated arrays and does its small linear algebra with MuJoCo's ``mju_*``
     routines (a numpy call on a 6x6 matrix costs more in overhead than in arithmetic).
-    One instance solves one problem at a time.
+    One instance solves one problem at a time. Joint vectors are ``[n]`` (rad), n =
+    ``robot.dof``.
     """
 
-    def __init__(self, model: mujoco.MjModel, config: IKConfig = IKConfig()):
+    def __init__(self, model: mujoco.MjModel, robot: RobotModel, config: IKConfig = IKConfig()):
         self.model = model
+        self.robot = robot
         self.config = config
         self._scratch = mujoco.MjData(model)
-        self.qpos_ids = np.array([model.jnt_qposadr[model.joint(j).id] for j in ARM_JOINTS])
-        self.dof_ids = np.array([model.jnt_dofadr[model.joint(j).id] for j in ARM_JOINTS])
+        self.qpos_ids = np.array([model.jnt_qposadr[model.joint(j).id] for j in robot.arm_joints])
+        self.dof_ids = np.array([model.jnt_dofadr[model.joint(j).id] for j in robot.arm_joints])
         self.tcp_id = model.site("tcp").id
-        self.lower = JOINT_LIMITS[:, 0] + config.limit_margin
-        self.upper = JOINT_LIMITS[:, 1] - config.limit_margin
-        arm = np.arange(len(ARM_JOINTS))
-        assert np.array_equal(self.qpos_ids, arm) and np.array_equal(self.dof_ids, arm), "the arm's joints must come first in the model"
+        self.lower = robot.joint_limits[:, 0] + config.limit_margin
+        self.upper = robot.joint_limits[:, 1] - config.limit_margin
+        arm = np.arange(robot.dof)
+        if not (np.array_equal(self.qpos_ids, arm) and np.array_equal(self.dof_ids, arm)):
+            raise ValueError(f"{robot.name}: the arm's joints {robot.arm_joints} must come first in the model, in order")
         # Damped least squares on the weighted task (W J, W e with W = diag(1, 1, 1, w, w, w))
         # needs no weighting at all in this form: (J J^T + damping^2 W^-2) z = e - J p.
         w = config.rotation_weight
@@ -81,7 +128,8 @@ class PandaKinematics:
         """The work arrays of one iteration (see ``_iterate``) and views into the scratch
         data. Vectors over all nv dofs are zero past the arm."""
         nv = self.model.nv
-        self._arm_qpos = self._scratch.qpos[:7]
+        n = self.robot.dof
+        self._arm_qpos = self._scratch.qpos[:n]
         self._tcp_pos = self._scratch.site_xpos[self.tcp_id]
         self._tcp_R = self._scratch.site_xmat[self.tcp_id].reshape(3, 3)
         self._jac = np.zeros((6, nv))
@@ -94,11 +142,11 @@ class PandaKinematics:
         self._rotation_flat = self._rotation.reshape(-1)
         self._quat = np.empty(4)
         self._to_rest = np.zeros(nv)
-        self._to_rest_arm = self._to_rest[:7]
+        self._to_rest_arm = self._to_rest[:n]
         self._rhs = np.empty(6)
         self._z = np.empty(6)
         self._dq = np.empty(nv)
-        self._dq_arm = self._dq[:7]
+        self._dq_arm = self._dq[:n]
 
     def __setstate__(self, state: dict) -> None:
         """After a copy or unpickling: the views must point into the new arrays again (a
@@ -111,17 +159,17 @@ class PandaKinematics:
         return data.site_xpos[self.tcp_id].copy(), data.site_xmat[self.tcp_id].reshape(3, 3).copy()
 
     def forward(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """TCP pose for arm joint angles ``q`` [7] (rad)."""
-        self._scratch.qpos[:7] = q
+        """TCP pose for arm joint angles ``q`` [n] (rad)."""
+        self._arm_qpos[:] = q
         mujoco.mj_kinematics(self.model, self._scratch)
         return self.tcp_pose(self._scratch)
 
     def solve(
         self, q_init: np.ndarray, target_pos: np.ndarray, target_R: np.ndarray, iterations: int | None = None
     ) -> tuple[np.ndarray, float]:
-        """Joint angles [7] that bring the TCP to ``target_pos`` [3] / ``target_R`` [3, 3].
+        """Joint angles [n] that bring the TCP to ``target_pos`` [3] / ``target_R`` [3, 3].
 
-        Starts from ``q_init`` [7]; returns the solution, clipped to the joint limits
+        Starts from ``q_init`` [n]; returns the solution, clipped to the joint limits
         minus the margin, and its remaining position error (m).
         """
         q = self.step_toward(q_init, target_pos, target_R, iterations)
@@ -131,8 +179,8 @@ class PandaKinematics:
     def step_toward(
         self, q_init: np.ndarray, target_pos: np.ndarray, target_R: np.ndarray, iterations: int | None = None
     ) -> np.ndarray:
-        """``solve`` without measuring the result: joint angles [7] after ``iterations``
-        (default ``config.iterations``) damped least-squares steps from ``q_init`` [7]."""
+        """``solve`` without measuring the result: joint angles [n] after ``iterations``
+        (default ``config.iterations``) damped least-squares steps from ``q_init`` [n]."""
         q = self._arm_qpos  # the iterate lives in the scratch data's arm joints
         np.minimum(q_init, self.upper, out=q)
         np.maximum(q, self.lower, out=q)
@@ -142,14 +190,14 @@ class PandaKinematics:
         return q.copy()
 
     def _iterate(self, target_pos: np.ndarray, target_R: np.ndarray) -> None:
-        """One damped least-squares step on the scratch data's arm joints q [7], with a
+        """One damped least-squares step on the scratch data's arm joints q [n], with a
         null-space pull.
 
         With the task error e [6] (position in m, then the axis-angle vector in rad that
         rotates the TCP onto ``target_R``, world frame), the TCP Jacobian J [6, nv], the
-        damping D and the posture pull p = nullspace_gain (REST_QPOS - q): the weighted
+        damping D and the posture pull p = nullspace_gain (rest_qpos - q): the weighted
         step J^T A^-1 e + (I - J^T A^-1 J) p equals J^T z + p with (J J^T + D) z = e - J p,
-        one 6x6 Cholesky solve. The TCP's Jacobian is zero past the arm's 7 dofs.
+        one 6x6 Cholesky solve. The TCP's Jacobian is zero past the arm's n dofs.
         """
         model, data, jac, A, q = self.model, self._scratch, self._jac, self._A, self._arm_qpos
         gain = self.config.nullspace_gain
@@ -163,7 +211,7 @@ class PandaKinematics:
         mujoco.mju_mulMatMatT(A, jac, jac)
         self._A_diagonal += self._damping
         mujoco.mju_cholFactor(A, 0.0)
-        np.subtract(REST_QPOS, q, out=self._to_rest_arm)
+        np.subtract(self.robot.rest_qpos, q, out=self._to_rest_arm)
         mujoco.mju_mulMatVec(self._rhs, jac, self._to_rest)
         mujoco.mju_addScl(self._rhs, self._error, self._rhs, -gain)  # e - J p
         mujoco.mju_cholSolve(self._z, A, self._rhs)

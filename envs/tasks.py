@@ -1,4 +1,4 @@
-"""The armworld tasks: small subclasses of the shared Franka env.
+"""The armworld tasks: small subclasses of the robot-agnostic table-top env.
 
 - Reach: bring the TCP to a goal point.
 - Push: push a cube across the table to a goal on the table.
@@ -15,8 +15,8 @@ from functools import cached_property
 import mujoco
 import numpy as np
 
-from armworld.envs.base import FrankaEnv, Subgoal
-from armworld.envs.conventions import GRIPPER_MAX_WIDTH, euler_xyz_from_matrix
+from armworld.envs.base import Subgoal, TableTopEnv
+from armworld.envs.conventions import euler_xyz_from_matrix
 
 # Where objects spawn and goals lie on the table (m, base frame): x, y bounds.
 TABLE_REGION_LOW = np.array([0.38, -0.2])
@@ -45,7 +45,7 @@ def add_cube(spec: mujoco.MjSpec, name: str, rgba: list[float], xy: tuple[float,
     )
 
 
-class FrankaReachEnv(FrankaEnv):
+class ReachEnv(TableTopEnv):
     """Move the TCP to a goal point within the workspace above the table."""
 
     GOAL_LOW = np.array([0.32, -0.22, 0.05])
@@ -64,7 +64,7 @@ class FrankaReachEnv(FrankaEnv):
         return self.goal.copy(), 0.0
 
 
-class CubeTask(FrankaEnv):
+class CubeTask(TableTopEnv):
     """Shared by the tasks that move a cube: the cube, its observation, its placement."""
 
     task_observation_size = 15  # cube pos 3, euler 3, pos relative to TCP 3, linear vel 3, angular vel 3
@@ -137,7 +137,7 @@ class CubeTask(FrankaEnv):
     @property
     def grasp_closure(self) -> float:
         """Gripper closure with the fingers on the cube's faces (0 open, 1 closed)."""
-        return 1.0 - 2 * self.cube_half_size / GRIPPER_MAX_WIDTH
+        return 1.0 - 2 * self.cube_half_size / self.robot.gripper_max_width
 
     def _pick_subgoals(self) -> list[Subgoal]:
         """Over the cube, around it, closed on it, lifting it (open, then the grasp closure)."""
@@ -147,7 +147,7 @@ class CubeTask(FrankaEnv):
         return [Subgoal(above, 0.0, 10), Subgoal(at, 0.0, 5), Subgoal(at, grasp, 3), Subgoal(above, grasp, 6, cube=above)]
 
 
-class FrankaPushEnv(CubeTask):
+class PushEnv(CubeTask):
     """Push the cube across the table to a goal 10-20 cm away on the table."""
 
     def _sample_goal(self) -> np.ndarray:
@@ -179,7 +179,7 @@ class FrankaPushEnv(CubeTask):
         return self._behind(self.goal[:2]), 1.0
 
 
-class FrankaPickPlaceEnv(CubeTask):
+class PickPlaceEnv(CubeTask):
     """Pick the cube up and place it at a goal: half the goals on the table, half in the air."""
 
     def _sample_goal(self) -> np.ndarray:
@@ -195,7 +195,7 @@ class FrankaPickPlaceEnv(CubeTask):
         return self.goal.copy(), self.grasp_closure
 
 
-class FrankaStackEnv(CubeTask):
+class StackEnv(CubeTask):
     """Pick the red cube up and stack it on the blue base cube, at least 10 cm away on the table.
 
     The goal is where the red cube's centre rests on the base cube as it was placed at reset

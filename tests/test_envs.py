@@ -1,6 +1,7 @@
-"""The Franka envs: API contracts, determinism, control accuracy, bad input, experts."""
+"""The table-top envs: API contracts, determinism, control accuracy, bad input, experts, the robot model."""
 
 import copy
+import dataclasses
 import importlib.util
 import os
 import subprocess
@@ -16,7 +17,7 @@ import armworld
 from armworld.agents import make_expert
 from armworld.agents.evaluate import run_episode
 from armworld.envs.conventions import MAX_POS_DELTA, SUCCESS_THRESHOLD
-from armworld.envs.robot import REST_QPOS
+from armworld.envs.panda import PANDA
 
 ENV_IDS = list(armworld.ENV_IDS)
 
@@ -192,12 +193,12 @@ def test_ik_reaches_poses_of_the_arm_and_leaves_its_input_alone():
     kinematics = make().unwrapped.kinematics
     rng = np.random.default_rng(0)
     for _ in range(10):
-        q_goal = np.clip(REST_QPOS + rng.uniform(-0.4, 0.4, 7), kinematics.lower, kinematics.upper)
+        q_goal = np.clip(PANDA.rest_qpos + rng.uniform(-0.4, 0.4, 7), kinematics.lower, kinematics.upper)
         pos, R = kinematics.forward(q_goal)
-        q_init = REST_QPOS.copy()
+        q_init = PANDA.rest_qpos.copy()
         q, error = kinematics.solve(q_init, pos, R, iterations=50)
         assert error < 1e-4
-        np.testing.assert_array_equal(q_init, REST_QPOS)
+        np.testing.assert_array_equal(q_init, PANDA.rest_qpos)
         assert np.all(q >= kinematics.lower) and np.all(q <= kinematics.upper)
         _, reached_R = kinematics.forward(q)
         np.testing.assert_allclose(reached_R, R, atol=1e-3)
@@ -437,3 +438,18 @@ def imageio_frames(path) -> np.ndarray:
     import imageio.v2 as imageio
 
     return np.stack(imageio.mimread(path, memtest=False))
+
+
+def test_the_robot_is_a_model_given_to_the_env_and_misuse_is_refused():
+    by_name = gymnasium.make("armworld/FrankaReach-v0")
+    by_model = gymnasium.make("armworld/FrankaReach-v0", robot=PANDA)
+    assert by_name.unwrapped.robot is PANDA and by_name.spec.kwargs["robot"] == "panda"
+    np.testing.assert_array_equal(by_name.reset(seed=3)[0]["observation"], by_model.reset(seed=3)[0]["observation"])
+    with pytest.raises(ValueError, match=r"unknown robot 'ur10'; choose one of \['panda'\]"):
+        gymnasium.make("armworld/FrankaReach-v0", robot="ur10")
+    with pytest.raises(ValueError, match="has no visual meshes"):
+        gymnasium.make("armworld/FrankaReach-v0", robot=dataclasses.replace(PANDA, meshes=None), visual="mesh")
+    with pytest.raises(ValueError, match=r"rest_qpos has shape \(6,\), expected \(7,\)"):
+        dataclasses.replace(PANDA, rest_qpos=np.zeros(6))
+    with pytest.raises(ValueError, match="outside the joint limits"):
+        dataclasses.replace(PANDA, rest_qpos=np.zeros(7))  # joint 4 must be negative

@@ -12,6 +12,7 @@ import yaml
 
 from armworld.cli import main
 from armworld.envs.conventions import matrix_from_euler_xyz
+from armworld.envs.panda import PANDA
 from armworld.envs.real.calibration import (
     CalibrationError,
     CharucoBoardConfig,
@@ -23,7 +24,7 @@ from armworld.envs.real.calibration import (
     solve_ax_xb,
 )
 from armworld.envs.real.geometry import invert_pose, pose_matrix, rotation_angle
-from armworld.envs.real.kinematics import SCENE_XML, PandaIK
+from armworld.envs.real.kinematics import PandaIK
 from armworld.envs.real.protocols import RobotSpec
 from armworld.envs.rendering import use_default_gl
 
@@ -93,7 +94,7 @@ def test_board_pose_from_a_known_camera_pose(cam_pos, target):
 @pytest.fixture(scope="module")
 def cell():
     """The armworld scene with a board on the table; the model, its data and ``T_base_board``."""
-    spec = mujoco.MjSpec.from_file(str(SCENE_XML))
+    spec = PANDA.scene()
     T_base_board = add_board(spec, [0.55, 0.05, 0.0012], [0.0, 0.0, 1.4])
     model = spec.compile()
     data = mujoco.MjData(model)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from armworld.envs.conventions import gripper_closure
+from armworld.envs.panda import PANDA
 from armworld.envs.real.drivers import make_kinematics, make_robot, parse_robot_url
 from armworld.envs.real.drivers.gripper import FRANKA_HAND, XARM_GRIPPER, GripperMap
 from armworld.envs.real.drivers.mock import MockRobot
@@ -38,7 +39,7 @@ def test_gripper_conventions():
     assert menagerie.to_closure(255.0) == 0.0 and menagerie.to_closure(0.0) == 1.0
     assert FRANKA_HAND.to_device(1.0) == 0.0 and FRANKA_HAND.to_device(0.0) == pytest.approx(0.08)
     for width in (0.0, 0.02, 0.08):
-        assert FRANKA_HAND.to_closure(width) == pytest.approx(gripper_closure(width))
+        assert FRANKA_HAND.to_closure(width) == pytest.approx(gripper_closure(width, PANDA.gripper_max_width))
     assert XARM_GRIPPER.to_device(0.25) == pytest.approx(637.5)
     assert XARM_GRIPPER.to_device(7.0) == 0.0 and XARM_GRIPPER.to_closure(900.0) == 0.0
 

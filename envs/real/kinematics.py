@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import mujoco
 import numpy as np
 
 from armworld.envs.real.geometry import rotation_angle
 from armworld.envs.real.protocols import ForwardKinematics, Robot
-from armworld.envs.robot import IKConfig, PandaKinematics
-
-SCENE_XML = Path(__file__).resolve().parent.parent / "assets" / "scene.xml"
+from armworld.envs.panda import PANDA
+from armworld.envs.robot import ArmKinematics, IKConfig
 
 
 class PandaIK:
     """:class:`~armworld.envs.real.protocols.Kinematics` for the Panda (and FR3 kinematics).
 
     Args:
-        model: a compiled model holding the Panda; default: the bundled table-top scene.
+        model: a compiled model holding the Panda; default: the table-top scene with the Panda.
         iterations: damped least-squares iterations per solve.
         pos_tol: position error (m) under which a solution counts as converged.
         rot_tol: orientation error (rad) under which a solution counts as converged.
@@ -26,8 +23,7 @@ class PandaIK:
 
     def __init__(self, model: mujoco.MjModel | None = None, iterations: int = 12, pos_tol: float = 2e-3,
                  rot_tol: float = 0.02):
-        self.solver = PandaKinematics(model if model is not None else mujoco.MjModel.from_xml_path(str(SCENE_XML)),
-                                      IKConfig())
+        self.solver = ArmKinematics(model if model is not None else PANDA.scene().compile(), PANDA, IKConfig())
         self.iterations, self.pos_tol, self.rot_tol = iterations, pos_tol, rot_tol
 
     def ik(self, pos: np.ndarray, rot: np.ndarray, q_init: np.ndarray) -> tuple[np.ndarray, bool]:

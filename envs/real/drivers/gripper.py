@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from armworld.envs.conventions import GRIPPER_MAX_WIDTH
+from armworld.envs.panda import PANDA
 
 
 @dataclass(frozen=True)
@@ -37,5 +37,5 @@ class GripperMap:
         return float(np.clip(c, 0.0, 1.0))
 
 
-FRANKA_HAND = GripperMap(open_value=GRIPPER_MAX_WIDTH, closed_value=0.0)  # finger opening, m
+FRANKA_HAND = GripperMap(open_value=PANDA.gripper_max_width, closed_value=0.0)  # finger opening, m
 XARM_GRIPPER = GripperMap(open_value=850.0, closed_value=0.0)  # xArm gripper position units

@@ -24,9 +24,9 @@ from armworld.envs.conventions import euler_xyz_from_matrix
 from armworld.envs.real.drivers.gripper import GripperMap
 from armworld.envs.real.protocols import Command, DriverError, Frame, Health, HealthState, RobotSpec, RobotState
 from armworld.envs.rendering import CameraRenderer
-from armworld.envs.robot import FINGER_OPEN
+from armworld.envs.panda import PANDA
 
-SIM_FINGER = GripperMap(open_value=FINGER_OPEN, closed_value=0.0)  # sim finger servo target, m per finger
+SIM_FINGER = GripperMap(open_value=PANDA.finger_open, closed_value=0.0)  # sim finger servo target, m per finger
 TICK_S = 0.01  # physics advanced in slices of this wall-clock length (s)
 
 
