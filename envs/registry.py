@@ -34,7 +34,13 @@ class Robot:
     model: str
 
 
-ROBOTS: dict[str, Robot] = {robot.name: robot for robot in (Robot("panda", "Franka", "armworld.envs.panda:PANDA"),)}
+ROBOTS: dict[str, Robot] = {
+    robot.name: robot
+    for robot in (
+        Robot("panda", "Franka", "armworld.envs.panda:PANDA"),
+        Robot("ur5e", "UR5e", "armworld.envs.ur5e:UR5E"),
+    )
+}
 
 
 @dataclass(frozen=True)

@@ -445,7 +445,7 @@ def test_the_robot_is_a_model_given_to_the_env_and_misuse_is_refused():
     by_model = gymnasium.make("armworld/FrankaReach-v0", robot=PANDA)
     assert by_name.unwrapped.robot is PANDA and by_name.spec.kwargs["robot"] == "panda"
     np.testing.assert_array_equal(by_name.reset(seed=3)[0]["observation"], by_model.reset(seed=3)[0]["observation"])
-    with pytest.raises(ValueError, match=r"unknown robot 'ur10'; choose one of \['panda'\]"):
+    with pytest.raises(ValueError, match=r"unknown robot 'ur10'; choose one of \['panda', 'ur5e'\]"):
         gymnasium.make("armworld/FrankaReach-v0", robot="ur10")
     with pytest.raises(ValueError, match="has no visual meshes"):
         gymnasium.make("armworld/FrankaReach-v0", robot=dataclasses.replace(PANDA, meshes=None), visual="mesh")

@@ -383,3 +383,11 @@ def test_xarm_adapter(xarm):
     api.set_state.assert_called_with(4)
     arm.disconnect()
     api.disconnect.assert_called_once()
+
+
+def test_the_sim_driver_refuses_envs_of_other_robots():
+    from armworld.envs.real.drivers.sim import MujocoRobot
+    from armworld.envs.real.protocols import DriverError
+
+    with pytest.raises(DriverError, match=r"serves the Panda's envs .*not armworld/UR5eReach-v0 \(ur5e\)"):
+        MujocoRobot("armworld/UR5eReach-v0", realtime=False).connect()

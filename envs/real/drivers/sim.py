@@ -55,7 +55,11 @@ class MujocoRobot:
     def connect(self) -> None:
         if self.env is not None:
             return
-        self.env = gymnasium.make(self.env_id).unwrapped
+        env = gymnasium.make(self.env_id).unwrapped
+        if env.robot is not PANDA:  # the driver speaks the Panda's 7 joints and its limits spec
+            env.close()
+            raise DriverError(f"sim: the sim driver serves the Panda's envs (armworld/Franka*), not {self.env_id} ({env.robot.name})")
+        self.env = env
         with self.lock:  # a powered-up arm rests at home; the first reset draws this same episode
             self._start_episode(np.asarray(self.spec.q_home, dtype=np.float64))
         if self.realtime:
