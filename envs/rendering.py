@@ -20,7 +20,11 @@ import os
 
 import mujoco
 import numpy as np
-from mujoco.rendering.classic import gl_context
+
+try:  # where MuJoCo keeps the module that picks the GL backend: 4.x, then 3.x
+    from mujoco.rendering.classic import gl_context
+except ImportError:
+    from mujoco import gl_context
 
 DEFAULT_GL = "egl"
 
