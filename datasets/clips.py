@@ -18,11 +18,22 @@ features are mapped onto armworld's keys by ``lerobot_keys`` (a name of
 ``armworld.datasets.lerobot.KEY_MAPS``, e.g. ``"droid"``, a JSON key-map file, or a ``KeyMap``;
 see datasets/README.md). Files open lazily, one handle per process, so both datasets work
 with ``DataLoader(num_workers>0)`` under fork, spawn or forkserver.
+
+Two ways to read, giving the same clips (the same tensors for the same indices):
+
+- streaming (the default): each clip is read from its file when asked for, so the data may be
+  larger than memory; :meth:`~_ClipIndex.clips` reads a batch clip by clip and stacks it.
+- in memory (:meth:`~_ClipIndex.load`, or ``preload=True``): every episode's arrays are decoded
+  once into one tensor per array (frames uint8 ``[R, H, W, 3]``, proprio and per-step actions
+  float32 ``[R, 7]`` over all R observations), on the CPU (in shared memory, if asked, so that
+  loader processes read it without a copy each) or on a GPU; a batch of clips is then one
+  gather per array (:meth:`~_ClipIndex.clips`), on the tensors' device.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -37,11 +48,18 @@ Split = Literal["train", "valid"] | None
 
 
 class _ClipIndex(Dataset):
-    """The (file, demo, start) index shared by the clip datasets, with lazy per-process file handles.
+    """The (file, demo, start) index shared by the clip datasets, with lazy per-process file handles,
+    streaming or in-memory reads (:meth:`load`) and batched clips (:meth:`clips`).
 
     ``needs``: the keys read besides the camera's images; each must have as many rows as the
     images (one fewer for per-transition keys such as ``actions``), checked while indexing.
+    Subclasses read one clip from the files (``_read_clip``) and one episode's arrays for memory
+    (``_episode_arrays``); arrays named in ``_PER_STEP`` hold, in row t, the step from observation
+    t to t + frame_skip, so a clip takes its first T - 1 rows of them.
     """
+
+    _PER_STEP: tuple[str, ...] = ()
+    _VECTORS: tuple[str, ...] = ()  # float32 arrays of 7 values per observation, besides the frames
 
     def __init__(
         self,
@@ -63,6 +81,7 @@ class _ClipIndex(Dataset):
         self.image_key = f"obs/rgb_{camera}"
         span = (clip_len - 1) * frame_skip
         self._demos: list[tuple[int, str]] = []
+        self._observations: list[int] = []  # rows of each demo in self._demos
         starts: list[np.ndarray] = []
         for file_index, path in enumerate(self.paths):
             with open_dataset(path, lerobot_keys) as file:
@@ -72,9 +91,13 @@ class _ClipIndex(Dataset):
                     if count > 0:
                         starts.append(np.stack([np.full(count, len(self._demos)), np.arange(count)], axis=1))
                         self._demos.append((file_index, demo))
+                        self._observations.append(observations)
         self._clips = np.concatenate(starts) if starts else np.zeros((0, 2), dtype=np.int64)
         self._files: dict[int, TrajectoryFile | LeRobotReader] = {}
         self._pid = os.getpid()
+        self._memory: dict[str, torch.Tensor] | None = None  # arrays of all observations, once loaded
+        self._clip_rows: torch.Tensor | None = None  # [clips] row of each clip's first observation in memory
+        self._offsets: torch.Tensor | None = None  # [T] rows of a clip's observations after its first
 
     def __len__(self) -> int:
         return len(self._clips)
@@ -89,6 +112,86 @@ class _ClipIndex(Dataset):
         for file in self._files.values():
             file.close()
         self._files = {}
+
+    @property
+    def memory_device(self) -> torch.device | None:
+        """Where the arrays lie once :meth:`load` ed (``None``: streaming from the files)."""
+        return None if self._memory is None else self._memory["frames"].device
+
+    def memory_bytes(self) -> int:
+        """Bytes the arrays take once decoded into memory by :meth:`load` (every observation of every
+        episode with a clip; frames sized as the first one)."""
+        if not self._demos:
+            return 0
+        file_index, demo = self._demos[0]
+        frame = self._file(file_index).read(demo, self.image_key, slice(0, 1))
+        return sum(self._observations) * (frame.nbytes + 7 * 4 * len(self._VECTORS))
+
+    def load(self, device: str | torch.device = "cpu", shared: bool = False) -> None:
+        """Decode every episode's arrays once into tensors on ``device`` (:meth:`memory_bytes` of them),
+        so that clips are gathered from memory from then on; ``shared`` puts CPU tensors in shared
+        memory, where loader processes (fork, spawn or forkserver) read them without a copy each.
+
+        ``DatasetError`` names the episode when its frames differ in size from the first episode's.
+        """
+        device = torch.device(device)
+        if self._memory is not None:
+            raise ValueError(f"the clips are already in memory (on {self.memory_device})")
+        first_rows = np.concatenate([[0], np.cumsum(self._observations)])
+        memory: dict[str, torch.Tensor] = {}
+        for (file_index, demo), row in zip(self._demos, first_rows[:-1].tolist()):
+            arrays = self._episode_arrays(file_index, demo)
+            if not memory:
+                memory = {
+                    name: torch.empty((int(first_rows[-1]), *array.shape[1:]), dtype=_TORCH_DTYPES[array.dtype.str], device=device)
+                    for name, array in arrays.items()
+                }
+                if shared and device.type == "cpu":
+                    memory = {name: tensor.share_memory_() for name, tensor in memory.items()}
+            for name, array in arrays.items():
+                if array.shape[1:] != memory[name].shape[1:]:
+                    raise DatasetError(
+                        f"{self.paths[file_index]}: {demo}: '{name}' rows have shape {array.shape[1:]}, but the first "
+                        f"episode's have {tuple(memory[name].shape[1:])}; clips of one dataset need one frame size"
+                    )
+                memory[name][row : row + len(array)].copy_(torch.from_numpy(array))
+        self.close()
+        if not memory:  # no clips at all: empty arrays keep the shapes of nothing
+            memory = {"frames": torch.empty((0, 0, 0, 3), dtype=torch.uint8, device=device)}
+        first = torch.from_numpy(first_rows[self._clips[:, 0]] + self._clips[:, 1])
+        self._memory = memory
+        self._clip_rows = first.to(device)
+        self._offsets = (torch.arange(self.clip_len) * self.frame_skip).to(device)
+
+    def clips(self, indices: Sequence[int] | torch.Tensor) -> dict[str, torch.Tensor]:
+        """Clips ``indices`` (``B`` of them) as one batch: every item's tensors stacked, ``[B, ...]``
+        (e.g. frames uint8 ``[B, T, H, W, 3]``). In memory: one gather per array, on the memory's
+        device; streaming: one read per clip, stacked on the CPU."""
+        index = torch.as_tensor(indices, dtype=torch.long)
+        if index.ndim != 1 or len(index) == 0:
+            raise ValueError(f"clips() takes a non-empty list of clip indices, got shape {tuple(index.shape)}")
+        if self._memory is None:
+            items = [self._read_clip(int(i)) for i in index]
+            return {key: torch.stack([item[key] for item in items]) for key in items[0]}
+        low, high = int(index.min()), int(index.max())
+        if low < 0 or high >= len(self):
+            raise IndexError(f"clip {low if low < 0 else high} out of range ({len(self)} clips)")
+        rows = self._clip_rows[index.to(self._clip_rows.device)][:, None] + self._offsets  # [B, T]
+        return {name: array[rows[:, :-1] if name in self._PER_STEP else rows] for name, array in self._memory.items()}
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if self._memory is None:
+            return self._read_clip(index)
+        return {key: value[0] for key, value in self.clips([index]).items()}
+
+    def _read_clip(self, index: int) -> dict[str, torch.Tensor]:
+        """Clip ``index`` read from its file."""
+        raise NotImplementedError
+
+    def _episode_arrays(self, file_index: int, demo: str) -> dict[str, np.ndarray]:
+        """The arrays of ``demo`` that :meth:`load` keeps, one row per observation (per-step arrays
+        padded with zero rows where the step would leave the episode)."""
+        raise NotImplementedError
 
     def _locate(self, index: int) -> tuple[int, str, int]:
         """(file index, demo, first observation row) of clip ``index``."""
@@ -105,11 +208,14 @@ class _ClipIndex(Dataset):
             self._files[file_index] = open_dataset(self.paths[file_index], self.lerobot_keys)
         return self._files[file_index]
 
-    def _read(self, file_index: int, demo: str, key: str, rows: slice) -> np.ndarray:
+    def _read(self, file_index: int, demo: str, key: str, rows: slice = slice(None)) -> np.ndarray:
         return self._file(file_index).read(demo, key, rows)
 
     def _rows(self, start: int) -> slice:
         return slice(start, start + (self.clip_len - 1) * self.frame_skip + 1, self.frame_skip)
+
+
+_TORCH_DTYPES = {np.dtype(np.uint8).str: torch.uint8, np.dtype(np.float32).str: torch.float32}
 
 
 def _check_rows(file: TrajectoryFile | LeRobotReader, demo: str, image_key: str, needs: tuple[str, ...]) -> int:
@@ -149,6 +255,7 @@ class FrameDataset(_ClipIndex):
 
     Items: ``{"frames": uint8 [T, H, W, 3]}`` from camera ``camera``; files need only
     ``obs/rgb_<camera>``. ``split`` picks ``mask/train`` or ``mask/valid`` (``None``: all).
+    ``preload`` decodes every episode into memory first (:meth:`load` on the CPU).
     """
 
     def __init__(
@@ -158,13 +265,19 @@ class FrameDataset(_ClipIndex):
         frame_skip: int = 1,
         split: Split = "train",
         camera: str = "front",
+        preload: bool = False,
         lerobot_keys: str | KeyMap = "armworld",
     ):
         super().__init__(paths, clip_len, frame_skip, split, camera, needs=(), lerobot_keys=lerobot_keys)
+        if preload:
+            self.load()
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def _read_clip(self, index: int) -> dict[str, torch.Tensor]:
         file_index, demo, start = self._locate(index)
         return {"frames": torch.from_numpy(self._read(file_index, demo, self.image_key, self._rows(start)))}
+
+    def _episode_arrays(self, file_index: int, demo: str) -> dict[str, np.ndarray]:
+        return {"frames": self._read(file_index, demo, self.image_key)}
 
 
 class ClipDataset(_ClipIndex):
@@ -172,8 +285,11 @@ class ClipDataset(_ClipIndex):
 
     Items: ``{"frames": uint8 [T, H, W, 3], "proprio": float32 [T, 7], "actions": float32 [T-1, 7]}``
     with ``action`` ``"delta"`` (proprio difference) or ``"command"`` (env actions), see the
-    module docstring. ``preload`` reads the needed arrays of every file into memory first.
+    module docstring. ``preload`` decodes every episode into memory first (:meth:`load` on the CPU).
     """
+
+    _PER_STEP = ("actions",)
+    _VECTORS = ("proprio", "actions")
 
     def __init__(
         self,
@@ -193,33 +309,45 @@ class ClipDataset(_ClipIndex):
         self.action = action
         needs = ("obs/proprio", "actions") if action == "command" else ("obs/proprio",)
         super().__init__(paths, clip_len, frame_skip, split, camera, needs=needs, lerobot_keys=lerobot_keys)
-        self._cache: dict[tuple[int, str, str], np.ndarray] | None = None
         if preload:
-            self._cache = {
-                (file_index, demo, key): self._file(file_index).read(demo, key)
-                for file_index, demo in self._demos
-                for key in (self.image_key, *needs)
-            }
-            self.close()
+            self.load()
 
-    def _read(self, file_index: int, demo: str, key: str, rows: slice) -> np.ndarray:
-        if self._cache is not None:
-            return self._cache[(file_index, demo, key)][rows]
-        return super()._read(file_index, demo, key, rows)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def _read_clip(self, index: int) -> dict[str, torch.Tensor]:
         file_index, demo, start = self._locate(index)
         rows = self._rows(start)
         proprio = self._read(file_index, demo, "obs/proprio", rows).astype(np.float32)
         if self.action == "delta":
-            actions = proprio_delta(proprio)
+            actions = _proprio_steps(proprio[:-1], proprio[1:])
         else:
             k = self.frame_skip
             commanded = self._read(file_index, demo, "actions", slice(start, start + (self.clip_len - 1) * k))
-            commanded = expand_action(commanded.astype(np.float32)).reshape(self.clip_len - 1, k, -1)
-            actions = np.concatenate([commanded[:, :, :6].sum(axis=1), commanded[:, -1, 6:]], axis=1)
+            actions = _command_steps(commanded.reshape(self.clip_len - 1, k, -1))
         return {
             "frames": torch.from_numpy(self._read(file_index, demo, self.image_key, rows)),
             "proprio": torch.from_numpy(proprio),
-            "actions": torch.from_numpy(np.ascontiguousarray(actions, dtype=np.float32)),
+            "actions": torch.from_numpy(actions),
         }
+
+    def _episode_arrays(self, file_index: int, demo: str) -> dict[str, np.ndarray]:
+        proprio = self._read(file_index, demo, "obs/proprio").astype(np.float32)
+        k = self.frame_skip
+        if self.action == "delta":
+            steps = _proprio_steps(proprio[:-k], proprio[k:])
+        else:
+            commanded = self._read(file_index, demo, "actions")  # [N, A]: windows of k consecutive commands
+            steps = _command_steps(np.lib.stride_tricks.sliding_window_view(commanded, k, axis=0).transpose(0, 2, 1))
+        actions = np.zeros((len(proprio), 7), dtype=np.float32)
+        actions[: len(steps)] = steps
+        return {"frames": self._read(file_index, demo, self.image_key), "proprio": proprio, "actions": actions}
+
+
+def _proprio_steps(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """World-model actions float32 ``[M, 7]`` from the proprio rows ``before [M, 7]`` to ``after [M, 7]``."""
+    return proprio_delta(np.stack([before, after], axis=1))[:, 0]
+
+
+def _command_steps(commanded: np.ndarray) -> np.ndarray:
+    """One action float32 ``[M, 7]`` per group of k env actions ``[M, k, 7 or 4]``: the position and
+    orientation commands summed, the last gripper target."""
+    expanded = expand_action(commanded.astype(np.float32))
+    return np.ascontiguousarray(np.concatenate([expanded[:, :, :6].sum(axis=1), expanded[:, -1, 6:]], axis=1))

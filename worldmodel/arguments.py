@@ -27,6 +27,13 @@ def _add_loop_arguments(parser: argparse.ArgumentParser, lr: float, start_lr: fl
     g.add_argument("--save-every", type=positive_int, default=500, help="checkpoint every N steps (default %(default)s)")
     g.add_argument("--device", default="", help="cpu, cuda or cuda:N (default: cuda if available)")
     g.add_argument("--workers", type=non_negative_int, default=0, help="data-loading worker processes (default %(default)s)")
+    g.add_argument(
+        "--data-in-memory", choices=("auto", "yes", "no"), default="auto",
+        help="decode the clips into memory once (on the GPU when training there and it fits a quarter of its free "
+        "memory, else in host memory, shared with the --workers) instead of reading them from the files at every "
+        "step; auto: when the decoded data fits half the available host memory; yes: always; no: stream from the "
+        "files. The same clips are trained on either way (default %(default)s)",
+    )
 
 
 def lerobot_keys(text: str) -> str:
@@ -113,5 +120,5 @@ def loop_config(args: argparse.Namespace):
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, start_lr=args.start_lr,
         warmup_steps=args.warmup_steps, weight_decay=args.weight_decay, grad_clip=args.grad_clip,
         seed=args.seed, eval_every=args.eval_every, save_every=args.save_every, device=args.device,
-        num_workers=args.workers,
+        num_workers=args.workers, data_in_memory=args.data_in_memory,
     )

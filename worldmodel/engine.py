@@ -20,6 +20,13 @@ Nothing non-finite is trained on or saved: a batch holding NaN or inf is refused
 key (the clip datasets already refuse such files when they open, naming file and key), and a
 NaN or inf loss term or gradient norm stops the run (:class:`Diverged`) before that step is applied,
 so every checkpoint written holds the finite weights of an earlier step.
+
+Data: a batch is one list of clip indices, fetched at once (``clips(indices)`` of the clip
+datasets: one gather per array when the data is in memory). ``LoopConfig.data_in_memory``
+decides whether the clip datasets are decoded into memory first (:func:`place_data`): on the
+training GPU when they fit its budget (no loader processes, no transfers), else in host memory
+(shared with the loader processes), else streamed from the files. It changes where clips are
+read from, never which: the same seed gives the same clips in the same order either way.
 """
 
 from __future__ import annotations
@@ -32,13 +39,13 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 import torch.distributed as torch_dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 from armworld.datasets.hdf5 import DatasetError
 from armworld.worldmodel.checkpoint import (
@@ -74,6 +81,7 @@ class LoopConfig:
     keep_checkpoints: int = 2
     num_workers: int = 0
     device: str = ""  # "" = cuda when available, else cpu
+    data_in_memory: Literal["auto", "yes", "no"] = "auto"  # decode the clip datasets into memory first (place_data)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -88,6 +96,30 @@ class LoopConfig:
             raise ValueError(f"seed must be non-negative, got {self.seed}")
         if self.warmup_steps < 0 or not (0 < self.start_lr and 0 < self.lr and 0 <= self.final_lr):
             raise ValueError("learning rates must be positive and warmup_steps non-negative")
+        if self.data_in_memory not in DATA_IN_MEMORY:
+            raise ValueError(f"data_in_memory (--data-in-memory) is one of {list(DATA_IN_MEMORY)}, got {self.data_in_memory!r}")
+
+
+DATA_IN_MEMORY = ("auto", "yes", "no")
+HOST_MEMORY_FRACTION = 0.5  # of the host's available memory, shared by the processes of this machine
+GPU_MEMORY_FRACTION = 0.25  # of the GPU's free memory (the rest for the model, its activations and optimizer)
+
+
+@runtime_checkable
+class ClipSource(Protocol):
+    """A dataset that fetches batches at once and can be decoded into memory
+    (:class:`armworld.datasets.clips.FrameDataset` and ``ClipDataset``)."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def memory_device(self) -> torch.device | None: ...
+
+    def memory_bytes(self) -> int: ...
+
+    def load(self, device: str | torch.device = "cpu", shared: bool = False) -> None: ...
+
+    def clips(self, indices: list[int] | torch.Tensor) -> dict[str, torch.Tensor]: ...
 
 
 class Task(Protocol):
@@ -181,13 +213,40 @@ def batches_per_epoch(dataset: Dataset, cfg: LoopConfig, dist: Dist) -> int:
     return per_epoch
 
 
+class _Batches(Dataset):
+    """``dataset`` indexed by lists of indices: its ``clips(indices)`` (a :class:`ClipSource`),
+    else its items collated."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __getitem__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        if isinstance(self.dataset, ClipSource):
+            return self.dataset.clips(indices)
+        return default_collate([self.dataset[i] for i in indices])
+
+
+def _loader(
+    dataset: Dataset, index_batches: list[list[int]], cfg: LoopConfig, dist: Dist, generator: torch.Generator | None = None
+) -> DataLoader:
+    """Batches ``index_batches`` of ``dataset``, each fetched at once; by ``cfg.num_workers`` loader
+    processes unless the data lies on the GPU already (then none are needed, nor transfers)."""
+    memory = dataset.memory_device if isinstance(dataset, ClipSource) else None
+    on_gpu = memory is not None and memory.type != "cpu"
+    return DataLoader(
+        _Batches(dataset), batch_size=None, sampler=index_batches, num_workers=0 if on_gpu else cfg.num_workers,
+        generator=generator, pin_memory=dist.device.type == "cuda" and not on_gpu,
+    )
+
+
 def batches(dataset: Dataset, cfg: LoopConfig, dist: Dist, start_step: int) -> Iterator[dict[str, torch.Tensor]]:
     """Endless shuffled batches from step ``start_step`` on.
 
     Epoch ``e`` is a permutation drawn from ``derive_seed(seed, e)``; rank ``r`` reads its
     items ``r, r + world_size, ...`` of it (the same count on every rank), in batches, and the
     incomplete last batch is dropped. Starting mid-epoch skips the earlier batches without
-    loading them.
+    loading them. Each batch is fetched at once (:class:`ClipSource`), whether the data is in
+    memory or streamed: the same clips either way.
     """
     per_rank = len(dataset) // dist.world_size
     per_epoch = batches_per_epoch(dataset, cfg, dist)
@@ -195,12 +254,55 @@ def batches(dataset: Dataset, cfg: LoopConfig, dist: Dist, start_step: int) -> I
     while True:
         order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(derive_seed(cfg.seed, epoch)))
         mine = order[dist.rank : per_rank * dist.world_size : dist.world_size][skip * cfg.batch_size :]
+        index_batches = mine[: len(mine) // cfg.batch_size * cfg.batch_size].view(-1, cfg.batch_size).tolist()
         workers = torch.Generator().manual_seed(derive_seed(cfg.seed, epoch, dist.rank))  # data-worker seeds
-        loader = DataLoader(
-            dataset, cfg.batch_size, sampler=mine.tolist(), drop_last=True, num_workers=cfg.num_workers, generator=workers
-        )
-        yield from loader
+        yield from _loader(dataset, index_batches, cfg, dist, workers)
         epoch, skip = epoch + 1, 0
+
+
+def _available_host_memory() -> int:
+    """Bytes of memory the host can give without swapping (``MemAvailable``), or its free pages."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def place_data(datasets: list[Dataset], cfg: LoopConfig, dist: Dist) -> dict:
+    """Decode the :class:`ClipSource` datasets among ``datasets`` into memory, or leave them
+    streaming, as ``cfg.data_in_memory`` says; returns what was done (for the checkpoints' metadata):
+    ``{"in_memory": "cuda:0" | "cpu" | None, "decoded_bytes": int, "why": str}``.
+
+    ``"auto"``: on the training GPU if their decoded size fits :data:`GPU_MEMORY_FRACTION` of its free
+    memory, else in host memory if it fits :data:`HOST_MEMORY_FRACTION` of the available memory
+    (divided among the processes of this machine; with loader processes, also of ``/dev/shm``),
+    else streamed. ``"yes"``: in memory regardless of the host budget (on the GPU if it fits there).
+    ``"no"``: streamed. Loading reads every episode once.
+    """
+    sources = [d for d in datasets if isinstance(d, ClipSource) and d.memory_device is None]
+    needed = sum(d.memory_bytes() for d in sources)
+    placed = {"in_memory": None, "decoded_bytes": needed}
+    if not sources or cfg.data_in_memory == "no":
+        return dict(placed, why="--data-in-memory no" if sources else "no clip datasets")
+    shared = cfg.num_workers > 0
+    if dist.device.type == "cuda" and needed <= GPU_MEMORY_FRACTION * torch.cuda.mem_get_info(dist.device)[0]:
+        device = dist.device
+    else:
+        device = torch.device("cpu")
+        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        budget = HOST_MEMORY_FRACTION * _available_host_memory() / local_processes
+        if shared and os.path.isdir("/dev/shm"):
+            shm = os.statvfs("/dev/shm")
+            budget = min(budget, HOST_MEMORY_FRACTION * shm.f_bavail * shm.f_frsize / local_processes)
+        if needed > budget and cfg.data_in_memory == "auto":
+            return dict(placed, why=f"{needed / 2**30:.2f} GiB decoded exceeds the host budget of {budget / 2**30:.2f} GiB")
+    for dataset in sources:
+        dataset.load(device, shared=shared and device.type == "cpu")
+    return dict(placed, in_memory=str(device), why=f"--data-in-memory {cfg.data_in_memory}")
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -247,16 +349,15 @@ def check_finite_step(metrics: dict[str, float], step: int, dist: Dist) -> None:
 @torch.no_grad()
 def evaluate(task: nn.Module, dataset: Dataset, cfg: LoopConfig, dist: Dist) -> dict[str, float]:
     """Mean metrics over the first ``eval_batches`` batches of ``dataset`` (all ranks averaged)."""
-    sampler = None
+    indices = list(range(len(dataset)))
     if dist.world_size > 1:
-        sampler = DistributedSampler(dataset, dist.world_size, dist.rank, shuffle=False)
-    loader = DataLoader(dataset, cfg.batch_size, sampler=sampler, shuffle=False, num_workers=cfg.num_workers)
+        indices = list(DistributedSampler(dataset, dist.world_size, dist.rank, shuffle=False))
+    size = cfg.batch_size
+    loader = _loader(dataset, [indices[i : i + size] for i in range(0, len(indices), size)][: cfg.eval_batches], cfg, dist)
     task.eval()
     totals: dict[str, float] = {}
     count = 0
     for i, batch in enumerate(loader):
-        if i >= cfg.eval_batches:
-            break
         batch = check_finite_batch(batch, f"validation batch {i}", dist)
         with autocast(dist.device):
             loss, metrics = task(to_device(batch, dist.device))
@@ -279,7 +380,7 @@ def autocast(device: torch.device) -> torch.autocast:
 
 # LoopConfig fields a resumed run may change: its length and bookkeeping, not what it trains.
 FREE_ON_RESUME = ("steps", "log_every", "eval_every", "eval_batches", "save_every", "keep_checkpoints",
-                  "num_workers", "device", "progress")
+                  "num_workers", "device", "data_in_memory", "progress")
 
 
 def changed_settings(ckpt: Checkpoint, config: dict, data: list[dict]) -> list[str]:
@@ -347,7 +448,7 @@ def fit(
         if changes:
             raise ValueError(
                 f"{out_dir} holds a run with other settings ({'; '.join(changes)}); to resume it, repeat its "
-                "arguments (only --steps, --eval-every, --save-every, --device and --workers may change), "
+                "arguments (only --steps, --eval-every, --save-every, --device, --workers and --data-in-memory may change), "
                 "or give a new --out"
             )
         task.load_checkpoint_state(ckpt.state_dict)
@@ -364,9 +465,15 @@ def fit(
         ids = [dist.device.index] if dist.device.type == "cuda" else None
         model = nn.parallel.DistributedDataParallel(task, device_ids=ids)
 
+    placed = place_data([train_data] + ([valid_data] if valid_data is not None else []), cfg, dist)
+    if dist.main and placed["in_memory"] is not None:
+        print(f"data: decoded into memory on {placed['in_memory']} ({placed['decoded_bytes'] / 2**20:.0f} MiB)")
+    elif dist.main and placed["decoded_bytes"]:
+        print(f"data: streamed from the files ({placed['why']})")
     metadata_base = {
         **(extra_metadata or {}),
         "data": data,
+        "data_pipeline": placed,
         "world_size": dist.world_size,
         "armworld_version": version("armworld"),
         "torch_version": torch.__version__,

@@ -8,8 +8,9 @@ their union and the context is the complement. V-JEPA 2 uses two configs per cli
 - long range: 2 blocks of scale 0.7.
 
 Blocks span all of time (``temporal_scale = 1.0``); aspect ratios are drawn in
-``[0.75, 1.5]``. The block *size* is drawn once per batch, the *positions* per sample,
-and index lists are cut to the batch minimum so they stack into tensors.
+``[0.75, 1.5]``. The block *size* is drawn once per batch, the *positions* per sample
+(for the whole batch at once, as tensors: no Python loop over samples or blocks), and
+index lists are cut to the batch minimum so they stack into tensors.
 """
 
 from __future__ import annotations
@@ -79,35 +80,46 @@ class MultiBlockMasker:
         t = min(T, max(1, round(config.temporal_scale * T)))
         return t, h, w
 
-    def _one_sample(self, config: BlockMaskConfig, size: tuple[int, int, int], generator: torch.Generator) -> torch.Tensor:
-        """A boolean ``[T' * H' * W']`` mask (True = target) with at least ``min_context`` context tokens."""
-        T, H, W = self.grid
-        t, h, w = size
-        for _ in range(self.max_tries):
-            masked = torch.zeros(T, H, W, dtype=torch.bool)
-            for _ in range(config.num_blocks):
-                t0 = int(torch.randint(0, T - t + 1, (1,), generator=generator))
-                h0 = int(torch.randint(0, H - h + 1, (1,), generator=generator))
-                w0 = int(torch.randint(0, W - w + 1, (1,), generator=generator))
-                masked[t0 : t0 + t, h0 : h0 + h, w0 : w0 + w] = True
-            if (~masked).sum() >= self.min_context:
-                return masked.flatten()
+    def _draw(self, config: BlockMaskConfig, size: tuple[int, int, int], count: int, generator: torch.Generator) -> torch.Tensor:
+        """Boolean masks ``[count, T' * H' * W']`` (True = target): the union of ``config.num_blocks``
+        boxes of ``size`` per row, at positions drawn uniformly, all rows at once."""
+        shape = (count, config.num_blocks, 1)
+        inside = []
+        for extent, block in zip(self.grid, size):
+            first = torch.randint(0, extent - block + 1, shape, generator=generator)
+            position = torch.arange(extent)
+            inside.append((position >= first) & (position < first + block))  # [count, blocks, extent]
+        in_t, in_h, in_w = inside
+        boxes = in_t[:, :, :, None, None] & in_h[:, :, None, :, None] & in_w[:, :, None, None, :]
+        return boxes.any(dim=1).flatten(1)
+
+    def _masks(self, config: BlockMaskConfig, size: tuple[int, int, int], batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        """Boolean masks ``[batch_size, T' * H' * W']`` (True = target), each with at least ``min_context``
+        context tokens: rows with fewer are drawn again, up to ``max_tries`` draws in all, and
+        rows still short then have ``min_context`` random tokens unmasked."""
+        masked = self._draw(config, size, batch_size, generator)
+        for _ in range(self.max_tries - 1):
+            short = torch.nonzero((~masked).sum(dim=1) < self.min_context).squeeze(1)
+            if len(short) == 0:
+                return masked
+            masked[short] = self._draw(config, size, len(short), generator)
         # Too few context tokens after max_tries: unmask a random few so the context is never empty.
-        masked = masked.flatten()
-        free = torch.randperm(masked.numel(), generator=generator)[: self.min_context]
-        masked[free] = False
+        for row in torch.nonzero((~masked).sum(dim=1) < self.min_context).squeeze(1).tolist():
+            masked[row, torch.randperm(masked.shape[1], generator=generator)[: self.min_context]] = False
         return masked
 
     def __call__(self, batch_size: int, generator: torch.Generator | None = None) -> list[Mask]:
-        """One :class:`Mask` per config for a batch of ``batch_size`` clips."""
+        """One :class:`Mask` per config for a batch of ``batch_size`` clips, drawn for the whole
+        batch at once; each row's indices ascend and are cut to the batch's shortest row."""
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
         masks = []
         for config in self.configs:
-            size = self._block_size(config, generator)
-            samples = [self._one_sample(config, size, generator) for _ in range(batch_size)]
-            n_context = min(int((~m).sum()) for m in samples)
-            n_target = min(int(m.sum()) for m in samples)
-            context = torch.stack([torch.nonzero(~m).squeeze(1)[:n_context] for m in samples])
-            target = torch.stack([torch.nonzero(m).squeeze(1)[:n_target] for m in samples])
+            masked = self._masks(config, self._block_size(config, generator), batch_size, generator)
+            n_context = int((~masked).sum(dim=1).min())
+            n_target = int(masked.sum(dim=1).min())
+            # Stable sorts put a row's context (or target) tokens first, in ascending order.
+            as_int = masked.to(torch.uint8)
+            context = torch.sort(as_int, dim=1, stable=True).indices[:, :n_context]
+            target = torch.sort(as_int, dim=1, descending=True, stable=True).indices[:, :n_target]
             masks.append(Mask(context=context, target=target))
         return masks
