@@ -35,6 +35,7 @@ import numpy as np
 
 from armworld.agents.base import Agent
 from armworld.agents.film import FilmConfig, FilmRecorder
+from armworld.envs.episode import run_episode as run_episode_loop
 
 EVAL_SEED_BASE = 1_000_000
 EPISODES_PER_SEED_MAX = 1000
@@ -68,8 +69,8 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
 class EvalConfig:
     """What to evaluate on: env id and kwargs, seeds, episodes per seed, step budget, videos.
 
-    videos: how many episodes of each seed (the first ones) to film as MP4 (needs ``out``
-    in :func:`evaluate`); video_height: height of the panels of those films (px, even, 64..640).
+    videos: how many episodes of each seed (the first ones) to film (MP4s under ``out``
+    in :func:`evaluate`, else kept in the results); video_height: height of the panels of those films (px, even, 64..640).
     """
 
     env_id: str
@@ -113,7 +114,8 @@ class EpisodeResult:
 def run_episode(
     env: gymnasium.Env, agent: Agent, reset_seed: int, max_steps: int, film: FilmConfig | None = None
 ) -> EpisodeResult:
-    """Reset ``env`` with ``reset_seed``, drive it with ``agent`` for up to ``max_steps`` actions.
+    """Reset ``env`` with ``reset_seed``, drive it with ``agent`` for up to ``max_steps`` actions
+    (the episode loop, :func:`armworld.envs.episode.run_episode`), and judge the outcome.
 
     With ``film``, the episode is filmed into the result's ``frames``
     (:class:`armworld.agents.film.FilmRecorder`): one frame per observation, captured after
@@ -121,19 +123,10 @@ def run_episode(
     last observation, then that one held with the outcome. Filming changes nothing the
     agent sees or the env does.
     """
-    obs, info = env.reset(seed=reset_seed)
-    agent.reset()
     recorder = FilmRecorder(env, agent, film, reset_seed, max_steps) if film is not None else None
-    length = 0
     try:
-        for _ in range(max_steps):
-            action = agent.act(obs)
-            if recorder is not None:
-                recorder.capture(obs, length)
-            obs, _, terminated, truncated, info = env.step(action)
-            length += 1
-            if terminated or truncated:
-                break
+        end = run_episode_loop(env, agent, reset_seed, max_steps, observers=[recorder] if recorder is not None else [])
+        obs, info, length = end.obs, end.info, end.length
         success = bool(info.get("is_success", False))
         distance = float(np.linalg.norm(np.asarray(obs["achieved_goal"]) - np.asarray(obs["desired_goal"])))
         frames = None
@@ -271,11 +264,13 @@ def evaluate(
     dataset_seeds: Collection[int] | None = None,
     progress: Callable[[EpisodeResult], None] | None = None,
 ) -> EvalResult:
-    """Evaluate the agents ``factory`` makes; writes videos under ``out`` (if ``config.videos``)."""
+    """Evaluate the agents ``factory`` makes.
+
+    The films of ``config.videos`` episodes per seed are written as MP4s under ``out``, or,
+    without ``out``, kept in those episodes' ``frames``.
+    """
     if dataset_seeds is not None:
         check_disjoint(config, dataset_seeds)
-    if config.videos and out is None:
-        raise ValueError("recording videos needs an output directory")
     start = time.perf_counter()
     # the env's own time limit would cut a longer max_steps short: make it with that budget
     budget = {"max_episode_steps": config.max_steps} if config.max_steps else {}
@@ -293,7 +288,7 @@ def evaluate(
                 record = i < config.videos
                 result = run_episode(env, agent, eval_seed(seed, i), max_steps, film if record else None)
                 result.seed = seed
-                if record:
+                if record and out is not None:
                     path = Path(out) / f"{_slug(config.env_id)}_seed{seed}_ep{i}.mp4"
                     write_episode_video(path, result.frames, film.fps)
                     videos.append(str(path))

@@ -44,6 +44,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from armworld.agents.base import Agent
+from armworld.envs.episode import EpisodeObserver, HasGoalImage, MujocoScene, capability
 
 GOAL_SITE_GROUP = 3  # the site group of the sim's goal marker (envs/base.py), hidden from observations
 BAND_COLOR = (24, 24, 28)
@@ -151,12 +152,15 @@ def _distance_text(distance: float | None) -> str:
     return "unknown" if distance is None or not math.isfinite(distance) else f"{distance:.3f} m"
 
 
-class FilmRecorder:
+class FilmRecorder(EpisodeObserver):
     """Films one episode of ``agent`` in ``env``: call :meth:`capture` with each observation
-    after the agent acted on it and with the last one, then :meth:`finish` once.
+    after the agent acted on it (as an observer of the episode loop,
+    :func:`armworld.envs.episode.run_episode`, it does) and with the last one, then
+    :meth:`finish` once.
 
     Args:
-        env: the env, reset for this episode (before the recorder is made).
+        env: the env of the episode (its MuJoCo scene renders the front view, its goal image
+            is shown when the agent has none: capabilities ``MujocoScene``, ``HasGoalImage``).
         agent: the agent acting in it (its ``camera`` and ``goal_frame``, if it has them, are read).
         config: panel height, caption, fps, outcome hold.
         reset_seed: the episode's reset seed (written on the frames).
@@ -164,15 +168,17 @@ class FilmRecorder:
     """
 
     def __init__(self, env: gymnasium.Env, agent: Agent, config: FilmConfig, reset_seed: int, max_steps: int) -> None:
-        self.env, self.agent, self.config, self.max_steps = env.unwrapped, agent, config, max_steps
+        self.agent, self.config, self.max_steps = agent, config, max_steps
         self.camera: str | None = getattr(agent, "camera", None)
-        name = env.spec.id.split("/")[-1] if env.spec is not None else type(self.env).__name__
+        name = env.spec.id.split("/")[-1] if env.spec is not None else type(env.unwrapped).__name__
         self.title = "  |  ".join([name, f"reset seed {reset_seed}", *([config.caption] if config.caption else [])])
         self.frames: list[np.ndarray] = []
         self._last: list[Panel] = []  # the panels of the last frame captured
         self._env_goal: np.ndarray | None = None
+        self._goals = capability(env, HasGoalImage)
+        self._scene = capability(env, MujocoScene)
         self._renderer = None
-        model = getattr(self.env, "model", None)
+        model = getattr(self._scene, "model", None)
         if isinstance(model, mujoco.MjModel) and mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "front") >= 0:
             from armworld.envs.rendering import CameraRenderer
 
@@ -182,7 +188,7 @@ class FilmRecorder:
     def _view(self, obs: dict[str, Any]) -> Panel | None:
         """The front view: rendered in the sim, else the best camera image the observation has."""
         if self._renderer is not None:
-            return Panel(self._renderer.render(self.env.data, "front"), "front view (goal: green ball)")
+            return Panel(self._renderer.render(self._scene.data, "front"), "front view (goal: green ball)")
         others = [key[len("rgb_"):] for key in obs if key.startswith("rgb_") and key != f"rgb_{self.camera}"]
         if not others:
             return None
@@ -198,8 +204,8 @@ class FilmRecorder:
             index = next((i for i, image in enumerate(goals) if image is goal), len(goals) - 1)
             final = index == len(goals) - 1
             return Panel(goal, "goal image" if final else f"sub-goal {index + 1} of {len(goals) - 1}")
-        if self._env_goal is None and hasattr(self.env, "goal_image"):
-            self._env_goal = self.env.goal_image(self.camera or "front", size=self.config.height)
+        if self._env_goal is None and self._goals is not None:
+            self._env_goal = self._goals.goal_image(self.camera or "front", size=self.config.height)
         return None if self._env_goal is None else Panel(self._env_goal, "goal image")
 
     def panels(self, obs: dict[str, Any]) -> list[Panel]:
@@ -217,6 +223,9 @@ class FilmRecorder:
                 "and neither the agent nor the env has a goal image"
             )
         return found
+
+    def on_action(self, obs: dict[str, Any], action: np.ndarray, step: int) -> None:
+        self.capture(obs, step)
 
     def capture(self, obs: dict[str, Any], step: int) -> None:
         """Add the frame of ``obs``, seen after ``step`` actions."""

@@ -14,6 +14,7 @@ import gymnasium
 import numpy as np
 
 from armworld.envs.conventions import MAX_POS_DELTA
+from armworld.envs.episode import HasTask, capability
 from armworld.envs.registry import TASKS, load
 from armworld.envs.tasks import CUBE_HALF_SIZE, PUSH_STANDOFF, PUSH_TCP_HEIGHT, STACK_TCP_CLEARANCE
 
@@ -164,9 +165,9 @@ class StackExpert(PickPlaceExpert):
 
 
 def make_expert(env: gymnasium.Env, noise: float = 0.0, seed: int | None = None) -> ScriptedExpert:
-    """The scripted expert of ``env``'s task (``env.unwrapped.task``), as the task table
+    """The scripted expert of ``env``'s task (its ``task``: ``HasTask``), as the task table
     (``armworld.envs.registry.TASKS``) names it."""
-    task = getattr(env.unwrapped, "task", None)
+    task = getattr(capability(env, HasTask), "task", None)
     if task not in TASKS:
         raise ValueError(f"no scripted expert for task {task!r}; experts exist for {sorted(TASKS)}")
     expert = load(TASKS[task].expert)

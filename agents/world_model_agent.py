@@ -19,7 +19,7 @@ Goals: ``"env"`` (the simulator's goal image, fetched after each reset), ``"retr
 search of :mod:`armworld.agents.retrieval`: frames of the recorded stretch that best leads
 from the current image to the goal image, each for the actions recorded before it; needs
 an ``EpisodeLibrary``), ``"subgoals"`` (the simulator's images of the task's stages ending
-with the goal image, ``env.unwrapped.goal_sequence``, with the actions budgeted for each:
+with the goal image, the env's ``goal_sequence`` (``HasGoalSequence``), with the actions budgeted for each:
 privileged help), an image file or array, or a list of them (sub-goals, V-JEPA 2-AC's
 pick-and-place: the agent moves to the next after ``subgoal_steps[i]`` actions).
 
@@ -47,6 +47,7 @@ import torch
 from armworld.agents.planners import Planner
 from armworld.agents.retrieval import EpisodeLibrary, Retrieved
 from armworld.envs.conventions import delta_to_env_action, proprio_delta
+from armworld.envs.episode import HasGoalImage, HasGoalSequence, require
 
 GoalImage = Union[str, Path, np.ndarray]
 GoalSpec = Union[str, Path, np.ndarray, Sequence[GoalImage]]
@@ -257,19 +258,21 @@ class WorldModelAgent:
 
     def _read_env_goals(self) -> None:
         """This episode's goal images from the simulator, with their gripper closures and schedule."""
-        env = self.env.unwrapped
-        if self.env_goals == "env" and self.config.gripper == "plan":  # all an env that renders only a goal image can serve
-            self.goal_images = [env.goal_image(self.config.camera, size=self.image_size)]
-            return
-        if self.env_goals == "retrieve":
+        if self.env_goals == "retrieve" or (self.env_goals == "env" and self.config.gripper == "plan"):
+            # the goal image alone: all an env that renders only a goal image can serve
+            env = require(self.env, HasGoalImage, "a world-model agent heading for the env's goal image")
             goal = env.goal_image(self.config.camera, size=self.image_size)
+            if self.env_goals == "env":
+                self.goal_images = [goal]
+                return
             now, target = self._encode(np.stack([self._frames[-1], goal])).flatten(1)
             found = self.retrieved = self.library.retrieve(now, target, self.config.retrieved_subgoals)
             self.goal_images = [*(load_goal_image(image, self.image_size) for image in found.images), goal]
             self.goal_closures = (*found.closures, found.closures[-1])
             self.goal_steps = found.steps
             return
-        sequence = env.goal_sequence(self.config.camera, size=self.image_size)
+        stages = require(self.env, HasGoalSequence, "a world-model agent heading for the env's goals with their gripper closures")
+        sequence = stages.goal_sequence(self.config.camera, size=self.image_size)
         keep = slice(None) if self.env_goals == "subgoals" else slice(-1, None)
         self.goal_images = list(sequence.images[keep])
         self.goal_closures = sequence.closures[keep]

@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import gymnasium
 import numpy as np
@@ -24,14 +24,12 @@ from tqdm import tqdm
 
 from armworld.datasets.env_args import describe_env
 from armworld.datasets.hdf5 import DatasetError, Episode, Exist, TrajectoryFile, TrajectoryWriter, check_exist, demo_name
+from armworld.datasets.record import EpisodeRecorder
+from armworld.envs.episode import Policy, run_episode
 
 
-class AgentLike(Protocol):
-    """The Agent protocol (``armworld.agents.base.Agent``), restated so datasets needn't import agents."""
-
-    def reset(self) -> None: ...
-
-    def act(self, obs: dict[str, Any]) -> np.ndarray: ...
+AgentLike = Policy
+"""The Agent protocol (``armworld.agents.base.Agent``), as the episode loop states it, so datasets needn't import agents."""
 
 
 AgentFactory = Callable[[gymnasium.Env, int], AgentLike]
@@ -93,39 +91,27 @@ class CollectSummary:
         )
 
 
+class ClippedPolicy:
+    """``agent`` with its actions clipped to an action space, as float32 (what collection records)."""
+
+    def __init__(self, agent: AgentLike, space: gymnasium.spaces.Box) -> None:
+        self.agent, self.low, self.high = agent, space.low, space.high
+
+    def reset(self) -> None:
+        self.agent.reset()
+
+    def act(self, obs: dict[str, Any]) -> np.ndarray:
+        return np.clip(np.asarray(self.agent.act(obs), dtype=np.float32), self.low, self.high)
+
+
 def rollout(env: gymnasium.Env, agent: AgentLike, seed: int, policy: str) -> Episode:
     """Run one episode from ``env.reset(seed=seed)`` to termination or truncation.
 
     Actions are clipped to the action space and recorded as executed.
     """
-    obs, _ = env.reset(seed=seed)
-    agent.reset()
-    observations, states = [obs], [env.unwrapped.get_sim_state()]
-    actions, rewards, terminated, truncated, success = [], [], [], [], []
-    low, high = env.action_space.low, env.action_space.high
-    done = False
-    while not done:
-        action = np.clip(np.asarray(agent.act(obs), dtype=np.float32), low, high)
-        obs, reward, term, trunc, info = env.step(action)
-        observations.append(obs)
-        states.append(env.unwrapped.get_sim_state())
-        actions.append(action)
-        rewards.append(reward)
-        terminated.append(term)
-        truncated.append(trunc)
-        success.append(bool(info.get("is_success", False)))
-        done = term or trunc
-    return Episode(
-        obs={key: np.stack([o[key] for o in observations]) for key in observations[0]},
-        states=np.stack(states),
-        actions=np.stack(actions),
-        rewards=np.asarray(rewards, dtype=np.float32),
-        terminated=np.asarray(terminated, dtype=bool),
-        truncated=np.asarray(truncated, dtype=bool),
-        success=np.asarray(success, dtype=bool),
-        seed=seed,
-        policy=policy,
-    )
+    recorder = EpisodeRecorder(env)
+    run_episode(env, ClippedPolicy(agent, env.action_space), seed, observers=[recorder])
+    return recorder.episode(seed, policy)
 
 
 def _episode(env: gymnasium.Env, config: CollectConfig, factory: AgentFactory, index: int) -> Episode:

@@ -11,6 +11,8 @@ import numpy as np
 
 from armworld.datasets.env_args import make_env
 from armworld.datasets.hdf5 import DatasetError, TrajectoryFile
+from armworld.datasets.record import EpisodeRecorder
+from armworld.envs.episode import SimStates, require, run_episode
 
 
 @dataclass(frozen=True)
@@ -70,13 +72,13 @@ def replay(path: str | os.PathLike, demo: str, atol: float = 1e-9) -> ReplayResu
     env = _rebuild(where, env_args)
     try:
         _check_fits(where, env, recorded, actions)
-        env.reset(seed=int(seed))
-        simulated = [env.unwrapped.get_sim_state()]
-        for action in actions:
-            env.step(action)
-            simulated.append(env.unwrapped.get_sim_state())
+        recorder = EpisodeRecorder(env)
+        end = run_episode(env, _Replay(actions), int(seed), max_steps=len(actions), observers=[recorder])
     finally:
         env.close()
+    if end.length < len(actions):
+        raise DatasetError(f"{where}: the env ended the episode after {end.length} of its {len(actions)} actions")
+    simulated = recorder.states
     errors = np.abs(np.stack(simulated) - recorded).max(axis=1)
     bad = np.flatnonzero(errors > atol)
     return ReplayResult(
@@ -85,6 +87,20 @@ def replay(path: str | os.PathLike, demo: str, atol: float = 1e-9) -> ReplayResu
         max_error=float(errors.max()),
         first_mismatch=int(bad[0]) if len(bad) else None,
     )
+
+
+class _Replay:
+    """A policy that takes the recorded actions [N, A] in turn."""
+
+    def __init__(self, actions: np.ndarray) -> None:
+        self.actions, self.step = actions, 0
+
+    def reset(self) -> None:
+        self.step = 0
+
+    def act(self, obs: dict[str, Any]) -> np.ndarray:
+        self.step += 1
+        return self.actions[self.step - 1]
 
 
 def _rebuild(where: str, env_args: dict[str, Any]) -> gymnasium.Env:
@@ -100,7 +116,7 @@ def _rebuild(where: str, env_args: dict[str, Any]) -> gymnasium.Env:
 
 def _check_fits(where: str, env: gymnasium.Env, recorded: np.ndarray, actions: np.ndarray) -> None:
     """``DatasetError`` unless the recorded states and actions have this env's widths."""
-    width = env.unwrapped.get_sim_state().shape[0]
+    width = require(env, SimStates, "replaying").get_sim_state().shape[0]
     if recorded.shape[1] != width:
         raise DatasetError(
             f"{where}: states have {recorded.shape[1]} columns, this env has {width} "

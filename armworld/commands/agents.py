@@ -244,11 +244,10 @@ def run_demo(args: argparse.Namespace) -> int:
 def _run_demo(args: argparse.Namespace) -> int:
     import time
 
-    import gymnasium
     import numpy as np
     import torch
 
-    from armworld.agents.evaluate import Summary, eval_seed, run_episode, write_episode_video
+    from armworld.agents.evaluate import EvalConfig, evaluate, write_episode_video
     from armworld.agents.film import FilmConfig
     from armworld.agents.loading import env_kwargs_for, load_agent
     check_video_output(args.out)  # before minutes of planning, not after
@@ -268,19 +267,11 @@ def _run_demo(args: argparse.Namespace) -> int:
     videos = []
     start = time.perf_counter()
     for name in args.envs:
-        budget = {"max_episode_steps": args.max_steps} if args.max_steps else {}  # else the env's own limit
-        env = gymnasium.make(name, **budget, **env_kwargs)
-        try:
-            agent = load_agent(spec, env, seed=seed, **options)
-            max_steps = env.spec.max_episode_steps
-            results = []
-            for i in range(args.episodes):
-                result = run_episode(env, agent, eval_seed(seed, i), max_steps, film)
-                videos.append(result.frames)
-                results.append(result)
-        finally:
-            env.close()
-        s = Summary.of(results)
+        config = EvalConfig(env_id=name, seeds=(seed,), episodes=args.episodes, max_steps=args.max_steps,
+                            env_kwargs=env_kwargs, videos=args.episodes, video_height=args.video_height)
+        result = evaluate(lambda env, seed: load_agent(spec, env, seed=seed, **options), config, film.caption)
+        videos += [episode.frames for episode in result.episodes]
+        s = result.overall
         print(
             f"{name}: success {s.successes}/{s.episodes}, final distance {s.mean_final_distance:.3f} m, "
             f"planning {s.plan_time_per_action_s:.3f} s per action (median, {s.mean_episode_length:.0f} actions per episode)"

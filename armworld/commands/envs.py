@@ -41,6 +41,7 @@ def run_rollout(args: argparse.Namespace) -> int:
     import imageio.v2 as imageio
 
     from armworld.agents import make_expert
+    from armworld.envs.episode import RenderEach, run_episode
 
     try:
         check_video_output(args.out)
@@ -51,15 +52,9 @@ def run_rollout(args: argparse.Namespace) -> int:
     successes = []
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with imageio.get_writer(args.out, fps=env.metadata["render_fps"], macro_block_size=1) as video:
+        filming = RenderEach(env, video.append_data)
         for episode in range(args.episodes):
-            obs, _ = env.reset(seed=args.seed + episode)
-            expert.reset()
-            video.append_data(env.render())
-            done = False
-            while not done:
-                obs, _, terminated, truncated, info = env.step(expert.act(obs))
-                video.append_data(env.render())
-                done = terminated or truncated
+            info = run_episode(env, expert, args.seed + episode, observers=[filming]).info
             successes.append(info["is_success"])
             print(f"episode {episode}: success={info['is_success']} final distance={info['distance']:.3f} m")
     print(f"{sum(successes)}/{len(successes)} succeeded; video: {args.out}")

@@ -19,6 +19,7 @@ from armworld.commands import (
     seed,
     user_errors,
 )
+from armworld.envs.episode import EpisodeObserver
 from armworld.envs.registry import TASKS
 
 if TYPE_CHECKING:
@@ -351,9 +352,8 @@ def _run_episode(args: argparse.Namespace, env: RealArmEnv) -> tuple[int, dict[s
     Returns the exit status (0; 130 on Ctrl-C; 2 when the safety layer or the arm stopped the
     run), the last step's info and how often each safety event changed an action.
     """
-    import numpy as np
-
     from armworld.agents.loading import is_world_model, load_agent
+    from armworld.envs.episode import run_episode
     from armworld.envs.real.protocols import RealRobotError
     from armworld.worldmodel.checkpoint import CheckpointError
 
@@ -364,28 +364,42 @@ def _run_episode(args: argparse.Namespace, env: RealArmEnv) -> tuple[int, dict[s
         agent = load_agent(args.agent, env, seed=args.seed, **options)
     except (ValueError, CheckpointError, FileNotFoundError) as error:
         raise ValueError(f"cannot run {args.agent} on this robot: {error}") from None
-    status, info, events = 0, {"is_success": False, "distance": float("nan")}, Counter()
+    log = _DeployLog(args.dry_run)
+    status = 0
     try:
-        obs, info = env.reset()
-        agent.reset()
-        for step in range(args.max_steps):
-            action = agent.act(obs)
-            obs, _, _, _, info = env.step(action)
-            events.update(info["safety_events"])
-            if args.dry_run:
-                sent = info["sent"]
-                print(f"step {step}: action {np.round(action, 3).tolist()} -> clipped "
-                      f"{np.round(info['clipped_action'], 3).tolist()} target {np.round(sent.ee_pos, 4).tolist()} "
-                      f"events {list(info['safety_events'])}")
-            if info["is_success"]:
-                break
+        run_episode(env, agent, None, args.max_steps, observers=[log], until=lambda info: info["is_success"])
     except KeyboardInterrupt:
         print("interrupted: stopping the arm", file=sys.stderr)
         status = 130
     except RealRobotError as error:
         print(f"stopped: {error}", file=sys.stderr)
         status = 2
-    return status, info, events
+    return status, log.info, log.events
+
+
+class _DeployLog(EpisodeObserver):
+    """Keeps the last info and counts the safety events of a deploy episode; in a dry run, prints each step."""
+
+    def __init__(self, dry_run: bool) -> None:
+        self.dry_run = dry_run
+        self.info: dict[str, Any] = {"is_success": False, "distance": float("nan")}
+        self.events: Counter[str] = Counter()
+        self.steps = 0
+
+    def on_reset(self, obs: dict[str, Any], info: dict[str, Any]) -> None:
+        self.info = info
+
+    def on_step(self, action, obs, reward, terminated, truncated, info) -> None:
+        import numpy as np
+
+        self.info = info
+        self.events.update(info["safety_events"])
+        if self.dry_run:
+            sent = info["sent"]
+            print(f"step {self.steps}: action {np.round(action, 3).tolist()} -> clipped "
+                  f"{np.round(info['clipped_action'], 3).tolist()} target {np.round(sent.ee_pos, 4).tolist()} "
+                  f"events {list(info['safety_events'])}")
+        self.steps += 1
 
 
 def calibrate(args: argparse.Namespace) -> int:
