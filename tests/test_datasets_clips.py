@@ -1,4 +1,4 @@
-"""Clip datasets: indexing, action modes, splits, preload, actionless files, DataLoader workers."""
+"""Clip datasets: indexing, action modes, splits, in-memory and streaming reads, actionless files, DataLoader workers."""
 
 from __future__ import annotations
 
@@ -65,12 +65,54 @@ def test_splits_partition_the_clips(files):
     assert len(train) + len(valid) == len(ClipDataset(paths, 2, split=None))
 
 
-def test_preload_equals_lazy_reads(files):
+@pytest.mark.parametrize("frame_skip", [1, 2, 3])
+@pytest.mark.parametrize("kind", ["frames", "delta", "command"])
+def test_in_memory_clips_equal_streamed_clips(files, kind, frame_skip):
     paths, _ = files
-    preloaded, lazy = ClipDataset(paths, 4, preload=True), ClipDataset(paths, 4)
-    for index in [0, 7, len(lazy) - 1]:
-        for key in ("frames", "proprio", "actions"):
-            assert torch.equal(lazy[index][key], preloaded[index][key])
+    make = lambda **kw: (  # noqa: E731
+        FrameDataset(paths, 3, frame_skip, split=None, **kw) if kind == "frames"
+        else ClipDataset(paths, 3, frame_skip, action=kind, split=None, camera="wrist", **kw)
+    )
+    streamed, in_memory = make(), make(preload=True)
+    assert streamed.memory_device is None and in_memory.memory_device == torch.device("cpu")
+    assert in_memory.memory_bytes() == sum(t.nbytes for t in in_memory._memory.values())
+    indices = torch.randperm(len(streamed), generator=torch.Generator().manual_seed(0))  # every clip, both files
+    batch, expected = in_memory.clips(indices), streamed.clips(indices)
+    assert batch.keys() == expected.keys() == streamed[0].keys()
+    for key in expected:  # bit for bit: the same clips, actions and all
+        assert batch[key].dtype == expected[key].dtype and torch.equal(batch[key], expected[key])
+        assert torch.equal(in_memory[int(indices[5])][key], streamed[int(indices[5])][key])
+    with pytest.raises(IndexError, match="out of range"):
+        in_memory.clips([0, len(streamed)])
+    with pytest.raises(ValueError, match="already in memory"):
+        in_memory.load()
+
+
+class _WritesIntoTheFrames(torch.utils.data.Dataset):
+    """Item ``i`` writes ``i + 1`` into the first byte of clip ``i``'s first frame in the wrapped
+    in-memory dataset, then reads the clip: a worker's write reaches the parent only if the
+    worker shares the parent's memory instead of holding a copy."""
+
+    def __init__(self, clips: FrameDataset) -> None:
+        self.clips = clips
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        frames = self.clips._memory["frames"]
+        assert frames.is_shared()
+        frames[int(self.clips._clip_rows[i]), 0, 0, 0] = i + 1
+        return self.clips[i]
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_memory_is_shared_with_loader_processes_not_copied(files, context):
+    clips = FrameDataset(files[0], clip_len=2, split=None)
+    clips.load(shared=True)
+    loader = DataLoader(_WritesIntoTheFrames(clips), batch_size=None, num_workers=2, multiprocessing_context=context)
+    assert [int(item["frames"][0, 0, 0, 0]) for item in loader] == [1, 2]
+    assert [int(clips[i]["frames"][0, 0, 0, 0]) for i in range(2)] == [1, 2]  # written by the workers, seen here
 
 
 def test_frame_dataset_reads_actionless_video(files, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from itertools import islice
 
 import pytest
 import torch
@@ -24,7 +25,7 @@ from armworld.worldmodel.checkpoint import (
     save_checkpoint,
 )
 from armworld.worldmodel.encoder import PRESETS, FrameEncoder
-from armworld.worldmodel.engine import LoopConfig, fit, learning_rate, make_optimizer
+from armworld.worldmodel.engine import Dist, LoopConfig, batches, fit, learning_rate, make_optimizer, place_data
 from armworld.worldmodel.predictor import ACPredictor
 from armworld.worldmodel.pretrain import JEPA
 from armworld.worldmodel.train import ACTraining, TrainConfig, build_world_model, predictor_config
@@ -133,6 +134,62 @@ def test_checkpoint_round_trip_resume_and_init(tmp_path):
         build_world_model(encoder=str(tmp_path / "wm"), init=str(tmp_path / "wm"), predictor=None)
     with pytest.raises(ValueError, match="--init brings its own"):
         build_world_model(encoder=None, init=str(tmp_path / "wm"), predictor="tiny")
+
+
+def clip_files(tmp_path) -> list[str]:
+    """Two files of 3 episodes each (1 validation episode in all), 32 px frames."""
+    from datasets_helpers import ENV_ARGS, synthetic_episode
+
+    from armworld.datasets.hdf5 import TrajectoryWriter
+
+    paths = [str(tmp_path / "a.h5"), str(tmp_path / "b.h5")]
+    for i, path in enumerate(paths):
+        with TrajectoryWriter(path, ENV_ARGS) as writer:
+            for seed in range(3):
+                writer.append(synthetic_episode(9, seed=10 * i + seed))
+    return paths
+
+
+def test_in_memory_and_streamed_data_give_the_same_batches_in_the_same_order(tmp_path):
+    from armworld.datasets.clips import ClipDataset
+
+    paths = clip_files(tmp_path)
+    streamed, in_memory = ClipDataset(paths, 4, split=None), ClipDataset(paths, 4, split=None)
+    cfg, dist = LoopConfig(batch_size=5, seed=3, data_in_memory="yes"), Dist(0, 1, torch.device("cpu"))
+    assert place_data([in_memory], cfg, dist)["in_memory"] == "cpu"
+    assert place_data([streamed], LoopConfig(data_in_memory="no"), dist)["in_memory"] is None
+    epochs = 2 * len(streamed) // 5 + 1  # into the third epoch
+    for a, b in zip(islice(batches(streamed, cfg, dist, 0), epochs), islice(batches(in_memory, cfg, dist, 0), epochs)):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("kind", ["encoder", "world_model"])
+def test_training_from_memory_and_from_the_files_trains_the_same_weights(tmp_path, kind):
+    from armworld.worldmodel.pretrain import PretrainConfig, pretrain
+    from armworld.worldmodel.train import train
+
+    paths = clip_files(tmp_path)
+    weights, pipelines = [], []
+    for mode in ("no", "yes"):
+        loop = LoopConfig(steps=2, data_in_memory=mode, device="cpu", **LOOP)
+        out = tmp_path / mode
+        if kind == "encoder":
+            pretrain(PretrainConfig(clip_len=4, preset="tiny", loop=loop), paths, out)
+        else:
+            train(TrainConfig(clip_len=3, loop=loop), new_world_model(), paths, out)
+        ckpt = read_checkpoint(out)
+        assert ckpt.config["train"]["data_in_memory"] == mode
+        weights.append(ckpt.state_dict)
+        pipelines.append(ckpt.metadata["data_pipeline"])
+    assert [p["in_memory"] for p in pipelines] == [None, "cpu"]
+    assert pipelines[0]["decoded_bytes"] == pipelines[1]["decoded_bytes"] > 0
+    assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    # The data's place may change on resume: it does not change what is trained.
+    loop = LoopConfig(steps=3, data_in_memory="auto", device="cpu", **LOOP)
+    if kind == "encoder":
+        assert pretrain(PretrainConfig(clip_len=4, preset="tiny", loop=loop), paths, tmp_path / "no").name == "step-000003"
+    else:
+        assert train(TrainConfig(clip_len=3, loop=loop), new_world_model(), paths, tmp_path / "no").name == "step-000003"
 
 
 def test_encoder_run_feeds_the_predictor(tmp_path):
