@@ -1,4 +1,4 @@
-"""``RealArmEnv`` around the in-process mock arm: construction, reset timing, recording and close."""
+"""``RealArmEnv`` around the in-process mock arm: construction, reset timing, recording through the episode loop, close."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import pytest
 from real_helpers import LinearIK, make_spec
 
 from armworld.datasets.hdf5 import TrajectoryFile, TrajectoryWriter, validate
+from armworld.datasets.record import EpisodeRecorder
+from armworld.envs.episode import run_episode
 from armworld.envs.real.drivers.mock import MockRobot
 from armworld.envs.real.env import RealArmEnv, RealArmEnvConfig
 
@@ -21,19 +23,6 @@ class SlowHomingRobot(MockRobot):
     def reset(self, home=None, timeout_s=30.0):
         time.sleep(self.homing_s)
         return super().reset(home, timeout_s)
-
-
-class ListRecorder:
-    """A recorder that keeps appended episodes in memory, or raises ``error`` when given one."""
-
-    def __init__(self, calls: list[str], error: Exception | None = None):
-        self.calls, self.error, self.episodes = calls, error, []
-
-    def append(self, episode) -> None:
-        self.calls.append("append")
-        if self.error is not None:
-            raise self.error
-        self.episodes.append(episode)
 
 
 class RecordingCamera:
@@ -102,40 +91,49 @@ def test_homing_does_not_count_as_agent_time():
     env.close()
 
 
-def test_close_stops_the_arm_before_saving_and_keeps_an_episode_that_failed_to_save():
+def test_close_stops_the_arm_and_the_watchdog_once():
     robot = MockRobot(make_spec())
-    failing = ListRecorder(robot.calls, OSError("disk full"))
-    env = RealArmEnv(robot, {}, LinearIK(), recorder=failing)
+    env = RealArmEnv(robot, {}, LinearIK())
     env.reset(seed=3)
     for _ in range(2):
         env.step(np.zeros(7))
-    with pytest.raises(OSError, match="disk full"):
-        env.close()
-    assert robot.calls[-3:] == ["stop", "disconnect", "append"]
+    env.close()
+    assert robot.calls[-2:] == ["stop", "disconnect"]
     time.sleep(3 * env.dt)
     assert env.safety.watchdog.fired_at == [] and robot.calls.count("stop") == 1  # the watchdog is closed
-
-    env.recorder = working = ListRecorder(robot.calls)
-    env.close()  # the held episode is appended now; the arm is not stopped or disconnected again
-    (episode,) = working.episodes
-    assert episode.num_samples == 2 and episode.seed == 3
+    env.close()  # nothing more: the arm is not stopped or disconnected again
     assert robot.calls.count("stop") == 1 and robot.calls.count("disconnect") == 1
 
 
+class Actions:
+    """A policy that takes the given actions in turn."""
+
+    def __init__(self, actions):
+        self.actions = [np.array(action) for action in actions]
+
+    def reset(self) -> None:
+        self.step = 0
+
+    def act(self, obs):
+        self.step += 1
+        return self.actions[self.step - 1]
+
+
 def test_recorded_episodes_follow_the_dataset_format(tmp_path):
-    """4-D actions are recorded 4 wide, as the dataset format's [N, A]; no reset seed is recorded as -1."""
+    """Recorded through the episode loop: 4-D actions 4 wide as executed, the joints as states, no reset seed as -1."""
     path = tmp_path / "real.hdf5"
     robot = MockRobot(make_spec())
     env = RealArmEnv(robot, {}, LinearIK(), RealArmEnvConfig(action_dim=4, goal=(0.5, 0.0, 0.2)))
-    writer = env.recorder = TrajectoryWriter(path, env.env_args())
-    env.reset()
-    for action in ([1.0, 0.0, -1.0, 1.0], [5.0, 0.0, 0.0, -1.0]):
-        env.step(np.array(action))
+    recorder = EpisodeRecorder(env)
+    run_episode(env, Actions([[1.0, 0.0, -1.0, 1.0], [5.0, 0.0, 0.0, -1.0]]), None, 2, observers=[recorder])
     env.close()
-    writer.close()
+    with TrajectoryWriter(path, env.env_args()) as writer:
+        writer.append(recorder.episode(seed=-1, policy="real"))
     assert validate(path) == []
     with TrajectoryFile(path) as file:
         episode = next(iter(file))
     assert episode.actions.shape == (2, 4) and episode.seed == -1
+    assert episode.states.shape == (3, 2 * robot.spec.dof)  # joint positions and velocities
     assert np.all(np.abs(episode.actions) <= 1.0)
     assert episode.actions[0, 3] == pytest.approx(1.0) and episode.actions[1, 3] == pytest.approx(-1.0)  # gripper
+    assert not episode.terminated.any() and episode.truncated.tolist() == [False, True]

@@ -309,19 +309,23 @@ def _deploy(args: argparse.Namespace) -> int:
     except BaseException:
         robot.disconnect()
         raise
-    recorder = None
+    writer = recorder = None
     try:
         if args.record:
             from armworld.datasets.hdf5 import TrajectoryWriter
+            from armworld.datasets.record import EpisodeRecorder
 
-            recorder = env.recorder = TrajectoryWriter(args.record, env.env_args(), exist="resume")
-        status, info, events = _run_episode(args, env)
+            writer = TrajectoryWriter(args.record, env.env_args(), exist="resume")
+            recorder = EpisodeRecorder(env)
+        status, info, events = _run_episode(args, env, [recorder] if recorder is not None else [])
     finally:
         try:
-            env.close()  # stops and disconnects the arm, then appends the episode
+            env.close()  # stops and disconnects the arm first
+            if recorder is not None and recorder.num_steps:  # then appends the episode, interrupted or not
+                writer.append(recorder.episode(seed=-1, policy="real"))
         finally:
-            if recorder is not None:
-                recorder.close()
+            if writer is not None:
+                writer.close()
     timing = env.timing()
     timing_text = f"steps={int(timing['steps'])} " + " ".join(f"{k}={v:.4f}" for k, v in timing.items() if k != "steps")
     if args.dry_run:  # nothing moved: whether the goal was reached says nothing about the agent
@@ -346,8 +350,10 @@ def _confirmed(args: argparse.Namespace) -> bool:
     return False
 
 
-def _run_episode(args: argparse.Namespace, env: RealArmEnv) -> tuple[int, dict[str, Any], Counter[str]]:
-    """Load the agent and run one episode of it on ``env``.
+def _run_episode(
+    args: argparse.Namespace, env: RealArmEnv, observers: list[EpisodeObserver]
+) -> tuple[int, dict[str, Any], Counter[str]]:
+    """Load the agent and run one episode of it on ``env`` (without a reset seed), seen by ``observers``.
 
     Returns the exit status (0; 130 on Ctrl-C; 2 when the safety layer or the arm stopped the
     run), the last step's info and how often each safety event changed an action.
@@ -367,7 +373,7 @@ def _run_episode(args: argparse.Namespace, env: RealArmEnv) -> tuple[int, dict[s
     log = _DeployLog(args.dry_run)
     status = 0
     try:
-        run_episode(env, agent, None, args.max_steps, observers=[log], until=lambda info: info["is_success"])
+        run_episode(env, agent, None, args.max_steps, observers=[log, *observers], until=lambda info: info["is_success"])
     except KeyboardInterrupt:
         print("interrupted: stopping the arm", file=sys.stderr)
         status = 130

@@ -15,7 +15,9 @@ latency is about the agent's compute time. With a network driver the command, th
 and the reading (state, health, served camera frames, task observation) are one
 request. A state older than half ``max_obs_age`` at send time (a slow agent) is read
 again first. :meth:`RealArmEnv.timing` reports the period jitter and the latency.
-Episodes can be appended to an armworld HDF5 file.
+An episode is recorded by the episode loop's recorder (``armworld.datasets.record``), through
+the env's capabilities ``JointStates`` (:meth:`RealArmEnv.joint_state`) and
+``ExecutedActions`` (:meth:`RealArmEnv.executed_action`).
 """
 
 from __future__ import annotations
@@ -97,10 +99,6 @@ class RealArmEnv(gymnasium.Env):
         cameras: cameras by name (``front``, ``wrist``, ``top`` as in the sim).
         kinematics: IK for the safety layer's joint-limit check.
         config: see :class:`RealArmEnvConfig`.
-        recorder: optional armworld ``TrajectoryWriter``; each finished episode is appended (at the
-            next :meth:`reset` or at :meth:`close`) with the env's actions (``action_dim`` wide) as
-            executed: what each sent command amounts to from the observed state, clipped to
-            [-1, 1]. The reset seed is recorded, ``-1`` for a reset without one.
 
     Raises:
         ValueError: ``config.task`` is not the task the robot serves, or ``config.goal`` is given
@@ -111,10 +109,9 @@ class RealArmEnv(gymnasium.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, robot: Robot, cameras: Mapping[str, Camera], kinematics: Kinematics,
-                 config: RealArmEnvConfig = RealArmEnvConfig(), recorder: Any = None):
+                 config: RealArmEnvConfig = RealArmEnvConfig()):
         self.robot = robot
         self.cameras = dict(cameras)
-        self.recorder = recorder
         with contextlib.ExitStack() as undo:  # a failed setup leaves nothing connected
             robot.connect()
             undo.callback(robot.disconnect)
@@ -147,7 +144,6 @@ class RealArmEnv(gymnasium.Env):
         self._latencies: list[float] = []
         self._overruns = 0
         self._refreshes = 0
-        self._episode: dict[str, list] | None = None
         self._closed = False
 
     def _observation_space(self) -> spaces.Dict:
@@ -168,15 +164,12 @@ class RealArmEnv(gymnasium.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        self._flush_episode()
         if self.config.dry_run:  # nothing moves, not even to home
             self.safety.adopt(self.robot.get_observation())
         else:
             self.safety.reset(timeout_s=self.config.reset_timeout_s)
         _, reading = self._exchange(None, hold_s=0.0)
         obs = self._observe(reading)
-        self._episode = {"obs": [obs], "states": [np.concatenate([reading.state.q, reading.state.qd])],
-                         "actions": [], "rewards": [], "success": [], "seed": seed}
         now = time.monotonic()
         self._next_tick, self._returned_at = now + self.dt, now  # the agent's time starts now, not before homing
         return obs, self._info(obs, None)
@@ -209,33 +202,23 @@ class RealArmEnv(gymnasium.Env):
         obs = self._observe(self._reading)
         info = self._info(obs, record)
         reward = 0.0 if info["is_success"] else -1.0
-        if self._episode is not None:
-            state = self._reading.state
-            self._episode["obs"].append(obs)
-            self._episode["states"].append(np.concatenate([state.q, state.qd]))
-            executed = record.clipped if self.config.action_dim == ACTION_DIM else record.clipped[[0, 1, 2, 6]]
-            self._episode["actions"].append(np.clip(executed, -1.0, 1.0))
-            self._episode["rewards"].append(reward)
-            self._episode["success"].append(info["is_success"])
         self._returned_at = time.monotonic()
         return obs, reward, False, False, info
 
     def close(self) -> None:
-        """Stop the arm and the watchdog, disconnect, then append the last episode to the recorder.
+        """Stop the arm and the watchdog, then disconnect the cameras and the arm.
 
         Every step runs even if an earlier one raises (the error is raised once all have run);
-        an episode the recorder fails to append stays held, and a later :meth:`close` or
-        :meth:`reset` tries again. The arm is stopped and disconnected once: a later
-        :meth:`close` only appends a held episode.
+        a second :meth:`close` does nothing.
         """
+        if self._closed:
+            return
+        self._closed = True
         with contextlib.ExitStack() as steps:  # runs the callbacks last first
-            steps.callback(self._flush_episode)
-            if not self._closed:
-                self._closed = True
-                steps.callback(self.robot.disconnect)
-                for camera in self.cameras.values():
-                    steps.callback(camera.disconnect)
-                steps.callback(self.safety.close)
+            steps.callback(self.robot.disconnect)
+            for camera in self.cameras.values():
+                steps.callback(camera.disconnect)
+            steps.callback(self.safety.close)
 
     # -- talking to the arm
 
@@ -316,32 +299,21 @@ class RealArmEnv(gymnasium.Env):
             "state_refreshes": float(self._refreshes),
         }
 
-    # -- recording
+    # -- recording (the capabilities JointStates and ExecutedActions of armworld.envs.episode)
+
+    def joint_state(self) -> np.ndarray:
+        """The joint positions and velocities [2J] of the last reading (rad, rad/s): the state a trajectory file records."""
+        state = self._reading.state
+        return np.concatenate([state.q, state.qd])
+
+    def executed_action(self, action: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+        """The env action [``action_dim``] a step executed in place of ``action``: what its command
+        (``info["clipped_action"]``, after the safety layer) amounts to from the observed state, clipped to [-1, 1]."""
+        clipped = info["clipped_action"]
+        executed = clipped if self.config.action_dim == ACTION_DIM else clipped[[0, 1, 2, 6]]
+        return np.clip(executed, -1.0, 1.0)
 
     def env_args(self) -> dict[str, Any]:
         """The ``env_args`` record for trajectory files of this arm."""
         return {"env_name": f"real:{self.robot.spec.name}", "type": 2, "max_episode_steps": None,
                 "env_kwargs": {**dataclasses.asdict(self.config), "cameras": list(self.cameras)}}
-
-    def _flush_episode(self) -> None:
-        """Append the episode in progress to the recorder (if any); it is dropped only once appended."""
-        episode = self._episode
-        if self.recorder is None or episode is None or not episode["actions"]:
-            self._episode = None
-            return
-        from armworld.datasets.hdf5 import Episode
-
-        keys = episode["obs"][0].keys()
-        n = len(episode["actions"])
-        self.recorder.append(Episode(
-            obs={k: np.stack([o[k] for o in episode["obs"]]) for k in keys},
-            states=np.stack(episode["states"]).astype(np.float64),
-            actions=np.stack(episode["actions"]).astype(np.float32),
-            rewards=np.array(episode["rewards"], dtype=np.float32),
-            terminated=np.zeros(n, dtype=bool),
-            truncated=np.eye(1, n, n - 1, dtype=bool)[0],
-            success=np.array(episode["success"], dtype=bool),
-            seed=-1 if episode["seed"] is None else int(episode["seed"]),
-            policy="real",
-        ))
-        self._episode = None
