@@ -177,7 +177,7 @@ class _ClipIndex(Dataset):
         if low < 0 or high >= len(self):
             raise IndexError(f"clip {low if low < 0 else high} out of range ({len(self)} clips)")
         rows = self._clip_rows[index.to(self._clip_rows.device)][:, None] + self._offsets  # [B, T]
-        return {name: array[rows[:, :-1] if name in self._PER_STEP else rows] for name, array in self._memory.items()}
+        return {name: _gather(array, rows[:, :-1] if name in self._PER_STEP else rows) for name, array in self._memory.items()}
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if self._memory is None:
@@ -213,6 +213,12 @@ class _ClipIndex(Dataset):
 
     def _rows(self, start: int) -> slice:
         return slice(start, start + (self.clip_len - 1) * self.frame_skip + 1, self.frame_skip)
+
+
+def _gather(array: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``array[rows]`` for rows ``[B, T]``: ``[B, T, ...]`` (``index_select`` of the flat rows, several times
+    faster than advanced indexing with a 2-D index)."""
+    return array.index_select(0, rows.flatten()).view(*rows.shape, *array.shape[1:])
 
 
 _TORCH_DTYPES = {np.dtype(np.uint8).str: torch.uint8, np.dtype(np.float32).str: torch.float32}

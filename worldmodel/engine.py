@@ -407,6 +407,32 @@ def changed_settings(ckpt: Checkpoint, config: dict, data: list[dict]) -> list[s
     return changes
 
 
+def train_step(
+    model: nn.Module, task: nn.Module, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor], step: int,
+    cfg: LoopConfig, dist: Dist,
+) -> dict[str, float]:
+    """One optimizer step of :func:`fit` on ``batch`` (as the loader gives it): the learning rate of
+    ``step``, the batch checked and moved to the device, torch's RNG reseeded from ``(seed, rank,
+    step)``, the loss under autocast, gradients clipped; :class:`Diverged` before a non-finite
+    step is applied. ``model`` is ``task`` or its DDP wrapper. Returns the metrics, with ``loss``,
+    ``grad_norm`` and ``lr``."""
+    lr = learning_rate(step, cfg)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    batch = to_device(check_finite_batch(batch, f"step {step + 1}", dist), dist.device)
+    torch.manual_seed(derive_seed(cfg.seed, dist.rank, step))
+    with autocast(dist.device):
+        loss, metrics = model(batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_([p for p in task.parameters() if p.requires_grad], cfg.grad_clip)
+    metrics = dict(metrics, loss=float(loss.detach()), grad_norm=float(grad_norm), lr=lr)
+    check_finite_step(metrics, step + 1, dist)
+    optimizer.step()
+    task.after_step()
+    return metrics
+
+
 def fit(
     task: nn.Module,
     cfg: LoopConfig,
@@ -495,21 +521,8 @@ def fit(
     data = batches(train_data, cfg, dist, start_step)
     task.train()
     for step in range(start_step, cfg.steps):
-        lr = learning_rate(step, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
         done = step + 1
-        batch = to_device(check_finite_batch(next(data), f"step {done}", dist), dist.device)
-        torch.manual_seed(derive_seed(cfg.seed, dist.rank, step))
-        with autocast(dist.device):
-            loss, metrics = model(batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_([p for p in task.parameters() if p.requires_grad], cfg.grad_clip)
-        metrics = dict(metrics, loss=float(loss.detach()), grad_norm=float(grad_norm), lr=lr)
-        check_finite_step(metrics, done, dist)
-        optimizer.step()
-        task.after_step()
+        metrics = train_step(model, task, optimizer, next(data), step, cfg, dist)
         if writer is not None and (done % cfg.log_every == 0 or done == cfg.steps):
             for k, v in metrics.items():
                 writer.add_scalar(f"train/{k}", v, done)
