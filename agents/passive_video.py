@@ -243,24 +243,29 @@ def read_record(out: Path, name: str) -> dict[str, Any] | None:
     return json.loads(done.read_text())["record"] if done.is_file() else None
 
 
-def armworld(argv: list[str]) -> str:
-    """Run ``armworld ARGV`` in this process; returns the command line. Raises ``RuntimeError``
-    when it fails (its ``error:`` line is already on stderr)."""
-    from armworld.cli import main  # the verbs are the library's front door; imported late (cli imports agents)
-
-    command = shlex.join(["armworld", *argv])
-    tqdm.write(f"$ {command}")
-    if main(argv) != 0:
-        raise RuntimeError(f"`{command}` failed (its error is printed above)")
-    return command
+Verb = Callable[[list[str]], int]
+"""Runs ``armworld ARGV`` in this process and returns its exit status: the CLI's ``main``,
+given to :class:`Experiment` by the ``armworld experiment`` verb (this layer does not import the CLI)."""
 
 
 class Experiment:
     """The points of one scale written under ``out``; ``device`` goes to pretrain and train
-    (empty: theirs, a GPU when there is one); ``workers``: collection processes."""
+    (empty: theirs, a GPU when there is one); ``workers``: collection processes; ``verb`` runs
+    the ``armworld`` verbs the points are made of (needed to run points, not to plan them)."""
 
-    def __init__(self, scale: Scale, out: str | Path, device: str = "", workers: int = 1):
-        self.scale, self.out, self.device, self.workers = scale, Path(out), device, workers
+    def __init__(self, scale: Scale, out: str | Path, device: str = "", workers: int = 1, verb: Verb | None = None):
+        self.scale, self.out, self.device, self.workers, self.verb = scale, Path(out), device, workers, verb
+
+    def armworld(self, argv: list[str]) -> str:
+        """Run ``armworld ARGV`` in this process; returns the command line. Raises ``RuntimeError``
+        when it fails (its ``error:`` line is already on stderr)."""
+        if self.verb is None:
+            raise RuntimeError("this Experiment was made without verb= (the armworld CLI's main): it can plan, not run")
+        command = shlex.join(["armworld", *argv])
+        tqdm.write(f"$ {command}")
+        if self.verb(argv) != 0:
+            raise RuntimeError(f"`{command}` failed (its error is printed above)")
+        return command
 
     # ---- the points ----------------------------------------------------------------------
 
@@ -406,7 +411,7 @@ class Experiment:
 
     def _pretrain(self, directory: Path, data: tuple[str, ...], seed: int) -> dict[str, Any]:
         s = self.scale
-        command = armworld(["pretrain", "--data", *self._files(data), "--preset", s.encoder_preset, "--camera", s.camera,
+        command = self.armworld(["pretrain", "--data", *self._files(data), "--preset", s.encoder_preset, "--camera", s.camera,
                             "--clip-len", str(s.pretrain_clip_len), *s.pretrain_options,
                             *self._loop(s.pretrain_steps, s.pretrain_batch, seed), "--out", str(directory / "run")])
         return {"command": command, "run": str((directory / "run").relative_to(self.out)), "seed": seed}
@@ -416,7 +421,7 @@ class Experiment:
         start = {"arm2": ["--preset", s.encoder_preset], "arm4": ["--preset", s.end_to_end_preset, "--end-to-end"]}.get(
             arm, ["--encoder", str(self.out / self._record(encoder)["run"])] if encoder else []
         )
-        command = armworld(["train", "--data", *self._files([f"data/{short(task)}-A{size}"]), *start, "--camera", s.camera,
+        command = self.armworld(["train", "--data", *self._files([f"data/{short(task)}-A{size}"]), *start, "--camera", s.camera,
                             *self._loop(s.train_steps, s.train_batch, seed), "--out", str(directory / "run")])
         return {"command": command, "run": str((directory / "run").relative_to(self.out)), "task": task, "size": size,
                 "arm": arm, "seed": seed}
@@ -425,7 +430,7 @@ class Experiment:
         """``armworld eval`` of ``agent`` on evaluation seed ``seed`` into ``directory/eval``."""
         s = self.scale
         budget = ["--max-steps", str(s.episode_steps)] if s.episode_steps else []
-        command = armworld(["eval", "--agent", agent, "--env", task, "--episodes", str(s.eval_episodes), "--seeds", str(seed),
+        command = self.armworld(["eval", "--agent", agent, "--env", task, "--episodes", str(s.eval_episodes), "--seeds", str(seed),
                             *budget, *options, "--out", str(directory / "eval")])
         return command, json.loads((directory / "eval" / "results.json").read_text())
 
@@ -449,7 +454,7 @@ class Experiment:
             resume = latest_checkpoint(run) is not None
             if run.exists() and not resume:  # interrupted before its first checkpoint: nothing to continue
                 shutil.rmtree(run)
-            command = armworld([
+            command = self.armworld([
                 "rl", "train", "--algo", rl.algo, "--her" if rl.her else "--no-her", "--env", task, "--obs-mode", rl.obs_mode,
                 "--image-size", str(s.image_size), "--steps", str(budget), "--seed", str(seed), "--out", str(run),
                 "--eval-freq", str(budget), "--eval-episodes", str(s.rl_eval_episodes),

@@ -1,14 +1,15 @@
-"""Command-line arguments of ``pretrain`` and ``train``, shared by ``armworld`` and ``torchrun -m``.
+"""Command-line arguments of ``pretrain`` and ``train``: the ``armworld pretrain`` and ``train`` verbs
+(``torchrun -m armworld.cli pretrain|train`` on several processes).
 
 Kept free of torch so that ``armworld --help`` stays fast. Numbers are range-checked while the
-command line is parsed, by the ``type=`` helpers of :mod:`armworld.commands` (which import no torch).
+command line is parsed, by the ``type=`` helpers of :mod:`armworld.worldmodel.argtypes` (which import no torch).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from armworld.commands import non_negative_float, non_negative_int, number, positive_float, positive_int, seed, unit_float
+from armworld.worldmodel.argtypes import non_negative_float, non_negative_int, number, positive_float, positive_int, seed, unit_float
 
 
 def _add_loop_arguments(parser: argparse.ArgumentParser, lr: float, start_lr: float) -> None:

@@ -25,7 +25,7 @@ own, reset to ``seed`` whenever the module enters eval mode, so every evaluation
 the same masks and evaluating never shifts the training masks.
 
 Run it as ``armworld pretrain --data FILE.h5 --preset tiny --steps N --out runs/enc`` or,
-on several processes, ``torchrun --nproc-per-node 2 -m armworld.worldmodel.pretrain ...``.
+on several processes, ``torchrun --nproc-per-node 2 -m armworld.cli pretrain ...``.
 """
 
 from __future__ import annotations
@@ -206,16 +206,6 @@ def pretrain(config: PretrainConfig, data: list[str], out: str | Path) -> Path |
     return fit(task, config.loop, train_data, valid_data, out, data_files=list(data), extra_config=extra)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m armworld.worldmodel.pretrain`` (and so of ``torchrun``): the
-    ``armworld pretrain`` verb, with its one-line errors."""
-    import sys
-
-    from armworld.cli import main as armworld
-
-    return armworld(["pretrain", *(sys.argv[1:] if argv is None else argv)])
-
-
 def run(args: argparse.Namespace) -> int:
     """Pretrain from parsed ``armworld pretrain`` arguments."""
     from armworld.worldmodel.arguments import loop_config
@@ -231,5 +221,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # the entry point is the CLI's, which this layer does not import
+    raise SystemExit(f"run `python -m armworld.cli pretrain ...` (on several processes: `torchrun --nproc-per-node N "
+                     f"-m armworld.cli pretrain ...`), the `armworld pretrain` verb")

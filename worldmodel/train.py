@@ -23,7 +23,7 @@ Run it as ``armworld train --data FILE.h5 --encoder runs/enc --steps N --out run
 (``--preset NAME`` instead of ``--encoder``: a freshly initialised encoder of that preset;
 ``--init runs/wm`` starts from a trained world model, e.g. to fine-tune on real-arm
 trajectories: its camera and frame skip carry over), or
-``torchrun --nproc-per-node N -m armworld.worldmodel.train ...``. Each checkpoint's metadata
+``torchrun --nproc-per-node N -m armworld.cli train ...``. Each checkpoint's metadata
 records where the weights started (``init`` or ``encoder``: path, step, sha256).
 """
 
@@ -272,15 +272,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m armworld.worldmodel.train`` (and so of ``torchrun``): the
-    ``armworld train`` verb, with its one-line errors."""
-    import sys
-
-    from armworld.cli import main as armworld
-
-    return armworld(["train", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # the entry point is the CLI's, which this layer does not import
+    raise SystemExit(f"run `python -m armworld.cli train ...` (on several processes: `torchrun --nproc-per-node N "
+                     f"-m armworld.cli train ...`), the `armworld train` verb")

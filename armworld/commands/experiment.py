@@ -40,8 +40,9 @@ def register(subparsers) -> None:
 
 def run_passive_video(args: argparse.Namespace) -> int:
     from armworld.agents import passive_video
+    from armworld.cli import main
 
-    experiment = passive_video.Experiment(passive_video.SCALES[args.scale], args.out, args.device, args.workers)
+    experiment = passive_video.Experiment(passive_video.SCALES[args.scale], args.out, args.device, args.workers, verb=main)
     try:
         check_output(args.out, folder=True)
         if args.plan:
