@@ -163,6 +163,24 @@ def test_in_memory_and_streamed_data_give_the_same_batches_in_the_same_order(tmp
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_auto_streams_what_exceeds_the_memory_budget_and_yes_loads_it_anyway(tmp_path, monkeypatch):
+    from armworld.datasets.clips import FrameDataset
+    from armworld.worldmodel import engine
+
+    paths, dist = clip_files(tmp_path), Dist(0, 1, torch.device("cpu"))
+    needed = FrameDataset(paths, 4).memory_bytes()
+    monkeypatch.setattr(engine, "_available_host_memory", lambda: 2 * needed)  # a budget of exactly `needed`
+    fits = FrameDataset(paths, 4)
+    assert place_data([fits], LoopConfig(), dist)["in_memory"] == "cpu" and fits.memory_device == torch.device("cpu")
+    monkeypatch.setattr(engine, "_available_host_memory", lambda: needed)
+    too_big = FrameDataset(paths, 4)
+    placed = place_data([too_big], LoopConfig(), dist)
+    assert placed["in_memory"] is None and too_big.memory_device is None and "exceeds the host budget" in placed["why"]
+    assert place_data([too_big], LoopConfig(data_in_memory="yes"), dist)["in_memory"] == "cpu"
+    with pytest.raises(ValueError, match="data_in_memory"):
+        LoopConfig(data_in_memory="maybe")
+
+
 @pytest.mark.parametrize("kind", ["encoder", "world_model"])
 def test_training_from_memory_and_from_the_files_trains_the_same_weights(tmp_path, kind):
     from armworld.worldmodel.pretrain import PretrainConfig, pretrain

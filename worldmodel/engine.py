@@ -289,8 +289,10 @@ def place_data(datasets: list[Dataset], cfg: LoopConfig, dist: Dist) -> dict:
     if not sources or cfg.data_in_memory == "no":
         return dict(placed, why="--data-in-memory no" if sources else "no clip datasets")
     shared = cfg.num_workers > 0
-    if dist.device.type == "cuda" and needed <= GPU_MEMORY_FRACTION * torch.cuda.mem_get_info(dist.device)[0]:
-        device = dist.device
+    gib = lambda n: f"{n / 2**30:.2f} GiB"  # noqa: E731
+    gpu_budget = GPU_MEMORY_FRACTION * torch.cuda.mem_get_info(dist.device)[0] if dist.device.type == "cuda" else 0.0
+    if needed <= gpu_budget:
+        device, why = dist.device, f"{gib(needed)} decoded fits the GPU budget of {gib(gpu_budget)}"
     else:
         device = torch.device("cpu")
         local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
@@ -298,11 +300,13 @@ def place_data(datasets: list[Dataset], cfg: LoopConfig, dist: Dist) -> dict:
         if shared and os.path.isdir("/dev/shm"):
             shm = os.statvfs("/dev/shm")
             budget = min(budget, HOST_MEMORY_FRACTION * shm.f_bavail * shm.f_frsize / local_processes)
-        if needed > budget and cfg.data_in_memory == "auto":
-            return dict(placed, why=f"{needed / 2**30:.2f} GiB decoded exceeds the host budget of {budget / 2**30:.2f} GiB")
+        fits = needed <= budget
+        if not fits and cfg.data_in_memory == "auto":
+            return dict(placed, why=f"{gib(needed)} decoded exceeds the host budget of {gib(budget)}")
+        why = f"{gib(needed)} decoded {'fits' if fits else 'exceeds, with --data-in-memory yes,'} the host budget of {gib(budget)}"
     for dataset in sources:
         dataset.load(device, shared=shared and device.type == "cpu")
-    return dict(placed, in_memory=str(device), why=f"--data-in-memory {cfg.data_in_memory}")
+    return dict(placed, in_memory=str(device), why=why)
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -493,7 +497,7 @@ def fit(
 
     placed = place_data([train_data] + ([valid_data] if valid_data is not None else []), cfg, dist)
     if dist.main and placed["in_memory"] is not None:
-        print(f"data: decoded into memory on {placed['in_memory']} ({placed['decoded_bytes'] / 2**20:.0f} MiB)")
+        print(f"data: decoded into memory on {placed['in_memory']} ({placed['why']})")
     elif dist.main and placed["decoded_bytes"]:
         print(f"data: streamed from the files ({placed['why']})")
     metadata_base = {
