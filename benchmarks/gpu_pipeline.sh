@@ -13,7 +13,7 @@ mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 for batch in 128 512; do
     python benchmarks/worldmodel_speed.py --parts pipeline --device cuda --threads 8 --episodes 400 \
-        --pipeline-batch-size "$batch" --pipeline-batches 50 --pipeline-steps 60 --workers 0 8 \
+        --pipeline-batch-size "$batch" --pipeline-batches 50 --pipeline-steps 100 --workers 0 8 \
         > "$out/pipeline-b$batch.json"
 done
 python - "$out" <<'PY'
