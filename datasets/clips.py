@@ -156,7 +156,7 @@ class _ClipIndex(Dataset):
                     )
                 memory[name][row : row + len(array)].copy_(torch.from_numpy(array))
         self.close()
-        if not memory:  # no clips at all: empty arrays keep the shapes of nothing
+        if not memory:  # no clips at all: an empty frames tensor marks the (empty) data as loaded
             memory = {"frames": torch.empty((0, 0, 0, 3), dtype=torch.uint8, device=device)}
         first = torch.from_numpy(first_rows[self._clips[:, 0]] + self._clips[:, 1])
         self._memory = memory
