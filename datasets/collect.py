@@ -85,6 +85,8 @@ class CollectSummary:
 
     def line(self) -> str:
         """A one-line human summary."""
+        if not self.episodes:
+            return f"{self.path}: complete, nothing to collect ({self.total} episodes in file, {self.bytes / 1e6:.1f} MB)"
         return (
             f"{self.path}: {self.episodes} new episodes ({self.total} in file), {self.frames} frames, "
             f"success {self.success_rate:.0%}, {self.bytes / 1e6:.1f} MB, {self.fps:.0f} frames/s"

@@ -27,6 +27,10 @@ def test_collect_refuses_an_existing_file_then_resumes(collected, capsys):
     assert "exists" in capsys.readouterr().err
     assert main([*COLLECT[:8], "5", *COLLECT[9:], "--out", str(collected), "--resume"]) == 0
     assert "2 new episodes (5 in file)" in capsys.readouterr().out
+    before = collected.read_bytes()
+    assert main([*COLLECT[:8], "5", *COLLECT[9:], "--out", str(collected), "--resume"]) == 0  # a rerun of a finished line
+    assert "complete, nothing to collect (5 episodes in file" in capsys.readouterr().out
+    assert collected.read_bytes() == before
     assert main([*COLLECT, "--out", str(collected), "--overwrite"]) == 0
     assert "(3 in file)" in capsys.readouterr().out
 
