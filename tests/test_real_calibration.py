@@ -24,7 +24,7 @@ from armworld.envs.real.calibration import (
     solve_ax_xb,
 )
 from armworld.envs.real.geometry import invert_pose, pose_matrix, rotation_angle
-from armworld.envs.real.kinematics import PandaIK
+from armworld.envs.real.kinematics import RobotIK
 from armworld.envs.real.protocols import RobotSpec
 from armworld.envs.rendering import use_default_gl
 
@@ -114,7 +114,7 @@ def test_wrist_camera_hand_eye(cell, tmp_path):
     """Eye-in-hand: the arm looks at the table board from six tilted poses; recover the wrist camera mount,
     through the API and through ``armworld calibrate hand-eye``."""
     model, data, T_base_board = cell
-    ik = PandaIK(model)
+    ik = RobotIK(PANDA, model)
     qpos_ids = ik.solver.qpos_ids
     q = np.array(RobotSpec.load("panda").q_home)
     grippers, boards = [], []

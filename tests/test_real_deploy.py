@@ -16,7 +16,8 @@ from armworld.cli import main
 from armworld.datasets.hdf5 import TrajectoryFile, validate
 from armworld.envs.real.drivers import mock
 from armworld.envs.real.drivers.mock import MockRobot
-from armworld.envs.real.kinematics import PandaIK
+from armworld.envs.panda import PANDA
+from armworld.envs.real.kinematics import RobotIK
 from armworld.envs.real.protocols import Frame
 from armworld.envs.real.server import RobotClient, RobotServer
 
@@ -166,7 +167,7 @@ def test_an_arm_serving_no_goal_needs_a_goal_position_except_for_image_goals(moc
     assert "error: mock serves no task goal: give --goal-pos" in capsys.readouterr().err
     assert mock_robots[-1].calls == []  # refused before connecting
 
-    arm = MockRobot(forward=PandaIK().forward)  # an arm served by `armworld robot-server --robot ...`
+    arm = MockRobot(forward=RobotIK(PANDA).forward)  # an arm served by `armworld robot-server --robot ...`
     server = RobotServer(arm, {"front": GreyCamera()}).start()
     try:
         robot = f"sim://127.0.0.1:{server.address.rsplit(':', 1)[1]}"

@@ -48,3 +48,13 @@ def test_cube_task_experts_need_a_served_cube_pose(capsys):
     assert main(["deploy", "--robot", "mock", "--agent", "expert", "--task", "stack", "--max-steps", "2",
                  "--dry-run"]) == 1
     assert "perception stack" in capsys.readouterr().err
+
+
+def test_deploy_runs_the_expert_on_a_simulated_ur5e(served, capsys):
+    """The UR5e served in the sim, with the ur:// driver's limits file: a dry run, then the expert reaches."""
+    url = served("armworld/UR5eReach-v0")
+    assert main(["deploy", "--robot", url, "--agent", "expert", "--max-steps", "5", "--dry-run"]) == 0
+    assert "dry run: nothing sent" in capsys.readouterr().out
+    code = main(["deploy", "--robot", url, "--agent", "expert", "--max-steps", "30", "--speed", "1.0"])
+    out = capsys.readouterr().out
+    assert code == 0 and "success=True" in out, out

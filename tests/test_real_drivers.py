@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from unittest.mock import MagicMock, call
 
@@ -13,9 +14,10 @@ from armworld.envs.panda import PANDA
 from armworld.envs.real.drivers import make_kinematics, make_robot, parse_robot_url
 from armworld.envs.real.drivers.gripper import FRANKA_HAND, XARM_GRIPPER, GripperMap
 from armworld.envs.real.drivers.mock import MockRobot
-from armworld.envs.real.kinematics import PandaIK
+from armworld.envs.real.kinematics import RobotIK
 from armworld.envs.real.protocols import Command, DriverError, HealthState, RobotSpec
 from armworld.envs.real.server import RobotClient, RobotServer
+from armworld.envs.ur5e import UR5E
 
 POS = np.array([0.5, -0.1, 0.3])
 HALF_TURN_X_QUAT = [1.0, 0.0, 0.0, 0.0]  # the vendor tool frame of a gripper pointing down
@@ -69,8 +71,8 @@ def test_missing_vendor_package_names_the_extra(monkeypatch, url, module, extra)
 # ---------------------------------------------------------------- kinematics
 
 
-def test_the_panda_ik_serves_only_a_panda():
-    assert isinstance(make_kinematics(MockRobot()), PandaIK)
+def test_the_bundled_ik_serves_a_panda_or_a_simulated_arm():
+    assert make_kinematics(MockRobot()).solver.robot is PANDA
     with pytest.raises(ValueError, match="connect"):
         make_kinematics(RobotClient("tcp://127.0.0.1:1"))  # its spec comes from the server
     for name in ("ur5e", "xarm7"):  # a network client serving another arm has no ik of its own
@@ -83,17 +85,37 @@ def test_the_panda_ik_serves_only_a_panda():
         finally:
             client.disconnect()
             server.close()
+    from armworld.envs.real.drivers.sim import MujocoRobot
+
+    sim = MujocoRobot("armworld/UR5eReach-v0", realtime=False)  # a UR5e that serves a sim task: the sim's model
+    sim.connect()
+    server = RobotServer(sim).start()
+    client = RobotClient(server.address)
+    try:
+        client.connect()
+        ik = make_kinematics(client)
+        assert isinstance(ik, RobotIK) and ik.solver.robot is UR5E
+        home = np.array(client.spec.q_home)
+        np.testing.assert_allclose(ik.forward(home)[0], client.get_observation().ee_pos, atol=1e-6)
+    finally:
+        client.disconnect()
+        server.close()
+        sim.disconnect()
 
 
 # ---------------------------------------------------------------- sim
 
 
-def test_sim_reset_homes_to_q_home_as_a_real_arm():
+@pytest.mark.parametrize("env_id, arm", [("armworld/FrankaReach-v0", PANDA), ("armworld/UR5eReach-v0", UR5E)],
+                         ids=["panda", "ur5e"])
+def test_sim_reset_homes_to_q_home_as_a_real_arm(env_id, arm):
+    """Each simulated robot within its own limits file (the real drivers' spec: ``ur5e`` as ``ur://``)."""
     from armworld.envs.real.drivers.sim import MujocoRobot
 
-    robot = MujocoRobot(realtime=False)
+    robot = MujocoRobot(env_id, realtime=False)
     robot.connect()
     try:
+        assert robot.spec == RobotSpec.load(arm.name)
         connected = robot.get_observation()  # a powered-up arm rests at home, inside the workspace
         np.testing.assert_allclose(connected.q, robot.spec.q_home, atol=1e-9)
         assert np.all(connected.ee_pos >= robot.spec.workspace_min) and np.all(connected.ee_pos <= robot.spec.workspace_max)
@@ -103,12 +125,12 @@ def test_sim_reset_homes_to_q_home_as_a_real_arm():
         for _ in range(2):  # a new seeded episode each time, the arm at home each time
             state = robot.reset()
             np.testing.assert_allclose(state.q, robot.spec.q_home, atol=1e-9)
-            np.testing.assert_allclose(state.ee_pos, PandaIK().forward(np.array(robot.spec.q_home))[0], atol=1e-6)
+            np.testing.assert_allclose(state.ee_pos, RobotIK(arm).forward(np.array(robot.spec.q_home))[0], atol=1e-6)
             assert state.gripper == pytest.approx(0.0, abs=1e-3)
         home = np.array(robot.spec.q_home) + 0.1
         np.testing.assert_allclose(robot.reset(home).q, home, atol=1e-9)
-        with pytest.raises(DriverError, match="7 finite"):
-            robot.reset(np.zeros(6))
+        with pytest.raises(DriverError, match=f"{arm.dof} finite"):
+            robot.reset(np.zeros(arm.dof + 1))  # another arm's joints
     finally:
         robot.disconnect()
 
@@ -385,9 +407,14 @@ def test_xarm_adapter(xarm):
     api.disconnect.assert_called_once()
 
 
-def test_the_sim_driver_refuses_envs_of_other_robots():
+def test_the_sim_driver_refuses_a_spec_that_does_not_fit_its_robot():
     from armworld.envs.real.drivers.sim import MujocoRobot
-    from armworld.envs.real.protocols import DriverError
 
-    with pytest.raises(DriverError, match=r"serves the Panda's envs .*not armworld/UR5eReach-v0 \(ur5e\)"):
-        MujocoRobot("armworld/UR5eReach-v0", realtime=False).connect()
+    with pytest.raises(ValueError, match=r"the panda spec has 7 joints; armworld/UR5eReach-v0 simulates the ur5e, "
+                       r"which has 6"):
+        MujocoRobot("armworld/UR5eReach-v0", realtime=False, spec=RobotSpec.load("panda"))
+    wider = dataclasses.replace(RobotSpec.load("panda"), q_max=(3.0, *RobotSpec.load("panda").q_max[1:]))
+    with pytest.raises(ValueError, match=r"the panda spec's joint ranges .* exceed the panda model's"):
+        MujocoRobot("armworld/FrankaReach-v0", realtime=False, spec=wider)
+    with pytest.raises(ValueError, match=r"sim: unknown env 'armworld/UR5Reach-v0'; choose one of .*UR5eReach-v0"):
+        MujocoRobot("armworld/UR5Reach-v0", realtime=False)

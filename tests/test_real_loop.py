@@ -13,7 +13,8 @@ from real_helpers import LinearIK, make_spec
 from armworld.envs.real.drivers.mock import MockRobot
 from armworld.envs.real.drivers.sim import MujocoRobot, SimCamera
 from armworld.envs.real.env import RealArmEnv
-from armworld.envs.real.kinematics import PandaIK
+from armworld.envs.panda import PANDA
+from armworld.envs.real.kinematics import RobotIK
 from armworld.envs.real.protocols import Command
 from armworld.envs.real.server import RemoteCamera, RobotClient, RobotServer, pack, unpack
 
@@ -33,7 +34,7 @@ def served_sim():
 
 def test_one_request_per_step_with_injected_latency(served_sim):
     client = served_sim
-    env = RealArmEnv(client, {"front": RemoteCamera(client, "front")}, PandaIK())
+    env = RealArmEnv(client, {"front": RemoteCamera(client, "front")}, RobotIK(PANDA))
     obs, _ = env.reset()
     start = obs["proprio"][:3].copy()
     action = np.array([1.0, 0, 0, 0, 0, 0, 1.0])  # forward, gripper closing

@@ -80,10 +80,11 @@ def test_no_command_leaves_the_limits_mock(mock_layer, sequence, seed, start):
 @pytest.fixture(scope="module")
 def sim_layer():
     from armworld.envs.real.drivers.sim import MujocoRobot
-    from armworld.envs.real.kinematics import PandaIK
+    from armworld.envs.panda import PANDA
+    from armworld.envs.real.kinematics import RobotIK
 
     robot = MujocoRobot(realtime=False)
-    layer = _layer(robot, PandaIK())
+    layer = _layer(robot, RobotIK(PANDA))
     yield layer, robot
     robot.disconnect()
 

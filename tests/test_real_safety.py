@@ -270,13 +270,13 @@ def test_bundled_limits_load():
 
 
 def test_panda_limits_match_the_sim_model():
-    from armworld.envs.real.kinematics import PandaIK
     from armworld.envs.panda import PANDA
+    from armworld.envs.real.kinematics import RobotIK
 
     spec = RobotSpec.load("panda")
     np.testing.assert_allclose(np.stack([spec.q_min, spec.q_max], 1), PANDA.joint_limits)
     np.testing.assert_allclose(spec.qd_max, PANDA.joint_velocity_limits)
-    model = PandaIK().solver.model
+    model = RobotIK(PANDA).solver.model
     for i in range(7):
         np.testing.assert_allclose(model.jnt_range[model.joint(f"joint{i + 1}").id], PANDA.joint_limits[i])
     from armworld.envs.base import WORKSPACE_HIGH, WORKSPACE_LOW

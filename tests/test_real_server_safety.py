@@ -24,11 +24,12 @@ from real_helpers import LinearIK, assert_within_limits, make_spec
 
 from armworld.cli import main
 from armworld.envs.conventions import euler_xyz_from_matrix
+from armworld.envs.panda import PANDA
 from armworld.envs.real import drivers
 from armworld.envs.real.drivers import make_robot
 from armworld.envs.real.drivers.mock import MockRobot
 from armworld.envs.real.drivers.sim import MujocoRobot
-from armworld.envs.real.kinematics import PandaIK
+from armworld.envs.real.kinematics import RobotIK
 from armworld.envs.real.protocols import (
     LIMITS_DIR,
     Command,
@@ -48,6 +49,7 @@ from armworld.envs.real.server import (
     unpack,
     write_token,
 )
+from armworld.envs.ur5e import UR5E
 
 IK = LinearIK()
 TOKEN = "0123456789abcdef0123456789abcdef"
@@ -312,8 +314,48 @@ def test_the_sim_arm_never_gets_a_nan_or_a_joint_beyond_its_limits():
         robot.disconnect()
 
 
+def test_a_simulated_ur5e_is_held_to_the_ur5e_limits_and_kinematics():
+    robot = MujocoRobot("armworld/UR5eReach-v0", realtime=False)  # the ur:// driver's spec, the sim's UR5e model
+    robot.connect()
+    server = RobotServer(robot).start()
+    client = RobotClient(server.address)
+    try:
+        client.connect()
+        assert client.spec == RobotSpec.load("ur5e")
+        state = client.reset()
+        ctrl = robot.env.data.ctrl.copy()
+        beyond = np.array(state.q)
+        beyond[5] = 6.25  # rad: inside the joint's +-2 pi, not 0.1 rad inside it
+        with pytest.raises(EnvelopeViolation, match=r"q: joint 5 at 6.2500 rad is outside its limits minus "
+                           r"joint_margin \[-6.1832, 6.1832\]"):
+            client.send_action(Command(state.ee_pos, state.ee_euler, 0.0, beyond, 0.0))
+        with pytest.raises(EnvelopeViolation, match=r"home: joint 5 at 6.2500 rad is outside"):
+            client.reset(beyond)
+        with pytest.raises(EnvelopeViolation, match=r"q must be 6 finite numbers"):  # a Panda's joints
+            client.send_action(Command(state.ee_pos, state.ee_euler, 0.0, np.zeros(7), 0.0))
+        with pytest.raises(EnvelopeViolation, match=r"ee_pos \[0.4919, 0.1333, 0.75\] m is outside the workspace "
+                           r"box \[-0.7, -0.5, 0.02\] .. \[0.7, 0.5, 0.7\]"):
+            client.send_action(Command([state.ee_pos[0], state.ee_pos[1], 0.75], state.ee_euler, 0.0, state.q, 0.0))
+        with pytest.raises(EnvelopeViolation, match=r"q does not reach the TCP target: 30.0 mm"):  # the UR5e's FK
+            client.send_action(Command(state.ee_pos + [0.03, 0, 0], state.ee_euler, 0.0, state.q, 0.0))
+        np.testing.assert_array_equal(robot.env.data.ctrl, ctrl)  # nothing refused reached the arm
+        pos = state.ee_pos + [0.03, 0, 0]
+        q, converged = RobotIK(UR5E).ik(pos, Command(pos, state.ee_euler, 0.0, state.q, 0.0).ee_rot, state.q)
+        assert converged
+        client.send_action(Command(pos, state.ee_euler, 0.0, q, time.monotonic()))
+        robot.advance(1.0)
+        np.testing.assert_allclose(client.get_observation().ee_pos, pos, atol=2e-3)
+        wrist = np.array(state.q)
+        wrist[5] = -2.0  # rad: beyond a Panda's limits, within a UR5e's
+        np.testing.assert_allclose(client.reset(wrist).q, wrist, atol=1e-9)
+    finally:
+        client.disconnect()
+        server.close()
+        robot.disconnect()
+
+
 def test_the_cli_checks_a_cartesian_pandas_joints_against_the_panda_model(tmp_path, monkeypatch, capsys):
-    panda = PandaIK()
+    panda = RobotIK(PANDA)
     token_file = tmp_path / "robot.token"
     token = write_token(token_file)
     arm = RecordingArm(RobotSpec.load("panda"), forward=panda.forward)
@@ -663,13 +705,14 @@ def request(draw, arm: RecordingArm) -> Callable[[], bytes]:
 def assert_envelope_kept(arm: RecordingArm, arm_clock: bool = False) -> None:
     """Every command the arm executed, after the pose it started from (its state or the previous command).
 
-    The rate is checked on the server's stamps of when it admitted each command for execution, or
+    The rate is checked between resets (a reset re-anchors the envelope with a full budget, as at
+    start), on the server's stamps of when it admitted each command for execution, or
     (``arm_clock``) on the arm's own clock when it got each, which reads a moment after the
     admission (so 0.02 steps of slack).
     """
     spec = arm.spec
     margin = np.array(spec.q_max) - np.array(spec.q_min)
-    timeline: list[tuple[float, float]] = []  # (time, step fraction) of each command
+    runs: list[list[tuple[float, float]]] = [[]]  # (time, step fraction) of each command, per run between resets
     with arm.events_lock:
         events, executed_at = list(arm.events), iter(list(arm.executed_at))
     previous = None
@@ -677,17 +720,19 @@ def assert_envelope_kept(arm: RecordingArm, arm_clock: bool = False) -> None:
         if kind == "reset":
             assert np.all(np.abs(item.q) <= 1.0 - spec.joint_margin + 1e-9) and margin.min() > 0
             previous = Command(item.ee_pos, item.ee_euler, item.gripper, item.q, item.t)
+            runs.append([])
             continue
         at = next(executed_at)
         if previous is not None:
             assert_within_limits(spec, previous, item)
-            timeline.append((at if arm_clock else item.t, max(step_fractions(spec, previous, item).values())))
+            runs[-1].append((at if arm_clock else item.t, max(step_fractions(spec, previous, item).values())))
         previous = item
     slack = 0.02 if arm_clock else 1e-6
-    for i in range(len(timeline)):  # over any run of commands, at most one full step per period plus the burst
-        used = np.cumsum([fraction for _, fraction in timeline[i:]])
-        allowed = (np.array([t for t, _ in timeline[i:]]) - timeline[i][0]) / spec.dt + RATE_BURST_STEPS
-        assert np.all(used <= allowed + slack), f"{used.round(3)} full steps in {allowed.round(3)} allowed"
+    for timeline in runs:  # over any run of commands, at most one full step per period plus the burst
+        for i in range(len(timeline)):
+            used = np.cumsum([fraction for _, fraction in timeline[i:]])
+            allowed = (np.array([t for t, _ in timeline[i:]]) - timeline[i][0]) / spec.dt + RATE_BURST_STEPS
+            assert np.all(used <= allowed + slack), f"{used.round(3)} full steps in {allowed.round(3)} allowed"
 
 
 def test_fuzzed_requests_from_concurrent_clients_never_leave_the_envelope():

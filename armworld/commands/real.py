@@ -31,9 +31,11 @@ def register(subparsers) -> None:
     server = subparsers.add_parser(
         "robot-server", help="serve a robot (or the real-time sim with --sim) over the bridge protocol")
     source = server.add_mutually_exclusive_group(required=True)
-    source.add_argument("--sim", action="store_true", help="serve the MuJoCo Franka in real time")
+    source.add_argument("--sim", action="store_true", help="serve the simulated arm of --env in real time, within "
+                        "that robot's limits file (the Panda's, or the UR5e's as ur:// uses)")
     source.add_argument("--robot", help="serve a local driver: franka://IP, ur://IP, xarm://IP, mock")
-    server.add_argument("--env", default="armworld/FrankaReach-v0", help="sim env id (with --sim)")
+    server.add_argument("--env", default="armworld/FrankaReach-v0", help="sim env id (with --sim); it names the "
+                        "robot: armworld/Franka*-v0 the Panda, armworld/UR5e*-v0 the UR5e")
     server.add_argument("--seed", type=seed, default=0, help="seed of the first sim reset")
     server.add_argument("--cameras", default="front", help="comma-separated sim cameras to serve")
     server.add_argument("--image-size", type=image_side, default=64, help="sim camera image side (pixels, 8..640)")
@@ -172,7 +174,8 @@ def _robot_server(args: argparse.Namespace) -> int:
                              token=token, forward=envelope_forward(robot))
         access = (f"clients need the token in {args.token_file} (sim://HOST:PORT?token_file=PATH)" if token
                   else "no token: any process on this machine can connect")
-        print(f"serving {'sim ' + args.env if args.sim else args.robot} on {server.address}; {access}", flush=True)
+        served = f"sim {args.env} ({robot.spec.name} limits)" if args.sim else args.robot
+        print(f"serving {served} on {server.address}; {access}", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)

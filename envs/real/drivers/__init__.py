@@ -63,28 +63,34 @@ def make_robot(url: str) -> Robot:
 
 
 def make_kinematics(robot: Robot) -> Kinematics:
-    """The IK for the safety layer: the driver's own (``ik``, e.g. the UR and xArm controllers'), else the Panda model.
+    """The IK for the safety layer: the driver's own (``ik``, e.g. the UR and xArm controllers'), else a bundled model.
 
-    The bundled Panda model serves only a Panda (``robot.spec.name == "panda"``: the sim, a
-    Franka, or a Panda behind ``armworld robot-server``). A network client learns its spec
-    from the server: connect it first.
+    The bundled Panda model serves a Panda (``robot.spec.name == "panda"``: the sim, a Franka,
+    or a Panda behind ``armworld robot-server``); the simulator's other robots' models
+    (``armworld.envs.registry.ROBOTS``, e.g. ``ur5e``) serve only their simulation, a robot that
+    serves a sim task (``robot.task``): a real arm's tool is not the sim's gripper. A network
+    client learns its spec and task from the server: connect it first.
 
     Raises:
-        ValueError: the robot has no ``ik`` and is not a Panda, or its spec is not known yet.
+        ValueError: the robot has no ``ik`` and no bundled model serves it, or its spec is not known yet.
     """
     if isinstance(robot, Kinematics):
         return robot
     spec = robot.spec
     if spec is None:
         raise ValueError(f"{type(robot).__name__} has no robot spec yet: connect() it before choosing its kinematics")
-    if spec.name != "panda":
+    from armworld.envs.registry import ROBOTS, robot_model
+
+    simulated = getattr(robot, "task", None) is not None
+    if not (spec.name == "panda" or (simulated and spec.name in ROBOTS)):
         raise ValueError(
             f"no inverse kinematics for the {spec.name} behind {type(robot).__name__}: it offers no ik() and the "
-            "bundled IK is the Panda's. Run its vendor driver on this machine (ur://IP, xarm://IP use the "
-            "controller's IK), or give RealArmEnv a Kinematics for this arm")
-    from armworld.envs.real.kinematics import PandaIK
+            "bundled models serve a Panda, or a simulated arm (armworld robot-server --sim). Run its vendor "
+            "driver on this machine (ur://IP, xarm://IP use the controller's IK), or give RealArmEnv a "
+            "Kinematics for this arm")
+    from armworld.envs.real.kinematics import RobotIK
 
-    return PandaIK()
+    return RobotIK(robot_model(spec.name))
 
 
 def import_vendor(module: str, extra: str):

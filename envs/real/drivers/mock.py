@@ -158,6 +158,7 @@ class MockRobot:
 
 def from_url(url: SplitResult) -> MockRobot:
     """``mock://`` -> a Panda-limited mock whose reset pose comes from the Panda model."""
-    from armworld.envs.real.kinematics import PandaIK
+    from armworld.envs.panda import PANDA
+    from armworld.envs.real.kinematics import RobotIK
 
-    return MockRobot(forward=PandaIK().forward)
+    return MockRobot(forward=RobotIK(PANDA).forward)

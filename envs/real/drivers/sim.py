@@ -1,8 +1,10 @@
-"""``sim://HOST:PORT``: the MuJoCo Franka as a robot, in real time.
+"""``sim://HOST:PORT``: a simulated arm (the Panda or the UR5e) as a robot, in real time.
 
 :class:`MujocoRobot` runs the sim env's physics in a thread at wall-clock rate and
 takes the same :class:`~armworld.envs.real.protocols.Command` targets a real arm does
-(joint targets to the Panda's position servos, finger opening to the gripper).
+(joint targets to the arm's position servos, finger opening to the gripper), within the
+limits file of the env's robot (``limits/panda.yaml``, ``limits/ur5e.yaml``: the real
+drivers' own specs).
 ``armworld robot-server --sim`` serves it with :mod:`armworld.envs.real.server`;
 ``sim://HOST:PORT`` connects a :class:`~armworld.envs.real.server.RobotClient` to it,
 the same client any robot-side server answers; ``sim://HOST:PORT?token_file=PATH`` sends
@@ -23,10 +25,10 @@ import numpy as np
 from armworld.envs.conventions import euler_xyz_from_matrix
 from armworld.envs.real.drivers.gripper import GripperMap
 from armworld.envs.real.protocols import Command, DriverError, Frame, Health, HealthState, RobotSpec, RobotState
+from armworld.envs.registry import ENV_IDS, robot_model
 from armworld.envs.rendering import CameraRenderer
-from armworld.envs.panda import PANDA
 
-SIM_FINGER = GripperMap(open_value=PANDA.finger_open, closed_value=0.0)  # sim finger servo target, m per finger
+LIMIT_ROUNDING = 1e-4  # rad a spec's joint limit may exceed the model's (limits files round to 4 decimals)
 TICK_S = 0.01  # physics advanced in slices of this wall-clock length (s)
 
 
@@ -34,17 +36,36 @@ class MujocoRobot:
     """The sim arm behind the robot protocol.
 
     Args:
-        env_id: an armworld env id; its task objects and goal come along.
+        env_id: an armworld env id (``armworld.envs.registry.ENV_IDS``); its robot is the arm
+            served (``armworld/UR5eReach-v0``: the UR5e), and its task objects and goal come along.
         seed: seed of the first reset (then incremented per reset).
         realtime: run physics in a thread at wall-clock rate; ``False`` for tests that
             call :meth:`advance` themselves.
-        spec: limits (default: the bundled ``panda`` spec).
+        spec: limits (default: the bundled spec named as the env's robot, ``panda`` or
+            ``ur5e``); its joint count must be the robot's and its joint ranges within the
+            model's.
+
+    Raises:
+        ValueError: an unknown env id, or a spec that does not fit the env's robot.
     """
 
     def __init__(self, env_id: str = "armworld/FrankaReach-v0", seed: int = 0, realtime: bool = True,
                  spec: RobotSpec | None = None):
+        if env_id not in ENV_IDS:
+            raise ValueError(f"sim: unknown env {env_id!r}; choose one of {sorted(ENV_IDS)}")
         self.env_id, self.seed, self.realtime = env_id, seed, realtime
-        self.spec = spec or RobotSpec.load("panda")
+        self.robot_model = robot_model(ENV_IDS[env_id].robot)
+        self.spec = spec or RobotSpec.load(self.robot_model.name)
+        if self.spec.dof != self.robot_model.dof:
+            raise ValueError(f"sim: the {self.spec.name} spec has {self.spec.dof} joints; {env_id} simulates the "
+                             f"{self.robot_model.name}, which has {self.robot_model.dof}")
+        lower, upper = self.robot_model.joint_limits.T
+        q_min, q_max = np.asarray(self.spec.q_min), np.asarray(self.spec.q_max)
+        if np.any(q_min < lower - LIMIT_ROUNDING) or np.any(q_max > upper + LIMIT_ROUNDING):
+            raise ValueError(f"sim: the {self.spec.name} spec's joint ranges {list(self.spec.q_min)} .. "
+                             f"{list(self.spec.q_max)} (rad) exceed the {self.robot_model.name} model's "
+                             f"{lower.tolist()} .. {upper.tolist()}")
+        self.finger = GripperMap(open_value=self.robot_model.finger_open, closed_value=0.0)  # finger target, m each
         self.lock = threading.RLock()
         self.env: Any = None
         self._thread: threading.Thread | None = None
@@ -55,11 +76,7 @@ class MujocoRobot:
     def connect(self) -> None:
         if self.env is not None:
             return
-        env = gymnasium.make(self.env_id).unwrapped
-        if env.robot is not PANDA:  # the driver speaks the Panda's 7 joints and its limits spec
-            env.close()
-            raise DriverError(f"sim: the sim driver serves the Panda's envs (armworld/Franka*), not {self.env_id} ({env.robot.name})")
-        self.env = env
+        self.env = gymnasium.make(self.env_id).unwrapped
         with self.lock:  # a powered-up arm rests at home; the first reset draws this same episode
             self._start_episode(np.asarray(self.spec.q_home, dtype=np.float64))
         if self.realtime:
@@ -80,7 +97,7 @@ class MujocoRobot:
     def reset(self, home: np.ndarray | None = None, timeout_s: float = 30.0) -> RobotState:
         """A new sim episode (objects and goal from the next seed) with the arm at ``home``.
 
-        ``home`` (rad, 7 joints) defaults to ``spec.q_home``, as a real arm's reset does, not the
+        ``home`` (rad, ``spec.dof`` joints) defaults to ``spec.q_home``, as a real arm's reset does, not the
         sim env's jittered start pose; the arm is placed there at once, gripper open.
         """
         self._env()  # connected
@@ -95,7 +112,7 @@ class MujocoRobot:
         env = self._env()
         env.reset(seed=self.seed)
         env.data.qpos[env.kinematics.qpos_ids] = q
-        env.data.ctrl[:7] = q
+        env.data.ctrl[:self.robot_model.dof] = q
         mujoco.mj_forward(env.model, env.data)
 
     # -- robot protocol
@@ -119,18 +136,18 @@ class MujocoRobot:
         if not (isinstance(command.gripper, (int, float, np.number)) and 0.0 <= command.gripper <= 1.0):
             raise DriverError(f"sim: gripper closure must be a number in [0, 1], got {command.gripper!r}")
         with self.lock:
-            env.data.ctrl[:7] = q
-            env.data.ctrl[7] = SIM_FINGER.to_device(float(command.gripper))
+            env.data.ctrl[:self.robot_model.dof] = q
+            env.data.ctrl[self.robot_model.dof] = self.finger.to_device(float(command.gripper))
         return command
 
     def _joints(self, q, what: str) -> np.ndarray:
-        """``q`` as 7 finite joint angles (rad) within the Panda's joint limits, or a :class:`DriverError`."""
+        """``q`` as ``spec.dof`` finite joint angles (rad) within the spec's joint limits, or a :class:`DriverError`."""
         try:
             q = np.asarray(q, dtype=np.float64)
         except (TypeError, ValueError):
             q = np.full(1, np.nan)
-        if q.shape != (7,) or not np.all(np.isfinite(q)):
-            raise DriverError(f"sim: {what} must be 7 finite joint angles (rad), got {q}")
+        if q.shape != (self.spec.dof,) or not np.all(np.isfinite(q)):
+            raise DriverError(f"sim: {what} must be {self.spec.dof} finite joint angles (rad), got {q}")
         if np.any(q < self.spec.q_min) or np.any(q > self.spec.q_max):
             raise DriverError(f"sim: {what} {np.round(q, 4).tolist()} leaves the joint limits "
                               f"{list(self.spec.q_min)} .. {list(self.spec.q_max)} (rad)")
@@ -139,7 +156,7 @@ class MujocoRobot:
     def stop(self) -> None:
         env = self._env()
         with self.lock:
-            env.data.ctrl[:7] = env.data.qpos[env.kinematics.qpos_ids]
+            env.data.ctrl[:self.robot_model.dof] = env.data.qpos[env.kinematics.qpos_ids]
 
     def health(self) -> Health:
         env = self._env()
@@ -156,7 +173,7 @@ class MujocoRobot:
         return self._env().task
 
     def forward(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """TCP position [3] (m) and rotation [3, 3] at joint angles ``q`` [7] (rad), from the sim's model."""
+        """TCP position [3] (m) and rotation [3, 3] at joint angles ``q`` [dof] (rad), from the sim's model."""
         env = self._env()
         with self.lock:
             return env.kinematics.forward(np.asarray(q, dtype=np.float64))
