@@ -70,7 +70,7 @@ def resolve_device(name: str | torch.device | None = None) -> torch.device:
     if device.type == "mps":
         if not torch.backends.mps.is_available():
             raise DeviceError(f"device {str(name)!r} asked for, but MPS (Apple GPU) is not available here; use --device cpu")
-        return torch.device("mps")
+        return torch.device("mps", 0)  # indexed, as the tensors on it report their device
     raise DeviceError(f"unknown device {str(name)!r}; name one of {DEVICES}")
 
 

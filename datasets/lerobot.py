@@ -669,6 +669,8 @@ class LeRobotReader:
             table = self._pq.read_table(path, columns=needed)
         except (OSError, KeyError, ValueError) as error:
             raise DatasetError(f"{path}: unreadable data file ({' '.join(str(error).split())})") from None
+        if table.num_rows == 0:
+            raise DatasetError(f"{path}: no rows, though meta/episodes names episodes in it; re-export the dataset")
         return {name: _column(table.column(name)) for name in needed}
 
     def _episode(self, row: dict, table: dict[str, np.ndarray], rows: slice) -> _Episode:

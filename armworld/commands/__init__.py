@@ -56,8 +56,6 @@ def user_errors(*extra: type[BaseException]) -> tuple[type[BaseException], ...]:
     return (ValueError, FileNotFoundError, CheckpointError, DatasetError, *extra)
 
 
-
-
 Item = TypeVar("Item")
 
 

@@ -138,15 +138,17 @@ def _hdf5_info(path: str) -> list[str]:
 
 def _lerobot_info(path: str) -> list[str]:
     from armworld.datasets.hdf5 import split_of
-    from armworld.datasets.lerobot import describe_lerobot, read_info, require
+    from pathlib import Path
+
+    from armworld.datasets.lerobot import read_info, require
 
     _, pq, _ = require()
     info = read_info(path)
-    size = describe_lerobot(path)["bytes"]
+    size = sum(file.stat().st_size for file in Path(path).rglob("*") if file.is_file())  # no hashing: info stays quick
     episodes, frames = int(info.get("total_episodes", 0)), int(info.get("total_frames", 0))
     try:
         tasks = pq.read_table(f"{path}/meta/tasks.parquet").column("__index_level_0__").to_pylist()
-    except (OSError, KeyError):
+    except (OSError, KeyError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
         tasks = []
     valid = sum(split_of(i) == "valid" for i in range(episodes))
     lines = [

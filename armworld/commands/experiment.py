@@ -40,10 +40,13 @@ def register(subparsers) -> None:
 
 def run_passive_video(args: argparse.Namespace) -> int:
     from armworld.agents import passive_video
+    from armworld.agents.loading import resolve_device
     from armworld.cli import main
 
     experiment = passive_video.Experiment(passive_video.SCALES[args.scale], args.out, args.device, args.workers, verb=main)
     try:
+        if args.device:
+            resolve_device(args.device)  # refused now, not hours later at the first training point
         check_output(args.out, folder=True)
         if args.plan:
             print(passive_video.plan(experiment, args.only))

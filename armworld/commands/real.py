@@ -324,11 +324,13 @@ def _deploy(args: argparse.Namespace) -> int:
     finally:
         try:
             env.close()  # stops and disconnects the arm first
-            if recorder is not None and recorder.num_steps:  # then appends the episode, interrupted or not
-                writer.append(recorder.episode(seed=-1, policy="real"))
-        finally:
-            if writer is not None:
-                writer.close()
+        finally:  # then the episode is appended, interrupted or not, even when closing failed
+            try:
+                if recorder is not None and recorder.num_steps:
+                    writer.append(recorder.episode(seed=-1, policy="real"))
+            finally:
+                if writer is not None:
+                    writer.close()
     timing = env.timing()
     timing_text = f"steps={int(timing['steps'])} " + " ".join(f"{k}={v:.4f}" for k, v in timing.items() if k != "steps")
     if args.dry_run:  # nothing moved: whether the goal was reached says nothing about the agent
