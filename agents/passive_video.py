@@ -313,32 +313,35 @@ class Experiment:
         """Predictor (or end-to-end) training of arms 1-4 per task, A and seed."""
         s = self.scale
         points = []
+        for task, size, seed, arm in self._world_models():
+            encoder = {"arm1": f"encoder/pool-s{seed}", "arm3": f"encoder/{short(task)}-A{size}-s{seed}"}.get(arm)
+            needs = (f"data/{short(task)}-A{size}", *([encoder] if encoder else []))
+            cost = s.train_steps * s.train_batch / TRAIN_CLIPS_PER_S * (3 if arm == "arm4" else 1)
+            points.append(Point(f"wm/{short(task)}-A{size}-{arm}-s{seed}", "wm", needs, cost,
+                                lambda d, a=(task, size, arm, seed, encoder): self._train(d, *a)))
+        return points
+
+    def _world_models(self) -> Iterator[tuple[str, int, int, str]]:
+        """(task, A, seed, arm) of every world model trained, in the order they are run."""
+        s = self.scale
         for task in s.tasks:
             for size in s.sizes:
                 for seed in s.seeds:
                     for arm in ARMS:
-                        encoder = {"arm1": f"encoder/pool-s{seed}", "arm3": f"encoder/{short(task)}-A{size}-s{seed}"}.get(arm)
-                        needs = (f"data/{short(task)}-A{size}", *([encoder] if encoder else []))
-                        cost = s.train_steps * s.train_batch / TRAIN_CLIPS_PER_S * (3 if arm == "arm4" else 1)
-                        points.append(Point(f"wm/{short(task)}-A{size}-{arm}-s{seed}", "wm", needs, cost,
-                                            lambda d, a=(task, size, arm, seed, encoder): self._train(d, *a)))
-        return points
+                        yield task, size, seed, arm
 
     def eval_points(self) -> list[Point]:
         """The harness on every world model: goal image, and sub-goal images for the sub-goal tasks."""
         s = self.scale
         points = []
-        for task in s.tasks:
-            for size in s.sizes:
-                for seed in s.seeds:
-                    for arm in ARMS:
-                        model = f"wm/{short(task)}-A{size}-{arm}-s{seed}"
-                        preset = s.end_to_end_preset if arm == "arm4" else s.encoder_preset
-                        cost = s.eval_episodes * s.steps_per_episode(task) * (PLAN_S_PER_ACTION.get(preset, 0.4) * s.plan_cost() + 0.01)
-                        for goal in ("image", "subgoals") if task in s.subgoal_tasks else ("image",):
-                            points.append(Point(f"eval/{short(task)}-A{size}-{arm}-s{seed}-{goal}", "eval",
-                                                (model, f"data/{short(task)}-A{size}"), cost,
-                                                lambda d, a=(task, size, arm, seed, goal, model): self._evaluate(d, *a)))
+        for task, size, seed, arm in self._world_models():
+            model = f"wm/{short(task)}-A{size}-{arm}-s{seed}"
+            preset = s.end_to_end_preset if arm == "arm4" else s.encoder_preset
+            cost = s.eval_episodes * s.steps_per_episode(task) * (PLAN_S_PER_ACTION.get(preset, 0.4) * s.plan_cost() + 0.01)
+            for goal in ("image", "subgoals") if task in s.subgoal_tasks else ("image",):
+                points.append(Point(f"eval/{short(task)}-A{size}-{arm}-s{seed}-{goal}", "eval",
+                                    (model, f"data/{short(task)}-A{size}"), cost,
+                                    lambda d, a=(task, size, arm, seed, goal, model): self._evaluate(d, *a)))
         return points
 
     def rl_points(self) -> list[Point]:

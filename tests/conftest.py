@@ -18,6 +18,14 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Every test starts on one thread, whatever an earlier one set (`--threads` of a verb)."""
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
 def _seed_global_random_state():
     random.seed(0)
     np.random.seed(0)

@@ -41,14 +41,6 @@ ENCODER = EncoderConfig(image_size=SIZE, patch_size=16, hidden_size=128, depth=2
 PREDICTOR = PredictorConfig(embed_dim=128, grid_size=2, hidden_size=128, depth=2, num_heads=2)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def released_encoder(encoder: FrameEncoder) -> dict[str, torch.Tensor]:
     """transformers' encoder weights under the released names (``qkv`` fused)."""
     out = {}

@@ -37,14 +37,6 @@ from armworld.worldmodel.world_model import Context, WorldModel
 SIZE = 64
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One thread: small models gain nothing from two, and lose much when the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 LOW, SPAN = np.array([0.25, -0.25]), 0.5  # the table square the images show (m)
 
 
