@@ -104,9 +104,9 @@ def test_learning_rate_schedule():
     assert learning_rate(50, cfg) < learning_rate(20, cfg)
     with pytest.raises(ValueError):
         TrainConfig(clip_len=3, rollout_steps=3)
-    for name, message in [("log_every", "log_every must"), ("eval_every", "eval_every (--eval-every) must"),
-                          ("save_every", "save_every (--save-every) must"), ("keep_checkpoints", "keep_checkpoints must")]:
-        with pytest.raises(ValueError, match=re.escape(f"{message} be at least 1, got 0")):
+    for name in ("log_every", "eval_every", "save_every", "keep_checkpoints"):
+        flag = "--" + name.replace("_", "-")
+        with pytest.raises(ValueError, match=re.escape(f"{name} ({flag}): expected an integer >= 1, got '0'")):
             LoopConfig(**{name: 0})
 
 

@@ -1,4 +1,5 @@
-"""``type=`` helpers for argparse that range-check numbers while a command line is parsed.
+"""``type=`` helpers for argparse that range-check numbers while a command line is parsed, and
+options declared once on dataclasses (:func:`option`) from which argparse arguments are made.
 
 Used by the worldmodel's arguments (:mod:`armworld.worldmodel.arguments`) and, re-exported by
 :mod:`armworld.commands`, by every ``armworld`` verb; argparse alone, no torch.
@@ -7,13 +8,15 @@ Used by the worldmodel's arguments (:mod:`armworld.worldmodel.arguments`) and, r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 SEED_MAX = 2**31 - 1  # seeds feed NumPy, torch, Gymnasium and an int64 HDF5 attribute; derived seeds stay far below 2**63
 
 Number = TypeVar("Number", int, float)
+Options = TypeVar("Options")
 
 
 def number(
@@ -51,3 +54,78 @@ positive_float = number(float, 0.0, above=True)
 non_negative_float = number(float, 0.0)
 unit_float = number(float, 0.0, 1.0)
 image_side = number(int, 8, 640)  # pixels, the envs' range for image_size and render_size
+
+
+# Options declared once: a dataclass field made with :func:`option` is a library setting and a
+# command-line flag at the same time; :func:`add_options` turns the fields into argparse
+# arguments, :func:`options_from` builds the dataclass back from the parsed arguments and
+# :func:`check_options` (called by the dataclass's ``__post_init__``) applies the same range
+# checks to values given in Python.
+
+OPTION = "armworld.option"  # the key of an option's entry in its field's metadata
+
+
+def option(
+    default: object,
+    help: str,
+    type: Callable[[str], object] | None = None,
+    choices: tuple[str, ...] | None = None,
+    flag: str | None = None,
+) -> Any:
+    """A dataclass field that is also the command-line flag ``flag`` (default: ``--`` and the field's
+    name with dashes), parsed and range-checked by ``type`` (a helper of this module) or one of
+    ``choices``. ``help`` ends with ``(default %(default)s)`` unless it already says its default;
+    a ``bool`` option is a switch (see :func:`option_flag`)."""
+    spec = {"help": help, "type": type, "choices": choices, "flag": flag}
+    return dataclasses.field(default=default, metadata={OPTION: spec})
+
+
+def option_fields(cls: type) -> list[dataclasses.Field]:
+    """The fields of the dataclass ``cls`` declared with :func:`option`, in order."""
+    return [f for f in dataclasses.fields(cls) if OPTION in f.metadata]
+
+
+def option_flag(f: dataclasses.Field) -> str:
+    """The command-line flag of the option field ``f``: ``--no-name`` for a ``bool`` option that
+    defaults to ``True`` (the flag turns it off), else ``--name`` (the flag turns a ``bool`` on)."""
+    negated = "no-" if f.default is True else ""
+    return f.metadata[OPTION]["flag"] or f"--{negated}{f.name.replace('_', '-')}"
+
+
+def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, defaults: object) -> None:
+    """An argument of ``parser`` (or an argument group) for each option field of the dataclass
+    instance ``defaults``, with the field's name as its ``dest`` and its value in ``defaults`` as
+    its default (so that one class serves verbs of different defaults)."""
+    for f in option_fields(type(defaults)):
+        spec, default = f.metadata[OPTION], getattr(defaults, f.name)
+        help = spec["help"] if "(default" in spec["help"] else spec["help"] + " (default %(default)s)"
+        if isinstance(f.default, bool):
+            parser.add_argument(option_flag(f), dest=f.name, default=default, help=spec["help"],
+                                action="store_false" if f.default else "store_true")
+        else:
+            metavar = None if spec["choices"] else option_flag(f).lstrip("-").replace("-", "_").upper()
+            parser.add_argument(option_flag(f), dest=f.name, default=default, help=help,
+                                type=spec["type"], choices=spec["choices"], metavar=metavar)
+
+
+def options_from(cls: type[Options], args: argparse.Namespace, **others: object) -> Options:
+    """The dataclass ``cls`` of the parsed arguments ``args`` (see :func:`add_options`) and the
+    values of its other fields, ``others``."""
+    return cls(**{f.name: getattr(args, f.name) for f in option_fields(cls)}, **others)
+
+
+def check_options(config: object) -> None:
+    """Raise ``ValueError`` naming the field, its flag and what is expected, for the first option
+    field of the dataclass instance ``config`` whose value its ``type`` or ``choices`` refuse
+    (``None`` passes where it is the default)."""
+    for f in option_fields(type(config)):
+        spec, value = f.metadata[OPTION], getattr(config, f.name)
+        if value is None and f.default is None:
+            continue
+        if spec["choices"] is not None and value not in spec["choices"]:
+            raise ValueError(f"{f.name} ({option_flag(f)}) is one of {list(spec['choices'])}, got {value!r}")
+        if spec["type"] is not None:
+            try:
+                spec["type"](str(value))
+            except argparse.ArgumentTypeError as error:
+                raise ValueError(f"{f.name} ({option_flag(f)}): {error}") from None

@@ -3,38 +3,21 @@
 
 Kept free of torch so that ``armworld --help`` stays fast. Numbers are range-checked while the
 command line is parsed, by the ``type=`` helpers of :mod:`armworld.worldmodel.argtypes` (which import no torch).
+The optimisation flags are made from the fields of :class:`armworld.worldmodel.loop_config.LoopConfig`,
+where each is declared (name, default, help, range) once.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from armworld.worldmodel.argtypes import non_negative_float, non_negative_int, number, positive_float, positive_int, seed, unit_float
+from armworld.worldmodel.argtypes import add_options, non_negative_float, non_negative_int, number, options_from, positive_int, unit_float
+from armworld.worldmodel.loop_config import LoopConfig, pretrain_loop
 
 
-def _add_loop_arguments(parser: argparse.ArgumentParser, lr: float, start_lr: float) -> None:
-    g = parser.add_argument_group("optimisation")
-    g.add_argument("--steps", type=positive_int, default=1000, help="optimizer steps in total (default %(default)s)")
-    g.add_argument("--batch-size", type=positive_int, default=8, help="clips per step and process (default %(default)s)")
-    g.add_argument("--lr", type=positive_float, default=lr, help="peak learning rate (default %(default)s)")
-    g.add_argument("--start-lr", type=positive_float, default=start_lr, help="learning rate at step 0 (default %(default)s)")
-    g.add_argument("--warmup-steps", type=non_negative_int, default=50, help="linear warm-up steps (default %(default)s)")
-    g.add_argument("--weight-decay", type=non_negative_float, default=0.04, help="AdamW weight decay (default %(default)s)")
-    g.add_argument("--grad-clip", type=positive_float, default=1.0, help="gradient-norm clip (default %(default)s)")
-    g.add_argument(
-        "--seed", type=seed, default=0, help="seeds the initial weights, data order and masks (default %(default)s)"
-    )
-    g.add_argument("--eval-every", type=positive_int, default=200, help="validate every N steps (default %(default)s)")
-    g.add_argument("--save-every", type=positive_int, default=500, help="checkpoint every N steps (default %(default)s)")
-    g.add_argument("--device", default="", help="cpu, cuda or cuda:N (default: cuda if available)")
-    g.add_argument("--workers", type=non_negative_int, default=0, help="data-loading worker processes (default %(default)s)")
-    g.add_argument(
-        "--data-in-memory", choices=("auto", "yes", "no"), default="auto",
-        help="decode the clips into memory once (on the GPU when training there and it fits a quarter of its free "
-        "memory, else in host memory, shared with the --workers) instead of reading them from the files at every "
-        "step; auto: when the decoded data fits half the available host memory; yes: always; no: stream from the "
-        "files. The same clips are trained on either way (default %(default)s)",
-    )
+def _add_loop_arguments(parser: argparse.ArgumentParser, defaults: LoopConfig) -> None:
+    """A flag for each :class:`LoopConfig` field, declared there, with the verb's ``defaults``."""
+    add_options(parser.add_argument_group("optimisation"), defaults)
 
 
 def lerobot_keys(text: str) -> str:
@@ -86,7 +69,7 @@ def add_pretrain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--augment", action="store_true", help="V-JEPA 2's random resized crop (area 0.3-1, aspect 0.75-1.35) per clip"
     )
-    _add_loop_arguments(parser, lr=5.25e-4, start_lr=1e-4)
+    _add_loop_arguments(parser, pretrain_loop())
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -110,16 +93,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--predictor", help="size of a fresh predictor: tiny (default), small, official; not with --init")
     parser.add_argument("--rollout-steps", type=non_negative_int, default=2, help="autoregressive steps in the rollout loss")
-    _add_loop_arguments(parser, lr=4.25e-4, start_lr=7.5e-5)
+    _add_loop_arguments(parser, LoopConfig())
 
 
-def loop_config(args: argparse.Namespace):
-    """The :class:`armworld.worldmodel.engine.LoopConfig` of parsed arguments."""
-    from armworld.worldmodel.engine import LoopConfig
-
-    return LoopConfig(
-        steps=args.steps, batch_size=args.batch_size, lr=args.lr, start_lr=args.start_lr,
-        warmup_steps=args.warmup_steps, weight_decay=args.weight_decay, grad_clip=args.grad_clip,
-        seed=args.seed, eval_every=args.eval_every, save_every=args.save_every, device=args.device,
-        num_workers=args.workers, data_in_memory=args.data_in_memory,
-    )
+def loop_config(args: argparse.Namespace) -> LoopConfig:
+    """The :class:`LoopConfig` of parsed ``pretrain`` or ``train`` arguments."""
+    return options_from(LoopConfig, args)

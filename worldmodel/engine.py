@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -55,52 +55,13 @@ from armworld.worldmodel.checkpoint import (
     remove_leftovers,
     save_checkpoint,
 )
+from armworld.worldmodel.loop_config import LoopConfig  # the loop's options, torch-free for the CLI
 
 
 class Diverged(ValueError):
     """A loss term or the gradient norm became NaN or inf; the step was not applied."""
 
 
-@dataclass
-class LoopConfig:
-    """Optimisation and bookkeeping. ``batch_size`` is per process."""
-
-    steps: int = 1000
-    batch_size: int = 8
-    lr: float = 4.25e-4  # peak learning rate (V-JEPA 2-AC)
-    start_lr: float = 7.5e-5
-    final_lr: float = 1e-6
-    warmup_steps: int = 50
-    weight_decay: float = 0.04
-    grad_clip: float = 1.0
-    seed: int = 0
-    log_every: int = 10
-    eval_every: int = 200
-    eval_batches: int = 8
-    save_every: int = 500
-    keep_checkpoints: int = 2
-    num_workers: int = 0
-    device: str = ""  # "" = cuda when available, else cpu
-    data_in_memory: Literal["auto", "yes", "no"] = "auto"  # decode the clip datasets into memory first (place_data)
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("steps and batch_size must be positive")
-        for name in ("log_every", "eval_every", "save_every", "keep_checkpoints"):
-            value = getattr(self, name)
-            if value < 1:
-                flag = f" (--{name.replace('_', '-')})" if name in ("eval_every", "save_every") else ""
-                raise ValueError(f"{name}{flag} must be at least 1, got {value}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be non-negative, got {self.seed}")
-        if self.warmup_steps < 0 or not (0 < self.start_lr and 0 < self.lr and 0 <= self.final_lr):
-            raise ValueError("learning rates must be positive and warmup_steps non-negative")
-        if self.data_in_memory not in DATA_IN_MEMORY:
-            raise ValueError(f"data_in_memory (--data-in-memory) is one of {list(DATA_IN_MEMORY)}, got {self.data_in_memory!r}")
-
-
-DATA_IN_MEMORY = ("auto", "yes", "no")
 HOST_MEMORY_FRACTION = 0.5  # of the host's available memory, shared by the processes of this machine
 GPU_MEMORY_FRACTION = 0.25  # of the GPU's free memory (the rest for the model, its activations and optimizer)
 

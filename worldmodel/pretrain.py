@@ -43,6 +43,7 @@ from torch import nn
 from armworld.worldmodel.augment import random_resized_crop
 from armworld.worldmodel.encoder import EncoderConfig, FrameEncoder, preset
 from armworld.worldmodel.engine import LoopConfig, fit, seed_everything
+from armworld.worldmodel.loop_config import pretrain_loop
 from armworld.worldmodel.masks import MultiBlockMasker
 from armworld.worldmodel.sigreg import SIGReg
 
@@ -62,7 +63,7 @@ class PretrainConfig:
     sigreg_weight: float = 0.05  # LeJEPA's lambda, objective "sigreg" only
     augment: bool = False  # V-JEPA 2's random resized crop, one per clip (armworld.worldmodel.augment)
     lerobot_keys: str = "armworld"  # key map of LeRobot data directories (armworld.datasets.lerobot.key_map)
-    loop: LoopConfig = field(default_factory=lambda: LoopConfig(lr=5.25e-4, start_lr=1e-4))
+    loop: LoopConfig = field(default_factory=pretrain_loop)
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:

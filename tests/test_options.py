@@ -1,0 +1,83 @@
+"""Options declared once: every field of the training loop's :class:`LoopConfig` is a flag of
+``armworld pretrain`` and ``train``, made from the field (name, default, help, range); parsing
+gives back the dataclass, and a value out of range is refused at parse time naming the flag,
+and by the dataclass itself naming field and flag."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from armworld.cli import build_parser, main
+from armworld.worldmodel.arguments import loop_config
+from armworld.worldmodel.argtypes import OPTION, option_fields, option_flag
+from armworld.worldmodel.loop_config import LoopConfig, pretrain_loop
+
+VERBS = {"pretrain": pretrain_loop(), "train": LoopConfig()}  # each verb's loop defaults
+REQUIRED = ["--data", "d.h5", "--out", "run"]
+
+
+def flags_of(verb: str) -> dict[str, argparse.Action]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices[verb]
+    return {flag: action for action in sub._actions for flag in action.option_strings}
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_every_loop_field_is_a_flag_of_the_verb(verb):
+    assert option_fields(LoopConfig) == list(dataclasses.fields(LoopConfig))  # no field left out of the CLI
+    flags = flags_of(verb)
+    for f in dataclasses.fields(LoopConfig):
+        action = flags[option_flag(f)]
+        assert action.dest == f.name and action.help, f.name
+    for flag in ("--batch-size", "--eval-every", "--save-every", "--warmup-steps", "--start-lr", "--workers",
+                 "--data-in-memory", "--device", "--log-every", "--eval-batches", "--keep-checkpoints", "--final-lr",
+                 "--no-progress"):
+        assert flag in flags
+
+
+@pytest.mark.parametrize("verb, defaults", VERBS.items())
+def test_defaults_are_the_dataclass_defaults_and_values_round_trip(verb, defaults):
+    parser = build_parser()
+    assert loop_config(parser.parse_args([verb, *REQUIRED])) == defaults
+    changed = {"steps": 7, "batch_size": 3, "lr": 0.002, "start_lr": 0.001, "final_lr": 0.0, "warmup_steps": 0,
+               "weight_decay": 0.0, "grad_clip": 0.5, "seed": 11, "log_every": 2, "eval_every": 3, "eval_batches": 4,
+               "save_every": 5, "keep_checkpoints": 6, "num_workers": 1, "device": "cpu", "data_in_memory": "no",
+               "progress": False}
+    assert set(changed) == {f.name for f in dataclasses.fields(LoopConfig)}
+    argv = [verb, *REQUIRED]
+    for f in dataclasses.fields(LoopConfig):
+        value = changed[f.name]
+        assert value != getattr(defaults, f.name), f.name
+        argv += [option_flag(f)] if isinstance(value, bool) else [option_flag(f), str(value)]
+    assert loop_config(parser.parse_args(argv)) == LoopConfig(**changed)
+
+
+@pytest.mark.parametrize("f", [f for f in dataclasses.fields(LoopConfig) if f.metadata[OPTION]["type"]], ids=lambda f: f.name)
+def test_a_value_out_of_range_is_refused_naming_the_flag(f, capsys):
+    assert main(["pretrain", *REQUIRED, option_flag(f), "-1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: armworld pretrain: argument {option_flag(f)}: expected ") and "Traceback" not in err
+    with pytest.raises(ValueError, match=rf"^{f.name} \({option_flag(f)}\): expected .*, got '-1'$"):
+        LoopConfig(**{f.name: -1})
+
+
+def test_the_dataclass_checks_what_the_flags_check():
+    with pytest.raises(ValueError, match=r"^eval_every \(--eval-every\): expected an integer >= 1, got '0'$"):
+        LoopConfig(eval_every=0)
+    with pytest.raises(ValueError, match=r"^num_workers \(--workers\): expected an integer >= 0"):
+        LoopConfig(num_workers=-2)
+    with pytest.raises(ValueError, match=r"^data_in_memory \(--data-in-memory\) is one of \['auto', 'yes', 'no'\], got 'maybe'$"):
+        LoopConfig(data_in_memory="maybe")
+    with pytest.raises(ValueError, match=r"^lr \(--lr\): expected a number > 0.0, got 'nan'$"):
+        LoopConfig(lr=float("nan"))
+
+
+def test_the_options_import_no_torch():
+    script = "import sys; from armworld.cli import build_parser; build_parser(); assert 'torch' not in sys.modules"
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
