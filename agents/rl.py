@@ -32,7 +32,6 @@ import os
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass, field
 from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
@@ -52,58 +51,12 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.preprocessing import is_image_space
 
 from armworld.agents.evaluate import Summary, eval_seed, run_episode
+from armworld.agents.rl_config import ALGO_NAMES, RLConfig
 from armworld.envs.registry import ENV_IDS
 
-ALGOS: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC, "td3": TD3, "tqc": TQC}
-OBS_MODES = ("state", "pixels")
+ALGOS: dict[str, type[BaseAlgorithm]] = dict(zip(ALGO_NAMES, (PPO, SAC, TD3, TQC), strict=True))
 CONFIG, PROGRESS, MODEL = "config.json", "progress.json", "model.zip"
 CHECKPOINTS, LATEST = "checkpoints", "latest.json"
-
-
-@dataclass
-class RLConfig:
-    """One training run.
-
-    algo: ppo, sac, td3 or tqc. env_id: an armworld env id (``FrankaReach-v0`` is
-    accepted for ``armworld/FrankaReach-v0``). obs_mode: ``state`` or ``pixels`` (the front
-    camera at ``image_size`` px, plus proprio and the goal vectors). her: HER replay for the
-    off-policy algorithms; None takes the YAML's choice. steps: env steps to train (None:
-    the YAML's ``n_timesteps``). eval_freq: env steps between evaluations, each of
-    ``eval_episodes`` episodes. checkpoint_freq: env steps between checkpoints (0: only at
-    the end). hyperparams: overrides of single YAML keys. resume: continue the run in
-    ``out`` from its latest checkpoint.
-    """
-
-    algo: str = "sac"
-    env_id: str = "armworld/FrankaReach-v0"
-    obs_mode: str = "state"
-    her: bool | None = None
-    steps: int | None = None
-    seed: int = 0
-    out: str = "runs/rl/run"
-    image_size: int = 64
-    eval_freq: int = 2000
-    eval_episodes: int = 20
-    checkpoint_freq: int = 10000
-    hyperparams: dict[str, Any] = field(default_factory=dict)
-    progress_bar: bool = True
-    resume: bool = False
-
-    def __post_init__(self) -> None:
-        if self.algo not in ALGOS:
-            raise ValueError(f"unknown algo {self.algo!r}; choose from {sorted(ALGOS)}")
-        if "/" not in self.env_id:
-            self.env_id = f"armworld/{self.env_id}"
-        if self.env_id not in ENV_IDS:
-            raise ValueError(f"unknown env id {self.env_id!r}; choose from {sorted(ENV_IDS)}")
-        if self.obs_mode not in OBS_MODES:
-            raise ValueError(f"unknown obs_mode {self.obs_mode!r}; choose from {OBS_MODES}")
-        if self.her and self.algo == "ppo":
-            raise ValueError("HER needs an off-policy algorithm (sac, td3, tqc); PPO learns from the dense reward")
-        if self.steps is not None and self.steps <= 0:
-            raise ValueError(f"steps must be positive, got {self.steps}")
-        if self.eval_freq <= 0 or self.eval_episodes <= 0:
-            raise ValueError("eval_freq and eval_episodes must be positive")
 
 
 # Keys armworld reads itself; the others go to the algorithm's constructor, less those

@@ -1,7 +1,8 @@
 """Options declared once: every field of the training loop's :class:`LoopConfig` is a flag of
-``armworld pretrain`` and ``train``, made from the field (name, default, help, range); parsing
-gives back the dataclass, and a value out of range is refused at parse time naming the flag,
-and by the dataclass itself naming field and flag."""
+``armworld pretrain`` and ``train``, and the options of :class:`RLConfig` flags of ``armworld rl
+train``, made from the fields (name, default, help, range); parsing gives back the dataclass, and
+a value out of range is refused at parse time naming the flag, and by the dataclass itself
+naming field and flag."""
 
 from __future__ import annotations
 
@@ -12,19 +13,22 @@ import sys
 
 import pytest
 
+from armworld.agents.rl_config import RLConfig
 from armworld.cli import build_parser, main
 from armworld.worldmodel.arguments import loop_config
-from armworld.worldmodel.argtypes import OPTION, option_fields, option_flag
+from armworld.worldmodel.argtypes import OPTION, option_fields, option_flag, options_from
 from armworld.worldmodel.loop_config import LoopConfig, pretrain_loop
 
 VERBS = {"pretrain": pretrain_loop(), "train": LoopConfig()}  # each verb's loop defaults
 REQUIRED = ["--data", "d.h5", "--out", "run"]
 
 
-def flags_of(verb: str) -> dict[str, argparse.Action]:
+def flags_of(*verbs: str) -> dict[str, argparse.Action]:
+    """The flags of ``armworld VERB [SUBVERB]``, each with its argparse action."""
     parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command").choices[verb]
-    return {flag: action for action in sub._actions for flag in action.option_strings}
+    for verb in verbs:
+        parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[verb]
+    return {flag: action for action in parser._actions for flag in action.option_strings}
 
 
 @pytest.mark.parametrize("verb", VERBS)
@@ -81,3 +85,30 @@ def test_the_options_import_no_torch():
     script = "import sys; from armworld.cli import build_parser; build_parser(); assert 'torch' not in sys.modules"
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
+
+
+RL_TRAIN = ["rl", "train", "--algo", "sac", "--env", "FrankaReach-v0", "--out", "run"]
+
+
+def rl_config(argv: list[str]) -> RLConfig:
+    """The :class:`RLConfig` that ``armworld rl train`` builds from ``argv`` (no training)."""
+    args = build_parser().parse_args(argv)
+    return options_from(RLConfig, args, algo=args.algo, env_id=args.env, her=args.her, out=args.out,
+                        hyperparams=dict(args.hyperparams))
+
+
+def test_rl_train_options_are_the_rl_config_fields():
+    train_flags = set(flags_of("rl", "train"))
+    assert {option_flag(f) for f in option_fields(RLConfig)} <= train_flags
+    assert {"--no-progress-bar", "--resume", "--checkpoint-freq", "--eval-episodes", "--image-size"} <= train_flags
+    assert rl_config(RL_TRAIN) == RLConfig(algo="sac", env_id="armworld/FrankaReach-v0", out="run")
+    changed = rl_config([*RL_TRAIN, "--obs-mode", "pixels", "--steps", "5", "--seed", "3", "--image-size", "32",
+                         "--eval-freq", "7", "--eval-episodes", "2", "--checkpoint-freq", "0", "--no-progress-bar",
+                         "--resume", "--her", "-p", "gamma=0.9"])
+    assert changed == RLConfig(algo="sac", env_id="armworld/FrankaReach-v0", out="run", obs_mode="pixels", steps=5,
+                               seed=3, image_size=32, eval_freq=7, eval_episodes=2, checkpoint_freq=0,
+                               progress_bar=False, resume=True, her=True, hyperparams={"gamma": 0.9})
+    with pytest.raises(ValueError, match=r"^checkpoint_freq \(--checkpoint-freq\): expected an integer >= 0"):
+        RLConfig(checkpoint_freq=-1)
+    with pytest.raises(ValueError, match=r"^obs_mode \(--obs-mode\) is one of \['state', 'pixels'\]"):
+        RLConfig(obs_mode="depth")

@@ -12,7 +12,9 @@ import shlex
 
 import yaml
 
-from armworld.commands import check_output, env_id, fail, image_side, non_negative_int, positive_int, seed, user_errors
+from armworld.agents.rl_config import ALGO_NAMES, RLConfig
+from armworld.commands import check_output, env_id, fail, user_errors
+from armworld.worldmodel.argtypes import add_options, options_from
 
 
 def _override(text: str) -> tuple[str, object]:
@@ -35,20 +37,12 @@ def register(subparsers) -> None:
         description="Train PPO, SAC, TD3 or TQC (+HER) with the hyperparameters in agents/hyperparams/<algo>.yaml; "
         "writes model.zip, progress.json (success against env steps), checkpoints and TensorBoard logs.",
     )
-    tr.add_argument("--algo", required=True, choices=("ppo", "sac", "td3", "tqc"))
+    tr.add_argument("--algo", required=True, choices=ALGO_NAMES)
     tr.add_argument("--her", action=argparse.BooleanOptionalAction, default=None, help="HER replay (default: the YAML's)")
     tr.add_argument("--env", type=env_id, required=True, help="env id, e.g. FrankaReach-v0 or armworld/FrankaPush-v0")
-    tr.add_argument("--obs-mode", choices=("state", "pixels"), default="state")
-    tr.add_argument("--image-size", type=image_side, default=64, help="camera image side for --obs-mode pixels (px, 8..640)")
-    tr.add_argument("--steps", type=positive_int, default=None, help="env steps (default: the YAML's n_timesteps)")
-    tr.add_argument("--seed", type=seed, default=0)
     tr.add_argument("--out", required=True, help="run directory")
-    tr.add_argument("--eval-freq", type=positive_int, default=2000, help="env steps between evaluations")
-    tr.add_argument("--eval-episodes", type=positive_int, default=20, help="episodes per evaluation")
-    tr.add_argument("--checkpoint-freq", type=non_negative_int, default=10000, help="env steps between checkpoints (0: at the end only)")
     tr.add_argument("--hyperparams", "-p", nargs="*", type=_override, default=[], metavar="KEY=VALUE", help="override YAML keys")
-    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
-    tr.add_argument("--no-progress-bar", action="store_true")
+    add_options(tr, RLConfig())  # the other options, declared on RLConfig
     tr.set_defaults(func=run_train)
 
     cmp = subparsers.add_parser(
@@ -65,15 +59,12 @@ def register(subparsers) -> None:
 def run_train(args: argparse.Namespace) -> int:
     import gymnasium
 
-    from armworld.agents.rl import RLConfig, train
+    from armworld.agents.rl import train
 
     try:
         check_output(args.out, folder=True)
-        config = RLConfig(
-            algo=args.algo, env_id=args.env, obs_mode=args.obs_mode, her=args.her, steps=args.steps, seed=args.seed,
-            out=args.out, image_size=args.image_size, eval_freq=args.eval_freq, eval_episodes=args.eval_episodes,
-            checkpoint_freq=args.checkpoint_freq, hyperparams=dict(args.hyperparams),
-            progress_bar=not args.no_progress_bar, resume=args.resume,
+        config = options_from(
+            RLConfig, args, algo=args.algo, env_id=args.env, her=args.her, out=args.out, hyperparams=dict(args.hyperparams)
         )
         run_dir = train(config)
     except user_errors(FileExistsError, TypeError, gymnasium.error.Error) as error:
