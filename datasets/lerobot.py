@@ -53,9 +53,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from armworld.datasets.env_args import robot_of
 from armworld.datasets.hdf5 import DatasetError, TrajectoryFile, split_of
 from armworld.envs.conventions import CONTROL_HZ, PROPRIO_DIM
-from armworld.envs.registry import ENV_IDS, TASKS
+from armworld.envs.registry import ENV_IDS, ROBOTS, TASKS
 
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000  # files per chunk folder
@@ -241,8 +242,13 @@ def task_text(env_args: dict[str, Any]) -> str:
 
 
 def _robot_type(env_args: dict[str, Any]) -> str:
+    """A real arm's name (``real:ur5e``), else the sim robot's env-id prefix in lower case
+    (``franka``, ``ur5e``)."""
     name = str(env_args.get("env_name", ""))
-    return name.split(":", 1)[1] if name.startswith("real:") else "franka"
+    if name.startswith("real:"):
+        return name.split(":", 1)[1]
+    robot = robot_of(env_args)
+    return ROBOTS[robot].env_prefix.lower() if robot else "unknown"
 
 
 def export_lerobot(

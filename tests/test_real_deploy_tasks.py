@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from armworld.cli import main
+from armworld.envs.registry import ENV_IDS, env_id
 from armworld.envs.real.drivers.sim import MujocoRobot
 from armworld.envs.real.server import RobotServer
 
@@ -50,11 +51,15 @@ def test_cube_task_experts_need_a_served_cube_pose(capsys):
     assert "perception stack" in capsys.readouterr().err
 
 
-def test_deploy_runs_the_expert_on_a_simulated_ur5e(served, capsys):
-    """The UR5e served in the sim, with the ur:// driver's limits file: a dry run, then the expert reaches."""
-    url = served("armworld/UR5eReach-v0")
-    assert main(["deploy", "--robot", url, "--agent", "expert", "--max-steps", "5", "--dry-run"]) == 0
+@pytest.mark.parametrize("task", ["reach", "push", "pick_place", "stack"])
+def test_deploy_runs_the_expert_on_a_simulated_ur5e(served, capsys, task: str):
+    """Each task on the UR5e served in the sim, within the ur:// driver's limits file: a dry run, then the expert
+    succeeds through the bridge within the task's step budget."""
+    entry = ENV_IDS[env_id("ur5e", task)]
+    url = served(entry.env_id)
+    base = ["deploy", "--robot", url, "--agent", "expert", "--task", task]
+    assert main([*base, "--max-steps", "5", "--dry-run"]) == 0
     assert "dry run: nothing sent" in capsys.readouterr().out
-    code = main(["deploy", "--robot", url, "--agent", "expert", "--max-steps", "30", "--speed", "1.0"])
+    code = main([*base, "--max-steps", str(entry.max_episode_steps), "--speed", "1.0"])
     out = capsys.readouterr().out
     assert code == 0 and "success=True" in out, out

@@ -138,8 +138,10 @@ def describe_files(paths: list[str]) -> list[dict]:
 
 def describe_data(paths: list[str]) -> list[dict]:
     """``describe_files`` of the trajectory files a model was trained on, with ``episodes`` and
-    ``env_steps`` (the actions in them: what the data cost to collect, counted without the files);
+    ``env_steps`` (the actions in them: what the data cost to collect, counted without the files),
+    ``env`` and ``robot`` (the env id and simulated robot it was collected in, ``None`` where unknown);
     a LeRobot dataset directory is described by ``armworld.datasets.lerobot.describe_lerobot``."""
+    from armworld.datasets.env_args import robot_of
     from armworld.datasets.hdf5 import TrajectoryFile
     from armworld.datasets.lerobot import describe_lerobot, is_lerobot_dataset
 
@@ -149,7 +151,8 @@ def describe_data(paths: list[str]) -> list[dict]:
             continue
         with TrajectoryFile(entry["path"]) as f:
             demos = f.split(None)
-            entry.update(episodes=len(demos), env_steps=sum(f.num_samples(demo) for demo in demos))
+            entry.update(episodes=len(demos), env_steps=sum(f.num_samples(demo) for demo in demos),
+                         env=f.env_args.get("env_name"), robot=robot_of(f.env_args))
     return described
 
 
