@@ -20,6 +20,7 @@ _LAZY = {
     "CEMConfig": "planners",
     "MPPI": "planners",
     "MPPIConfig": "planners",
+    "PlannerOptions": "planners",
     "WorldModelAgent": "world_model_agent",
     "WorldModelAgentConfig": "world_model_agent",
     "GoalImageError": "world_model_agent",

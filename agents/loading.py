@@ -9,34 +9,45 @@
 | ``vjepa2-ac:FILE.pt`` | the same over Meta's released V-JEPA 2-AC checkpoint (:mod:`armworld.worldmodel.official`) |
 | ``sb3:PATH`` | a Stable-Baselines3 policy, loaded by ``armworld.agents.rl.load_sb3_agent(PATH, env)`` |
 
+Each kind is one :class:`AgentKind` in :data:`AGENT_KINDS` (added by
+:func:`register_agent_kind`): how a spec names it, whether it plans toward goal images, the
+env arguments it needs and how it loads. :func:`check_spec`, :func:`is_world_model`,
+:func:`env_kwargs_for`, :func:`load_agent` and :func:`agent_specs` (the help's list) read
+that table. Other packages add kinds through the entry-point group ``armworld.agents``
+(:data:`ENTRY_POINT_GROUP`): each entry point names an :class:`AgentKind`, registered the
+first time a spec matches no kind registered so far.
+
 World-model agents plan from camera images: :func:`env_kwargs_for` gives the env
 arguments they need (``obs_mode``, ``cameras``, ``image_size``), read from the checkpoint
 (for ``vjepa2-ac:``, the ``front`` camera at the frame size asked for, 256 px by default).
 They run on the device :func:`resolve_device` names (CUDA when available, else the CPU),
 their planner with them.
+
+Importing this module imports no torch (the CLI reads the table while it builds its parser).
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
+import importlib.metadata
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import gymnasium
-import torch
+from typing import TYPE_CHECKING, Any
 
 from armworld.agents.base import Agent
-from armworld.agents.planners import CEM, MPPI, ActionBounds, CEMConfig, MPPIConfig
 
-SPECS = "expert, random, wm:PATH, wm:default, vjepa2-ac:FILE.pt or sb3:PATH"
-WORLD_MODEL_PREFIXES = ("wm:", "vjepa2-ac:")
+if TYPE_CHECKING:
+    import gymnasium
+    import torch
+
+    from armworld.agents.planners import PlannerOptions
+
 RELEASED_CAMERA = "front"  # the view a vjepa2-ac: agent plans from (an exocentric one, as DROID's)
 DEVICES = "cpu, cuda, cuda:N or mps"
+ENTRY_POINT_GROUP = "armworld.agents"
 
 
 class DeviceError(ValueError):
@@ -49,6 +60,8 @@ def resolve_device(name: str | torch.device | None = None) -> torch.device:
 
     Raises :class:`DeviceError` for another name or a device this machine lacks.
     """
+    import torch
+
     if name is None or name == "":
         return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     try:
@@ -108,62 +121,11 @@ def model_settings(path: str | Path) -> tuple[str, int]:
         raise CheckpointError(f"{checkpoint} has no readable world-model config ({error})") from None
 
 
-def check_spec(spec: str) -> None:
-    """Refuse a malformed agent name before any work starts (the agent itself loads later)."""
-    if spec in ("expert", "random") or (spec.startswith((*WORLD_MODEL_PREFIXES, "sb3:")) and spec.split(":", 1)[1]):
-        return
-    raise AgentSpecError(f"unknown agent {spec!r}; name one of {SPECS}")
-
-
-def is_world_model(spec: str) -> bool:
-    """Whether ``spec`` names a world-model agent (``wm:`` or ``vjepa2-ac:``), which plans toward goal images."""
-    return spec.startswith(WORLD_MODEL_PREFIXES)
-
-
 def released_image_size(image_size: int | None) -> int:
     """The frame side (px) of a ``vjepa2-ac:`` agent: ``image_size``, or the released 256."""
     from armworld.worldmodel.official import RELEASED_IMAGE_SIZE
 
     return RELEASED_IMAGE_SIZE if image_size is None else image_size
-
-
-def env_kwargs_for(spec: str, image_size: int | None = None) -> dict[str, Any]:
-    """Env arguments the agent ``spec`` needs: a world model's camera and image size, an
-    SB3 run's training env kwargs (``{}`` for the expert and random agents).
-    ``image_size``: the frame side of a ``vjepa2-ac:`` agent (default 256); refused for the
-    others, whose models fix their own."""
-    if spec.startswith("sb3:"):
-        from armworld.agents.rl import sb3_env_kwargs
-
-        return sb3_env_kwargs(spec[len("sb3:") :])["env_kwargs"]
-    if spec.startswith("vjepa2-ac:"):
-        return {"obs_mode": "pixels_state", "cameras": (RELEASED_CAMERA,), "image_size": released_image_size(image_size)}
-    if image_size is not None:
-        raise AgentSpecError(f"{spec} fixes its own image size; an image size is chosen for vjepa2-ac: agents only")
-    if not spec.startswith("wm:"):
-        return {}
-    camera, size = model_settings(model_path(spec))
-    return {"obs_mode": "pixels_state", "cameras": (camera,), "image_size": size}
-
-
-@dataclass(frozen=True)
-class PlannerOptions:
-    """Which planner a world-model agent uses, and how (see :mod:`armworld.agents.planners`)."""
-
-    name: str = "cem"
-    cem: CEMConfig = field(default_factory=CEMConfig)
-    mppi: MPPIConfig = field(default_factory=MPPIConfig)
-    bounds: ActionBounds = field(default_factory=ActionBounds.world_model)
-
-    def __post_init__(self) -> None:
-        if self.name not in ("cem", "mppi"):
-            raise ValueError(f"unknown planner {self.name!r}; choose cem or mppi")
-
-    def make(self, seed: int | None, device: str | torch.device = "cpu") -> CEM | MPPI:
-        """The planner, seeded with ``seed``, sampling on ``device`` (the world model's)."""
-        if self.name == "cem":
-            return CEM(self.cem, self.bounds, seed=seed, device=device)
-        return MPPI(self.mppi, self.bounds, seed=seed, device=device)
 
 
 @functools.lru_cache(maxsize=1)
@@ -217,7 +179,7 @@ def load_world_model_agent(
     env: gymnasium.Env,
     seed: int | None = None,
     goal: Any = "env",
-    planner: PlannerOptions = PlannerOptions(),
+    planner: PlannerOptions | None = None,
     retrieve_from: Sequence[str] = (),
     device: str | torch.device | None = None,
     image_size: int | None = None,
@@ -227,12 +189,15 @@ def load_world_model_agent(
     """A :class:`WorldModelAgent` over the world model ``spec`` names (``wm:PATH``,
     ``wm:default``, ``vjepa2-ac:FILE.pt``), it and its planner on ``device``
     (:func:`resolve_device`: CUDA when available, else the CPU). ``config`` overrides
-    :class:`WorldModelAgentConfig` fields (the camera defaults to the model's).
+    :class:`WorldModelAgentConfig` fields (the camera defaults to the model's). ``planner``:
+    which planner, and how (default: ``PlannerOptions()``, CEM with its defaults).
     ``retrieve_from``: trajectory files to retrieve sub-goals from on the way to the env's
     goal image (``goal="retrieve"``, :mod:`armworld.agents.retrieval`). ``image_size``,
     ``encoder``: see :func:`load_world_model_for`."""
+    from armworld.agents.planners import PlannerOptions
     from armworld.agents.world_model_agent import WorldModelAgent, WorldModelAgentConfig
 
+    planner = planner or PlannerOptions()
     target = resolve_device(device)
     world_model, camera = load_world_model_for(spec, target, image_size, encoder)
     agent_config = WorldModelAgentConfig(**{"camera": camera, **config})
@@ -247,27 +212,175 @@ def load_world_model_agent(
     )
 
 
-def load_agent(spec: str, env: gymnasium.Env, seed: int | None = None, **wm_options: Any) -> Agent:
-    """The agent ``spec`` names (see the module docstring) for ``env``; ``seed`` seeds its randomness.
+def _load_expert(spec: str, env: gymnasium.Env, seed: int | None) -> Agent:
+    from armworld.agents.scripted import make_expert
 
-    ``wm_options`` go to :func:`load_world_model_agent` (``device``, ``goal``, ``planner``,
-    ``image_size`` and ``encoder`` for ``vjepa2-ac:``, agent config fields).
-    """
-    check_spec(spec)
-    if spec == "expert":
-        from armworld.agents.scripted import make_expert
+    return make_expert(env, seed=seed)
 
-        return make_expert(env, seed=seed)
-    if spec == "random":
-        from armworld.agents.exploration import ColoredNoiseAgent
 
-        return ColoredNoiseAgent.for_env(env, seed=seed)
-    if is_world_model(spec):
-        return load_world_model_agent(spec, env, seed=seed, **wm_options)
-    try:  # sb3:PATH
+def _load_random(spec: str, env: gymnasium.Env, seed: int | None) -> Agent:
+    from armworld.agents.exploration import ColoredNoiseAgent
+
+    return ColoredNoiseAgent.for_env(env, seed=seed)
+
+
+def _load_sb3(spec: str, env: gymnasium.Env, seed: int | None) -> Agent:
+    try:
         rl = importlib.import_module("armworld.agents.rl")
     except ModuleNotFoundError as error:
         raise AgentSpecError(f"sb3 agents need armworld.agents.rl, which this install lacks ({error})") from None
     if not hasattr(rl, "load_sb3_agent"):
         raise AgentSpecError("armworld.agents.rl has no load_sb3_agent(path, env): sb3 agents cannot be loaded")
-    return rl.load_sb3_agent(spec[4:], env)
+    return rl.load_sb3_agent(spec[len("sb3:") :], env)
+
+
+def _world_model_env_kwargs(spec: str, image_size: int | None) -> dict[str, Any]:
+    camera, size = model_settings(model_path(spec))
+    return {"obs_mode": "pixels_state", "cameras": (camera,), "image_size": size}
+
+
+def _released_env_kwargs(spec: str, image_size: int | None) -> dict[str, Any]:
+    return {"obs_mode": "pixels_state", "cameras": (RELEASED_CAMERA,), "image_size": released_image_size(image_size)}
+
+
+def _sb3_env_kwargs(spec: str, image_size: int | None) -> dict[str, Any]:
+    from armworld.agents.rl import sb3_env_kwargs
+
+    return sb3_env_kwargs(spec[len("sb3:") :])["env_kwargs"]
+
+
+def _no_env_kwargs(spec: str, image_size: int | None) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class AgentKind:
+    """One kind of agent, as :data:`AGENT_KINDS` holds it.
+
+    name: the spec itself (``expert``), or, ending in ``:``, the prefix of specs that go on
+    with a non-empty argument (``wm:`` for ``wm:PATH``). usage: how the help writes its
+    specs (``("wm:PATH", "wm:default")``). load: ``load(spec, env, seed, **options) -> Agent``,
+    ``options`` being what :func:`load_agent` got beyond the seed. env_kwargs:
+    ``env_kwargs(spec, image_size) -> dict``, the env arguments the agent needs (``{}``: the
+    env's own). goal_images: it plans toward goal images, and takes a world-model agent's
+    options (``goal``, ``planner``, ``device``, ...). image_size: the caller chooses the
+    frame side (px) it plans from (``vjepa2-ac:``); other kinds fix their own.
+    """
+
+    name: str
+    usage: tuple[str, ...]
+    load: Callable[..., Agent]
+    env_kwargs: Callable[[str, int | None], dict[str, Any]] = _no_env_kwargs
+    goal_images: bool = False
+    image_size: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name == ":" or ":" in self.name[:-1]:
+            raise ValueError(f"agent kind name {self.name!r}: give a name (expert) or a prefix with one ':', at its end (wm:)")
+        if not self.usage:
+            raise ValueError(f"agent kind {self.name!r}: give its usage, how the help writes its specs (e.g. {self.name}PATH)")
+
+    def matches(self, spec: str) -> bool:
+        """Whether ``spec`` names this kind: equal to its name, or its prefix and a non-empty argument."""
+        if self.name.endswith(":"):
+            return spec.startswith(self.name) and len(spec) > len(self.name)
+        return spec == self.name
+
+
+AGENT_KINDS: dict[str, AgentKind] = {}
+"""The registered agent kinds by name, in registration order (the help's order)."""
+
+
+def register_agent_kind(kind: AgentKind) -> AgentKind:
+    """Add ``kind`` to :data:`AGENT_KINDS` (again: nothing); refused when another kind has its
+    name (names hold at most a final ``:``, so no spec can name two kinds)."""
+    if AGENT_KINDS.get(kind.name, kind) is not kind:
+        raise ValueError(f"an agent kind named {kind.name!r} is registered already; choose another name")
+    AGENT_KINDS[kind.name] = kind
+    return kind
+
+
+register_agent_kind(AgentKind("expert", ("expert",), _load_expert))
+register_agent_kind(AgentKind("random", ("random",), _load_random))
+register_agent_kind(
+    AgentKind("wm:", ("wm:PATH", "wm:default"), load_world_model_agent, _world_model_env_kwargs, goal_images=True)
+)
+register_agent_kind(
+    AgentKind(
+        "vjepa2-ac:", ("vjepa2-ac:FILE.pt",), load_world_model_agent, _released_env_kwargs, goal_images=True, image_size=True
+    )
+)
+register_agent_kind(AgentKind("sb3:", ("sb3:PATH",), _load_sb3, _sb3_env_kwargs))
+
+
+@functools.cache
+def _register_plugins() -> None:
+    """Register the kinds other packages declare under :data:`ENTRY_POINT_GROUP` (once per process)."""
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        kind = entry.load()
+        if not isinstance(kind, AgentKind):
+            raise AgentSpecError(
+                f"the entry point {entry.name} = {entry.value} (group {ENTRY_POINT_GROUP}) must name an "
+                f"armworld.agents.loading.AgentKind, not a {type(kind).__name__}"
+            )
+        register_agent_kind(kind)
+
+
+def _registered_kind(spec: str) -> AgentKind | None:
+    return next((kind for kind in AGENT_KINDS.values() if kind.matches(spec)), None)
+
+
+def _find_kind(spec: str) -> AgentKind | None:
+    """The kind ``spec`` names, among the registered kinds, else among those plugins declare; ``None`` if none."""
+    kind = _registered_kind(spec)
+    if kind is None:
+        _register_plugins()
+        kind = _registered_kind(spec)
+    return kind
+
+
+def agent_kind(spec: str) -> AgentKind:
+    """The kind of agent ``spec`` names; :class:`AgentSpecError` listing the specs otherwise."""
+    kind = _find_kind(spec)
+    if kind is None:
+        raise AgentSpecError(f"unknown agent {spec!r}; name one of {agent_specs()}")
+    return kind
+
+
+def agent_specs() -> str:
+    """The specs of the registered kinds, for help and errors: ``expert, random, wm:PATH, ... or sb3:PATH``."""
+    usages = [usage for kind in AGENT_KINDS.values() for usage in kind.usage]
+    return f"{', '.join(usages[:-1])} or {usages[-1]}" if len(usages) > 1 else usages[0]
+
+
+def check_spec(spec: str) -> None:
+    """Refuse a malformed agent name before any work starts (the agent itself loads later)."""
+    agent_kind(spec)
+
+
+def is_world_model(spec: str) -> bool:
+    """Whether ``spec`` names an agent that plans toward goal images (``wm:``, ``vjepa2-ac:``)."""
+    kind = _find_kind(spec)
+    return kind is not None and kind.goal_images
+
+
+def env_kwargs_for(spec: str, image_size: int | None = None) -> dict[str, Any]:
+    """Env arguments the agent ``spec`` needs: a world model's camera and image size, an
+    SB3 run's training env kwargs (``{}`` for the expert and random agents).
+    ``image_size``: the frame side of an agent whose kind lets the caller choose it
+    (``vjepa2-ac:``, default 256); refused for the others, whose models fix their own."""
+    kind = agent_kind(spec)
+    if image_size is not None and not kind.image_size:
+        chosen = ", ".join(other.name for other in AGENT_KINDS.values() if other.image_size)
+        raise AgentSpecError(f"{spec} fixes its own image size; an image size is chosen for {chosen} agents only")
+    return kind.env_kwargs(spec, image_size)
+
+
+def load_agent(spec: str, env: gymnasium.Env, seed: int | None = None, **options: Any) -> Agent:
+    """The agent ``spec`` names (see the module docstring) for ``env``; ``seed`` seeds its randomness.
+
+    ``options`` go to its kind's loader: for world-model agents :func:`load_world_model_agent`
+    (``device``, ``goal``, ``planner``, ``image_size`` and ``encoder`` for ``vjepa2-ac:``,
+    agent config fields); the expert, random and sb3 agents take none.
+    """
+    return agent_kind(spec).load(spec, env, seed, **options)

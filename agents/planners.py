@@ -27,13 +27,32 @@ GPU they follow the same distributions (another generator, other draws).
   std clamped to ``[min_std, max_std]`` (in units of the box half-widths); the executed
   sequence is drawn among the elites by those weights (Gumbel-max), the mean carried
   over to the next call.
+
+Planners are registered by name (:data:`PLANNERS`, filled by :func:`register_planner` on each
+class): :class:`PlannerOptions` and the CLI's ``--planner`` build them from there. A new
+planner is a class and its config dataclass in this file, nothing else::
+
+    @dataclass(frozen=True)
+    class RandomShootingConfig:
+        samples: int = 256
+        iterations: int = 1
+        best: int = 1  # the elite count: the CLI's --top-k
+        horizon: int = 1
+        warm_start: bool = False
+
+    @register_planner("shoot", RandomShootingConfig, elites="best")
+    class RandomShooting(Planner):
+        def plan(self, energy): ...
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 import torch
 
@@ -189,12 +208,24 @@ def _check_common(samples: int, iterations: int, horizon: int) -> None:
             raise ValueError(f"{name} must be at least 1, got {value}")
 
 
+class PlannerConfig(Protocol):
+    """What every planner's config dataclass holds (the CLI's ``--samples``, ``--iterations``
+    and ``--horizon`` set them; every field has a default)."""
+
+    samples: int  # K, candidates per iteration
+    iterations: int
+    horizon: int  # H, planned steps
+    warm_start: bool  # start from the previous plan, shifted by one step
+
+
 class Planner:
-    """Shared by CEM and MPPI: bounds, the seeded generator on the planner's device, the warm start."""
+    """Shared by every planner: its config, bounds, the seeded generator on the planner's
+    device, the warm start. A subclass implements :meth:`plan`."""
 
-    config: CEMConfig | MPPIConfig
-
-    def __init__(self, bounds: ActionBounds, seed: int | None = None, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, config: PlannerConfig, bounds: ActionBounds, seed: int | None = None, device: str | torch.device = "cpu"
+    ) -> None:
+        self.config = config
         self.bounds = bounds
         self.device = torch.device(device)
         if self.device.type == "cuda" and self.device.index is None:  # "cuda": the current GPU, named as tensors name it
@@ -234,14 +265,91 @@ class Planner:
         raise NotImplementedError
 
 
+@dataclass(frozen=True)
+class PlannerKind:
+    """A registered planner: ``planner(config, bounds, seed=, device=)`` builds it from an
+    instance of its ``config`` dataclass; ``elites`` names the config field counting the
+    elites (the CLI's ``--top-k``: CEM's ``top_k``, MPPI's ``elites``)."""
+
+    name: str
+    planner: type[Planner]
+    config: type
+    elites: str
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.planner, type) and issubclass(self.planner, Planner)):
+            raise TypeError(f"planner {self.name!r}: {self.planner!r} is not a subclass of Planner")
+        if not dataclasses.is_dataclass(self.config):
+            raise TypeError(f"planner {self.name!r}: its config {self.config!r} must be a dataclass")
+        missing = {"samples", "iterations", "horizon", "warm_start", self.elites} - set(self.fields())
+        if missing:
+            raise TypeError(f"planner {self.name!r}: its config {self.config.__name__} lacks the fields {sorted(missing)}")
+
+    def fields(self) -> dict[str, type]:
+        """The config's fields and their types, in declaration order."""
+        hints = typing.get_type_hints(self.config)
+        return {f.name: hints[f.name] for f in dataclasses.fields(self.config)}
+
+
+PLANNERS: dict[str, PlannerKind] = {}
+"""The registered planners by name (``cem``, ``mppi``), in registration order."""
+
+PlannerClass = TypeVar("PlannerClass", bound=type[Planner])
+
+
+def register_planner(name: str, config: type, elites: str) -> Callable[[PlannerClass], PlannerClass]:
+    """Class decorator: register the planner under ``name`` with its ``config`` dataclass,
+    whose field ``elites`` counts the elites (see :class:`PlannerKind`)."""
+
+    def register(planner: PlannerClass) -> PlannerClass:
+        if name in PLANNERS:
+            registered = PLANNERS[name].planner.__name__
+            raise ValueError(f"a planner named {name!r} is registered already ({registered}); choose another name")
+        PLANNERS[name] = PlannerKind(name, planner, config, elites)
+        return planner
+
+    return register
+
+
+def planner_kind(name: str) -> PlannerKind:
+    """The planner registered as ``name``; a ``ValueError`` naming the registered ones otherwise."""
+    if name not in PLANNERS:
+        raise ValueError(f"unknown planner {name!r}; registered planners: {', '.join(PLANNERS)}")
+    return PLANNERS[name]
+
+
+@dataclass(frozen=True)
+class PlannerOptions:
+    """Which registered planner a world-model agent uses, and how.
+
+    name: a key of :data:`PLANNERS`; config: an instance of that planner's config dataclass
+    (``None``: its defaults); bounds: where each planned action may lie.
+    """
+
+    name: str = "cem"
+    config: PlannerConfig | None = None
+    bounds: ActionBounds = field(default_factory=ActionBounds.world_model)
+
+    def __post_init__(self) -> None:
+        kind = planner_kind(self.name)
+        if self.config is None:
+            object.__setattr__(self, "config", kind.config())
+        elif type(self.config) is not kind.config:
+            raise TypeError(
+                f"the {self.name} planner is configured by {kind.config.__name__}, not {type(self.config).__name__}; "
+                f"pass PlannerOptions({self.name!r}, {kind.config.__name__}(...))"
+            )
+
+    def make(self, seed: int | None, device: str | torch.device = "cpu") -> Planner:
+        """The planner, seeded with ``seed``, sampling on ``device`` (the world model's)."""
+        return PLANNERS[self.name].planner(self.config, self.bounds, seed=seed, device=device)
+
+
+@register_planner("cem", CEMConfig, elites="top_k")
 class CEM(Planner):
     """The cross-entropy method with momentum; see the module docstring."""
 
-    def __init__(
-        self, config: CEMConfig, bounds: ActionBounds, seed: int | None = None, device: str | torch.device = "cpu"
-    ) -> None:
-        super().__init__(bounds, seed, device)
-        self.config = config
+    config: CEMConfig
 
     def plan(self, energy: Energy) -> torch.Tensor:
         c = self.config
@@ -258,14 +366,11 @@ class CEM(Planner):
         return plan
 
 
+@register_planner("mppi", MPPIConfig, elites="elites")
 class MPPI(Planner):
     """Model-predictive path integral control as TD-MPC2 plans; see the module docstring."""
 
-    def __init__(
-        self, config: MPPIConfig, bounds: ActionBounds, seed: int | None = None, device: str | torch.device = "cpu"
-    ) -> None:
-        super().__init__(bounds, seed, device)
-        self.config = config
+    config: MPPIConfig
 
     def plan(self, energy: Energy) -> torch.Tensor:
         c = self.config

@@ -29,7 +29,7 @@ import torch
 
 import armworld  # noqa: F401  (registers the envs)
 from armworld.agents.evaluate import eval_seed, run_episode
-from armworld.agents.planners import CEM, MPPI, ActionBounds, CEMConfig, MPPIConfig
+from armworld.agents.planners import PLANNERS, PlannerOptions
 from armworld.agents.world_model_agent import WorldModelAgent, WorldModelAgentConfig
 
 
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="world-model run or checkpoint (default: a fresh model)")
     parser.add_argument("--preset", default="tiny", help="encoder preset of the fresh model (default %(default)s)")
     parser.add_argument("--env", default="armworld/FrankaPush-v0")
-    parser.add_argument("--planner", choices=("cem", "mppi"), default="cem")
+    parser.add_argument("--planner", choices=tuple(PLANNERS), default="cem")
     parser.add_argument("--episodes", type=int, default=2)
     parser.add_argument("--max-steps", type=int, default=10, help="actions per episode")
     parser.add_argument("--context-frames", type=int, default=1)
@@ -78,7 +78,7 @@ def main() -> None:
         wm, model_name, camera = fresh_model(args.preset), f"fresh {args.preset} (untrained)", "front"
     given = (("samples", args.samples), ("iterations", args.iterations), ("horizon", args.horizon))
     overrides = {k: v for k, v in given if v is not None}  # zero is passed on, for the config to refuse
-    planner_config = dataclasses.replace(CEMConfig() if args.planner == "cem" else MPPIConfig(), **overrides)
+    planner = PlannerOptions(args.planner, PLANNERS[args.planner].config(**overrides))
     env = gymnasium.make(args.env, obs_mode="pixels_state", cameras=(camera,), image_size=wm.encoder.config.image_size)
 
     result = {
@@ -88,14 +88,12 @@ def main() -> None:
         "tokens_per_frame": wm.encoder.num_tokens,
         "camera": camera,
         "env": args.env,
-        "planner": {"name": args.planner, **dataclasses.asdict(planner_config)},
+        "planner": {"name": args.planner, **dataclasses.asdict(planner.config)},
         "context_frames": args.context_frames,
     }
     for reuse in (True, False):
-        planner_cls = CEM if args.planner == "cem" else MPPI
-        planner = planner_cls(planner_config, ActionBounds.world_model(), seed=0)
         config = WorldModelAgentConfig(camera=camera, context_frames=args.context_frames, reuse_context=reuse)
-        agent = WorldModelAgent(wm, planner, env=env, config=config)
+        agent = WorldModelAgent(wm, planner.make(seed=0), env=env, config=config)
         run_episode(env, agent, eval_seed(0, 999), 2)  # warm-up
         times, start = [], time.perf_counter()
         for i in range(args.episodes):

@@ -1,11 +1,27 @@
-"""CEM and MPPI on toy energies whose minimum is known; bounds; warm start; refused configs."""
+"""CEM and MPPI on toy energies whose minimum is known; bounds; warm start; refused configs;
+the planner registry."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import pytest
 import torch
 
-from armworld.agents.planners import CEM, MPPI, ActionBounds, CEMConfig, MPPIConfig, elite_weights, project_l1_ball
+from armworld.agents import planners as planners_module
+from armworld.agents.planners import (
+    CEM,
+    MPPI,
+    PLANNERS,
+    ActionBounds,
+    CEMConfig,
+    MPPIConfig,
+    Planner,
+    PlannerOptions,
+    elite_weights,
+    project_l1_ball,
+    register_planner,
+)
 
 TARGET = torch.tensor([0.3, -0.7, 0.5])
 
@@ -172,15 +188,69 @@ PINNED = {
 
 
 @pytest.mark.parametrize("name", ["cem", "mppi"])
-def test_seeded_cpu_plans_are_those_recorded(name):
+@pytest.mark.parametrize("through_registry", [False, True], ids=["class", "registry"])
+def test_seeded_cpu_plans_are_those_recorded(name, through_registry):
     bounds = ActionBounds((1.0, 1.0, 1.0))
+    config = (
+        CEMConfig(samples=32, iterations=3, top_k=4, horizon=2) if name == "cem"
+        else MPPIConfig(samples=32, iterations=3, elites=4, horizon=2)
+    )
     planner = (
-        CEM(CEMConfig(samples=32, iterations=3, top_k=4, horizon=2), bounds, seed=7) if name == "cem"
-        else MPPI(MPPIConfig(samples=32, iterations=3, elites=4, horizon=2), bounds, seed=7)
+        PlannerOptions(name, config, bounds).make(seed=7) if through_registry
+        else (CEM if name == "cem" else MPPI)(config, bounds, seed=7)
     )
     for _ in range(3):  # the warm start too
         plan = planner.plan(quadratic(TARGET))
     assert torch.equal(plan, torch.tensor(PINNED[name]).view(2, 3))
+
+
+def test_the_registry_holds_cem_and_mppi_with_their_configs_and_elite_counts():
+    assert {name: (kind.planner, kind.config, kind.elites) for name, kind in PLANNERS.items()} == {
+        "cem": (CEM, CEMConfig, "top_k"),
+        "mppi": (MPPI, MPPIConfig, "elites"),
+    }
+    assert PlannerOptions().config == CEMConfig() and PlannerOptions("mppi").config == MPPIConfig()
+    assert list(PLANNERS["mppi"].fields())[:4] == ["samples", "iterations", "elites", "horizon"]
+    assert PLANNERS["cem"].fields()["warm_start"] is bool
+
+
+def test_planner_options_name_the_registered_planners_and_the_config_expected():
+    with pytest.raises(ValueError, match="unknown planner 'icem'; registered planners: cem, mppi"):
+        PlannerOptions("icem")
+    with pytest.raises(TypeError, match=r"the mppi planner is configured by MPPIConfig, not CEMConfig"):
+        PlannerOptions("mppi", CEMConfig())
+
+
+@dataclass(frozen=True)
+class ShootingConfig:
+    samples: int = 16
+    iterations: int = 1
+    best: int = 1
+    horizon: int = 1
+    warm_start: bool = False
+
+
+def test_a_planner_registered_in_one_place_is_built_by_name(monkeypatch):
+    monkeypatch.setattr(planners_module, "PLANNERS", dict(PLANNERS))  # registered for this test only
+
+    @register_planner("shoot", ShootingConfig, elites="best")
+    class Shooting(Planner):
+        """Random shooting: the lowest-energy of ``samples`` sequences drawn in the box."""
+
+        def plan(self, energy):
+            candidates = self.sample(self.initial_mean(), self.bounds.scale_tensor(self.initial_mean()))
+            return candidates[energy(candidates).argmin()]
+
+    planner = PlannerOptions("shoot", ShootingConfig(samples=64), ActionBounds((1.0, 1.0, 1.0))).make(seed=0)
+    assert isinstance(planner, Shooting) and planner.plan(quadratic(TARGET)).shape == (1, 3)
+    assert "shoot" not in PLANNERS  # the module's registry, restored by monkeypatch, never saw it
+
+    with pytest.raises(ValueError, match="'shoot' is registered already"):
+        register_planner("shoot", ShootingConfig, elites="best")(Shooting)
+    with pytest.raises(TypeError, match=r"lacks the fields \['top_k'\]"):
+        register_planner("other", ShootingConfig, elites="top_k")(Shooting)
+    with pytest.raises(TypeError, match="not a subclass of Planner"):
+        register_planner("other", ShootingConfig, elites="best")(object)
 
 
 @pytest.mark.parametrize("index", [0, 1], ids=["cem", "mppi"])

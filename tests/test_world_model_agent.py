@@ -385,9 +385,9 @@ def test_planner_flags_build_the_chosen_planner_and_name_the_flags_in_errors(cap
     parse = build_parser().parse_args
     base = ["eval", "--agent", "wm:default", "--env", "armworld/FrankaReach-v0", "--out", "unused"]
     cem = _planner_options(parse(base + ["--samples", "12"]))  # fewer samples than the default 16 elites
-    assert (cem.name, cem.cem.samples, cem.cem.top_k) == ("cem", 12, 12)
+    assert (cem.name, cem.config.samples, cem.config.top_k) == ("cem", 12, 12)
     mppi = _planner_options(parse(base + ["--planner", "mppi", "--samples", "64", "--top-k", "8"]))
-    assert (mppi.name, mppi.mppi.samples, mppi.mppi.elites) == ("mppi", 64, 8)
+    assert (mppi.name, mppi.config.samples, mppi.config.elites) == ("mppi", 64, 8)
     with pytest.raises(ValueError, match=r"top_k must lie in \[1, samples = 20\], got 40 \(top_k is --top-k\)"):
         _planner_options(parse(base + ["--samples", "20", "--top-k", "40"]))
 
@@ -398,6 +398,40 @@ def test_planner_flags_build_the_chosen_planner_and_name_the_flags_in_errors(cap
         parse(base + ["--no-gripper", "--gripper", "goal"])
     assert main(["demo", "--envs", ",", "--out", "x.mp4"]) == 1
     assert "argument --envs: names nothing" in capsys.readouterr().err
+
+
+def test_planner_option_sets_any_other_field_of_the_chosen_planners_config(capsys, tmp_path):
+    from armworld.cli import build_parser
+    from armworld.commands import UsageError
+    from armworld.commands.agents import _planner_options
+
+    parse = build_parser().parse_args
+    base = ["eval", "--agent", "wm:default", "--env", "armworld/FrankaReach-v0", "--out", "unused"]
+    cem = _planner_options(parse(base + ["--planner-option", "momentum=0.3", "--planner-option", "warm_start=false"]))
+    assert (cem.config.momentum, cem.config.warm_start, cem.config.init_std) == (0.3, False, 1.0)
+    mppi = _planner_options(parse(base + ["--planner", "mppi", "--planner-option", "temperature=0.5",
+                                          "--planner-option", "min_std=0.1", "--top-k", "8"]))
+    assert (mppi.config.temperature, mppi.config.min_std, mppi.config.elites) == (0.5, 0.1, 8)
+
+    refusals = {
+        ("--planner", "mppi", "--planner-option", "momentum=0.3"):
+            "argument --planner-option: the mppi planner has no option 'momentum'; its options: temperature, "
+            "min_std, max_std, warm_start",
+        ("--planner-option", "top_k=3"): "argument --planner-option: top_k is set by --top-k",
+        ("--planner-option", "init_std=wide"): "argument --planner-option: init_std takes a float, got 'wide'",
+        ("--planner-option", "init_std=nan"): "argument --planner-option: init_std takes a finite number",
+        ("--planner-option", "warm_start=maybe"): "argument --planner-option: warm_start takes true or false",
+        ("--planner-option", "momentum=1"): r"cem planner settings: momentum must lie in [0, 1), got 1.0",
+    }
+    for flags, message in refusals.items():
+        with pytest.raises(ValueError) as refused:
+            _planner_options(parse(base + list(flags)))
+        assert message in str(refused.value)
+    with pytest.raises(UsageError, match="argument --planner-option: expected KEY=VALUE"):
+        parse(base + ["--planner-option", "momentum"])
+    refused_run = ["eval", "--agent", "wm:default", "--env", "armworld/FrankaReach-v0", "--out", str(tmp_path / "out")]
+    assert main(refused_run + ["--planner", "mppi", "--planner-option", "momentum=0.3"]) == 1
+    assert "error: argument --planner-option: the mppi planner has no option 'momentum'" in capsys.readouterr().err
 
 
 def test_the_planner_must_sample_where_the_model_runs():

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from armworld.commands import (
     check_output,
@@ -25,6 +28,9 @@ from armworld.commands import (
     user_errors,
 )
 
+if TYPE_CHECKING:
+    from armworld.agents.planners import PlannerKind
+
 DEMO_ENVS = ("armworld/FrankaReach-v0", "armworld/FrankaPush-v0")
 VIDEO_HEIGHT_HELP = "height of the films' panels: front view, what the model sees, goal image (px, even; default %(default)s)"
 
@@ -39,13 +45,41 @@ def _json_object(text: str) -> dict:
     return value
 
 
+class _RegisteredPlanners:
+    """``--planner``'s choices, the names of :data:`armworld.agents.planners.PLANNERS`, read
+    when argparse first needs them (a given ``--planner``, ``--help``): building the parser
+    imports no torch."""
+
+    def __iter__(self) -> Iterator[str]:
+        from armworld.agents.planners import PLANNERS
+
+        return iter(tuple(PLANNERS))
+
+    def __contains__(self, name: object) -> bool:
+        return name in tuple(self)
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    """An argparse ``type=``: ``KEY=VALUE`` as ``(KEY, VALUE)``."""
+    key, equals, value = text.partition("=")
+    if not (key.strip() and equals and value.strip()):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, e.g. momentum=0.3; got {text!r}")
+    return key.strip(), value.strip()
+
+
 def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("world-model planner (wm: agents)")
-    group.add_argument("--planner", choices=("cem", "mppi"), default="cem")
+    group.add_argument("--planner", choices=_RegisteredPlanners(), default="cem", metavar="NAME",
+                       help="the planner: %(choices)s (default %(default)s)")
     group.add_argument("--samples", type=positive_int, default=None, help="candidates per iteration")
     group.add_argument("--iterations", type=positive_int, default=None, help="planner iterations per action")
     group.add_argument("--top-k", type=positive_int, default=None, help="elites (CEM top-k or MPPI elites; default: the planner's, at most --samples)")
     group.add_argument("--horizon", type=positive_int, default=None, help="planned steps")
+    group.add_argument(
+        "--planner-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+        help="set another field of the planner's config (agents/planners.py), e.g. momentum=0.3 or init_std=0.5 "
+        "(cem), temperature=0.5, min_std or max_std (mppi), warm_start=false; repeatable",
+    )
     group.add_argument("--l1-radius", type=positive_float, default=None, help="keep each xyz move in an L1 ball (m)")
     group.add_argument("--rotate", action="store_true", help="let the planner rotate the hand (default: held)")
     gripper = group.add_mutually_exclusive_group()
@@ -77,23 +111,60 @@ def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _planner_options(args: argparse.Namespace):
-    """The chosen planner's config from the flags; without --top-k, its default elites, at
-    most --samples."""
-    from armworld.agents.loading import PlannerOptions
-    from armworld.agents.planners import ActionBounds, CEMConfig, MPPIConfig
+    """The chosen planner's config from the flags: ``--samples``, ``--iterations``,
+    ``--horizon``, ``--top-k`` (its elite count) and ``--planner-option KEY=VALUE`` for any
+    other field; without ``--top-k``, its default elites, at most ``--samples``."""
+    from armworld.agents.planners import ActionBounds, PlannerOptions, planner_kind
 
-    config_class, elites = (CEMConfig, "top_k") if args.planner == "cem" else (MPPIConfig, "elites")
-    given = {"samples": args.samples, "iterations": args.iterations, "horizon": args.horizon, elites: args.top_k}
+    kind = planner_kind(args.planner)
+    flags = {"samples": "--samples", "iterations": "--iterations", "horizon": "--horizon", kind.elites: "--top-k"}
+    given = {"samples": args.samples, "iterations": args.iterations, "horizon": args.horizon, kind.elites: args.top_k}
     overrides = {name: value for name, value in given.items() if value is not None}
     if args.top_k is None and args.samples is not None:
-        overrides[elites] = min(getattr(config_class(), elites), args.samples)
+        overrides[kind.elites] = min(getattr(kind.config(), kind.elites), args.samples)
+    overrides |= _planner_option_values(kind, args.planner_option, flags)
     try:
-        config = config_class(**overrides)
+        config = kind.config(**overrides)
     except ValueError as error:
-        raise ValueError(f"{args.planner} planner settings: {error} ({elites} is --top-k)") from None
+        raise ValueError(f"{args.planner} planner settings: {error} ({kind.elites} is --top-k)") from None
     planned = not args.no_gripper and args.gripper != "goal"
     bounds = ActionBounds.world_model(hold_rotation=not args.rotate, gripper=planned, l1_radius=args.l1_radius)
-    return PlannerOptions(args.planner, **{args.planner: config}, bounds=bounds)
+    return PlannerOptions(args.planner, config, bounds)
+
+
+def _planner_option_values(kind: PlannerKind, pairs: list[tuple[str, str]], flags: dict[str, str]) -> dict:
+    """``--planner-option KEY=VALUE`` pairs as config fields of the planner ``kind``, each
+    value converted to its field's type (int, float, bool or str)."""
+    fields = kind.fields()
+    options = [name for name in fields if name not in flags]
+    values = {}
+    for key, text in pairs:
+        if key in flags:
+            raise ValueError(f"argument --planner-option: {key} is set by {flags[key]}")
+        if key not in options:
+            raise ValueError(f"argument --planner-option: the {kind.name} planner has no option {key!r}; "
+                             f"its options: {', '.join(options)}")
+        values[key] = _field_value(key, fields[key], text)
+    return values
+
+
+def _field_value(key: str, field_type: type, text: str) -> int | float | bool | str:
+    """``text`` as a value of the config field ``key`` of type ``field_type``."""
+    if field_type is bool:
+        words = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+        if text.lower() not in words:
+            raise ValueError(f"argument --planner-option: {key} takes true or false, got {text!r}")
+        return words[text.lower()]
+    if field_type not in (int, float, str):
+        raise ValueError(f"argument --planner-option: {key} is a {field_type}, which the command line cannot set")
+    try:
+        value = field_type(text)
+    except ValueError:
+        raise ValueError(f"argument --planner-option: {key} takes {'an int' if field_type is int else 'a float'}, "
+                         f"got {text!r}") from None
+    if field_type is float and not math.isfinite(value):
+        raise ValueError(f"argument --planner-option: {key} takes a finite number, got {text!r}")
+    return value
 
 
 def _agent_options(args: argparse.Namespace) -> dict:
@@ -110,13 +181,15 @@ def _agent_options(args: argparse.Namespace) -> dict:
 
 def register(subparsers) -> None:
     """Add this area's verbs to the ``armworld`` parser."""
+    from armworld.agents.loading import agent_specs
+
     ev = subparsers.add_parser(
         "eval",
         help="evaluate an agent: success rate with a Wilson 95%% interval, final distance, planning time",
         description="Evaluate any agent on any env with one evaluation protocol (agents/README.md); writes "
         "results.json, results.md and MP4s of chosen episodes.",
     )
-    ev.add_argument("--agent", required=True, help="expert, random, wm:PATH, wm:default, vjepa2-ac:FILE.pt or sb3:PATH")
+    ev.add_argument("--agent", required=True, help=agent_specs())
     ev.add_argument("--env", type=env_id, required=True, help="env id, e.g. armworld/FrankaReach-v0")
     ev.add_argument("--episodes", type=positive_int, default=50, help="episodes per seed")
     ev.add_argument("--seeds", type=comma_list(seed, "0,1,2"), default=(0, 1, 2), help="evaluation seeds, e.g. 0,1,2")

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 def register(subparsers) -> None:
     """Add this area's verbs to the ``armworld`` parser."""
+    from armworld.agents.loading import agent_specs
+
     server = subparsers.add_parser(
         "robot-server", help="serve a robot (or the real-time sim with --sim) over the bridge protocol")
     source = server.add_mutually_exclusive_group(required=True)
@@ -53,8 +55,7 @@ def register(subparsers) -> None:
         description="Run one episode of an agent on a robot, every action through the safety layer.",
         epilog=DEPLOY_EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     deploy_parser.add_argument("--robot", required=True, help="mock | sim://HOST:PORT | franka://IP | ur://IP | xarm://IP")
-    deploy_parser.add_argument("--agent", required=True,
-                               help="expert | random | wm:RUN_DIR | wm:default | vjepa2-ac:FILE.pt | sb3:PATH")
+    deploy_parser.add_argument("--agent", required=True, help=agent_specs())
     deploy_parser.add_argument("--task", choices=tuple(TASKS),
                                help="what the scripted expert does (default: the task a sim server runs, else "
                                "reach); all but reach need the cube pose and goal that a robot serving a task "
@@ -207,10 +208,9 @@ def _cameras(robot, spec: str) -> dict:
 
 def _agent_env_settings(args: argparse.Namespace) -> tuple[str, int, int]:
     """Cameras, image size and action size the agent was trained with (the command line's where the agent has none)."""
-    from armworld.agents.loading import check_spec, env_kwargs_for
+    from armworld.agents.loading import agent_kind, env_kwargs_for
 
-    check_spec(args.agent)
-    trained = env_kwargs_for(args.agent, args.image_size if args.agent.startswith("vjepa2-ac:") else None)
+    trained = env_kwargs_for(args.agent, args.image_size if agent_kind(args.agent).image_size else None)
     cameras, size = args.cameras, args.image_size or 64
     if trained.get("obs_mode", "state") != "state":
         needed = tuple(trained.get("cameras", ("front",)))
@@ -363,14 +363,14 @@ def _run_episode(
     Returns the exit status (0; 130 on Ctrl-C; 2 when the safety layer or the arm stopped the
     run), the last step's info and how often each safety event changed an action.
     """
-    from armworld.agents.loading import is_world_model, load_agent
+    from armworld.agents.loading import agent_kind, is_world_model, load_agent
     from armworld.envs.episode import run_episode
     from armworld.envs.real.protocols import RealRobotError
     from armworld.worldmodel.checkpoint import CheckpointError
 
     try:
         options = {"goal": args.goal, "device": args.device, "encoder": args.encoder} if is_world_model(args.agent) else {}
-        if args.agent.startswith("vjepa2-ac:"):
+        if agent_kind(args.agent).image_size:
             options["image_size"] = args.image_size
         agent = load_agent(args.agent, env, seed=args.seed, **options)
     except (ValueError, CheckpointError, FileNotFoundError) as error:
