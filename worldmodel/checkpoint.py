@@ -6,7 +6,8 @@ A run directory looks like::
         latest                  the name of the newest checkpoint (replaced atomically)
         step-000500/
             model.safetensors   weights
-            config.json         {"kind": "world_model" | "encoder", "encoder": {...}, "predictor": {...}, "train": {...}}
+            config.json         {"kind": "world_model" | "encoder", "encoder": {"kind": "vjepa2", ...}, "predictor": {...},
+                                "train": {...}}
             metadata.json       step, metrics, data files with sha256, weights size and sha256,
                                 trainer.pt's sha256, versions, lineage (``init``, ``encoder``)
             trainer.pt          optimizer state and step, for resuming
@@ -29,7 +30,8 @@ Resuming (:func:`newest_valid_checkpoint`) skips, with a warning,
 checkpoints that fail these checks and takes the newest one that passes.
 
 ``load_world_model(path)`` and ``load_encoder(path)`` accept a run directory (follows
-``latest``) or one checkpoint directory.
+``latest``) or one checkpoint directory. The encoder is built as its recorded kind says
+(:func:`armworld.worldmodel.encoder.encoder_config_from_dict`: ``vjepa2`` when none is recorded).
 """
 
 from __future__ import annotations
@@ -497,25 +499,29 @@ def _built(ckpt: Checkpoint, key: str, build):
         raise CheckpointError(f"{ckpt.path / CONFIG}: '{key}' is not a valid {key} config ({e})") from e
 
 
-def _encoder_of(ckpt: Checkpoint):
-    from armworld.worldmodel.encoder import EncoderConfig, FrameEncoder
+def _fresh_encoder(ckpt: Checkpoint):
+    """An encoder of the kind and config ``ckpt`` records, with fresh weights."""
+    from armworld.worldmodel.encoder import build_encoder, encoder_config_from_dict
 
+    return _built(ckpt, "encoder", lambda c: build_encoder(encoder_config_from_dict(c)))
+
+
+def _encoder_of(ckpt: Checkpoint):
     prefix = "target." if ckpt.kind == "encoder" else "encoder."
-    encoder = _built(ckpt, "encoder", lambda c: FrameEncoder(EncoderConfig.from_dict(c)))
+    encoder = _fresh_encoder(ckpt)
     weights = {k[len(prefix) :]: v for k, v in ckpt.state_dict.items() if k.startswith(prefix)}
     load_state_checked(encoder, weights, f"checkpoint {ckpt.path}")
     return encoder.eval()
 
 
 def _world_model_of(ckpt: Checkpoint):
-    from armworld.worldmodel.encoder import EncoderConfig, FrameEncoder
     from armworld.worldmodel.predictor import ACPredictor, PredictorConfig
     from armworld.worldmodel.world_model import WorldModel
 
     if ckpt.kind != "world_model":
         raise CheckpointError(f"{ckpt.path} holds an {ckpt.kind}, not a world model (made by `armworld pretrain`?)")
     model = WorldModel(
-        _built(ckpt, "encoder", lambda c: FrameEncoder(EncoderConfig.from_dict(c))),
+        _fresh_encoder(ckpt),
         _built(ckpt, "predictor", lambda c: ACPredictor(PredictorConfig.from_dict(c))),
     )
     load_state_checked(model, ckpt.state_dict, f"checkpoint {ckpt.path}")
@@ -525,7 +531,8 @@ def _world_model_of(ckpt: Checkpoint):
 def load_encoder(path: str | Path):
     """The frame encoder of an encoder run (its EMA target encoder) or of a world-model run.
 
-    Returns an :class:`armworld.worldmodel.encoder.FrameEncoder` in eval mode.
+    Returns an encoder of the kind the checkpoint records
+    (:class:`armworld.worldmodel.encoder.Encoder`), in eval mode.
     """
     return _encoder_of(read_checkpoint(path))
 

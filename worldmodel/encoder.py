@@ -13,7 +13,7 @@ per clip, through :meth:`FrameEncoder.encode_clip`, which lets the context encod
 only the unmasked tokens. The ``VJEPA2Model`` inside also holds the JEPA predictor that
 pretraining uses; planning never runs it.
 
-Two kinds of latent, chosen by ``EncoderConfig.latent`` and recorded in every checkpoint's
+Two layouts of latent, chosen by ``EncoderConfig.latent`` and recorded in every checkpoint's
 config, so planners, agents and the harness never need to know which they get:
 
 - ``tokens``: the ``N`` patch tokens, layer-normed (V-JEPA 2-AC, DINO-WM);
@@ -31,12 +31,24 @@ Presets: ``tiny``, ``tiny-p8`` (8 px patches: 64 tokens, the cube spans more of 
 ``tiny-pooled`` and ``small`` train on a CPU; ``vitl``, ``vith`` and ``vitg`` are the
 released V-JEPA 2 sizes, whose weights load from a local Hugging Face-format directory
 (``FrameEncoder.from_pretrained(path)``); nothing is ever downloaded.
+
+Encoder kinds. :class:`FrameEncoder` is the kind ``vjepa2``, one entry of :data:`ENCODERS`.
+The world model, training, checkpoints, planners, agents and the CLI ask an encoder only what
+the :class:`Encoder` protocol says (latent width, tokens per frame and their grid, frame size,
+normalisation, encoding), and build one from its config with :func:`build_encoder`.
+Checkpoints record the kind with the config (``config.json``: ``"encoder": {"kind": "vjepa2",
+...}``; :func:`encoder_config_to_dict`); a config without it is ``vjepa2``'s, the only kind
+before kinds were recorded. Another kind is a module holding its config dataclass and its
+``nn.Module``, plus one :func:`register_encoder` call with its presets at the end of this one
+(worldmodel/README.md, "Adding an encoder").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -46,13 +58,44 @@ from transformers import VJEPA2Config, VJEPA2Model
 from armworld.envs.conventions import IMAGENET_MEAN, IMAGENET_STD
 
 
+class Encoder(Protocol):
+    """What everything outside an encoder kind asks of it: a ``torch.nn.Module`` built from its
+    config alone, holding it as ``config``, with these members."""
+
+    @property
+    def config(self) -> Any:
+        """A frozen dataclass of JSON-able fields, ``image_size`` (px) among them, recorded in
+        checkpoints (:func:`encoder_config_to_dict`); frames are resized to ``image_size`` square."""
+
+    @property
+    def embed_dim(self) -> int:
+        """Latent width ``D``."""
+
+    @property
+    def latent_grid(self) -> int:
+        """Side of the square grid the ``N`` latents of a frame lie on (the predictor's 2D
+        positions): ``N = latent_grid ** 2``, 1 for one pooled vector per frame."""
+
+    @property
+    def num_tokens(self) -> int:
+        """Latents per frame, ``N = latent_grid ** 2``."""
+
+    def normalize(self, z: torch.Tensor) -> torch.Tensor:
+        """The kind's normalisation of latents ``[..., D]``; the world model applies it to its
+        predictions too, so that they live where encodings do."""
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        """Each frame on its own: uint8 ``[B, T, H, W, 3]`` -> normalised latents ``[B, T, N, D]``."""
+
+
 LATENTS = ("tokens", "pooled")
 
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """Sizes of the ViT encoder and of the JEPA predictor used while pretraining it, and the
-    kind of latent it gives (``tokens`` or ``pooled``, see the module docstring)."""
+    """The ``vjepa2`` kind's config: sizes of the ViT encoder and of the JEPA predictor used
+    while pretraining it, and the latent it gives (``tokens`` or ``pooled``, see the module
+    docstring)."""
 
     image_size: int = 64  # frames are resized to image_size x image_size
     patch_size: int = 16
@@ -130,41 +173,6 @@ class EncoderConfig:
             pred_num_heads=config.pred_num_attention_heads,
         )
 
-    @classmethod
-    def from_dict(cls, values: dict) -> EncoderConfig:
-        """Inverse of ``dataclasses.asdict``; unknown keys are an error."""
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown encoder config keys: {sorted(unknown)}")
-        return cls(**values)
-
-
-_OFFICIAL = dict(image_size=256, patch_size=16, frames_per_clip=64, pred_hidden_size=384, pred_depth=12, pred_num_heads=12)
-
-PRESETS: dict[str, EncoderConfig] = {
-    # 64 px frames, 4x4 grid of 16 px patches: 16 tokens of width 128. Trains on a CPU and
-    # keeps the predictor cheap enough to plan in about a second on two cores.
-    "tiny": EncoderConfig(),
-    # The same ViT on 8 px patches: an 8x8 grid, 64 tokens (4x the predictor's work per step).
-    "tiny-p8": EncoderConfig(patch_size=8),
-    # 8 px patches pooled into one latent per frame (LeWM): the predictor's cheapest input.
-    "tiny-pooled": EncoderConfig(patch_size=8, latent="pooled"),
-    # 128 px frames, 8x8 grid of 16 px patches, width 256.
-    "small": EncoderConfig(
-        image_size=128, patch_size=16, hidden_size=256, depth=6, num_heads=4, pred_hidden_size=128, pred_depth=4
-    ),
-    "vitl": EncoderConfig(**_OFFICIAL, hidden_size=1024, depth=24, num_heads=16),
-    "vith": EncoderConfig(**_OFFICIAL, hidden_size=1280, depth=32, num_heads=16),
-    "vitg": EncoderConfig(**_OFFICIAL, hidden_size=1408, depth=40, num_heads=22, mlp_ratio=48 / 11),
-}
-
-
-def preset(name: str) -> EncoderConfig:
-    """The encoder config called ``name`` (one of :data:`PRESETS`)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown encoder preset {name!r}; choose one of {sorted(PRESETS)}")
-    return PRESETS[name]
-
 
 class AttentionPool(nn.Module):
     """A learned query attending over tokens: ``[B, N, D] -> [B, D]`` (a CLS token read out)."""
@@ -211,6 +219,11 @@ class FrameEncoder(nn.Module):
     def embed_dim(self) -> int:
         """Token width ``D``."""
         return self.config.hidden_size
+
+    @property
+    def latent_grid(self) -> int:
+        """Side of the latent grid a frame is encoded to (1 for a pooled latent)."""
+        return self.config.latent_grid
 
     @property
     def num_tokens(self) -> int:
@@ -265,3 +278,111 @@ class FrameEncoder(nn.Module):
             x = layer(x, keep)[0]
         return encoder.layernorm(x)
 
+
+@dataclass(frozen=True)
+class EncoderKind:
+    """A registered kind of encoder: the dataclass of its config and what builds an
+    :class:`Encoder` from one (usually the ``nn.Module`` class itself)."""
+
+    config: type
+    build: Callable[[Any], Encoder]
+
+
+ENCODERS: dict[str, EncoderKind] = {}  # kind name -> EncoderKind, filled by register_encoder
+PRESETS: dict[str, Any] = {}  # preset name -> config of a registered kind, filled by register_encoder
+UNRECORDED_KIND = "vjepa2"  # the kind of a checkpoint config that records none (written before kinds were)
+
+
+def register_encoder(kind: str, config: type, build: Callable[[Any], Encoder], presets: Mapping[str, Any]) -> None:
+    """Make ``kind`` an encoder kind: checkpoints, ``--preset`` and :func:`build_encoder` then know it.
+
+    ``config`` is a frozen dataclass with an ``image_size`` field and none called ``kind``
+    (checkpoints record the kind beside the fields); ``build(config)`` returns an
+    :class:`Encoder`; ``presets`` names configs of this kind (``armworld pretrain|train --preset``).
+    """
+    if kind in ENCODERS:
+        raise ValueError(
+            f"encoder kind {kind!r} is already registered ({ENCODERS[kind].config.__name__}); pick another name"
+        )
+    names = {f.name for f in fields(config)} if is_dataclass(config) else set()
+    if "image_size" not in names or "kind" in names:
+        raise ValueError(
+            f"{config.__name__} must be a dataclass with an image_size field and none called kind "
+            "(checkpoints record the kind beside the fields)"
+        )
+    taken = [k for k, entry in ENCODERS.items() if entry.config is config]
+    if taken:
+        raise ValueError(f"{config.__name__} is already the config of encoder kind {taken[0]!r}; give {kind!r} its own")
+    clashing = sorted(set(presets) & set(PRESETS))
+    if clashing:
+        raise ValueError(f"encoder presets {clashing} are already registered; rename those of {kind!r}")
+    foreign = sorted(name for name, value in presets.items() if type(value) is not config)
+    if foreign:
+        raise ValueError(f"presets {foreign} of encoder kind {kind!r} are not {config.__name__} instances")
+    ENCODERS[kind] = EncoderKind(config, build)
+    PRESETS.update(presets)
+
+
+def preset(name: str) -> Any:
+    """The encoder config called ``name`` (one of :data:`PRESETS`, of any kind)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown encoder preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
+def kind_of(config: Any) -> str:
+    """The registered kind whose config class ``config`` is an instance of (exactly)."""
+    for kind, entry in ENCODERS.items():
+        if type(config) is entry.config:
+            return kind
+    raise ValueError(
+        f"{type(config).__name__} is the config of no registered encoder kind ({sorted(ENCODERS)}); "
+        "register its kind with armworld.worldmodel.encoder.register_encoder"
+    )
+
+
+def build_encoder(config: Any) -> Encoder:
+    """A freshly initialised encoder of ``config``'s kind (its weights follow torch's global RNG)."""
+    return ENCODERS[kind_of(config)].build(config)
+
+
+def encoder_config_to_dict(config: Any) -> dict[str, Any]:
+    """What checkpoints record of an encoder: ``{"kind": kind, **fields}``."""
+    return {"kind": kind_of(config), **asdict(config)}
+
+
+def encoder_config_from_dict(values: Mapping[str, Any]) -> Any:
+    """Inverse of :func:`encoder_config_to_dict`; without ``kind``, ``vjepa2``'s config
+    (:data:`UNRECORDED_KIND`). An unknown kind or field is an error."""
+    values = dict(values)
+    kind = values.pop("kind", UNRECORDED_KIND)
+    if not isinstance(kind, str) or kind not in ENCODERS:
+        raise ValueError(
+            f"unknown encoder kind {kind!r}; registered: {sorted(ENCODERS)} (a kind registers with "
+            "armworld.worldmodel.encoder.register_encoder)"
+        )
+    config = ENCODERS[kind].config
+    unknown = set(values) - {f.name for f in fields(config)}
+    if unknown:
+        raise ValueError(f"unknown {kind} encoder config keys: {sorted(unknown)}")
+    return config(**values)
+
+
+_OFFICIAL = dict(image_size=256, patch_size=16, frames_per_clip=64, pred_hidden_size=384, pred_depth=12, pred_num_heads=12)
+
+register_encoder("vjepa2", EncoderConfig, FrameEncoder, presets={
+    # 64 px frames, 4x4 grid of 16 px patches: 16 tokens of width 128. Trains on a CPU and
+    # keeps the predictor cheap enough to plan in about a second on two cores.
+    "tiny": EncoderConfig(),
+    # The same ViT on 8 px patches: an 8x8 grid, 64 tokens (4x the predictor's work per step).
+    "tiny-p8": EncoderConfig(patch_size=8),
+    # 8 px patches pooled into one latent per frame (LeWM): the predictor's cheapest input.
+    "tiny-pooled": EncoderConfig(patch_size=8, latent="pooled"),
+    # 128 px frames, 8x8 grid of 16 px patches, width 256.
+    "small": EncoderConfig(
+        image_size=128, patch_size=16, hidden_size=256, depth=6, num_heads=4, pred_hidden_size=128, pred_depth=4
+    ),
+    "vitl": EncoderConfig(**_OFFICIAL, hidden_size=1024, depth=24, num_heads=16),
+    "vith": EncoderConfig(**_OFFICIAL, hidden_size=1280, depth=32, num_heads=16),
+    "vitg": EncoderConfig(**_OFFICIAL, hidden_size=1408, depth=40, num_heads=22, mlp_ratio=48 / 11),
+})

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from armworld.worldmodel.augment import random_resized_crop
-from armworld.worldmodel.encoder import EncoderConfig, FrameEncoder, preset
+from armworld.worldmodel.encoder import PRESETS, EncoderConfig, FrameEncoder, encoder_config_to_dict, preset
 from armworld.worldmodel.engine import LoopConfig, fit, seed_everything
 from armworld.worldmodel.loop_config import pretrain_loop
 from armworld.worldmodel.masks import MultiBlockMasker
@@ -70,13 +70,15 @@ class PretrainConfig:
             raise ValueError(f"unknown objective {self.objective!r} (--objective); choose one of {list(OBJECTIVES)}")
         if not 0.0 <= self.sigreg_weight <= 1.0:
             raise ValueError(f"sigreg_weight (--sigreg-weight) must lie in [0, 1], got {self.sigreg_weight}")
-        if preset(self.preset).latent != "tokens":
+        encoder = preset(self.preset)
+        if self.preset not in jepa_presets():
+            what = "pools its tokens into one latent" if isinstance(encoder, EncoderConfig) else "is no V-JEPA 2 ViT"
             raise ValueError(
-                f"--preset {self.preset} pools its tokens into one latent, which JEPA pretraining (on tokens) would leave "
-                "untrained: train it end to end with `armworld train --preset "
-                f"{self.preset} --end-to-end`, or pretrain a token preset"
+                f"--preset {self.preset} {what}, which JEPA pretraining (on V-JEPA 2 patch tokens) would leave "
+                f"untrained: train it end to end with `armworld train --preset {self.preset} --end-to-end`, or "
+                f"pretrain one of {jepa_presets()}"
             )
-        tubelet = preset(self.preset).tubelet_size
+        tubelet = encoder.tubelet_size
         if self.clip_len < tubelet or self.clip_len % tubelet:
             raise ValueError(
                 f"clip_len (--clip-len) must be a positive multiple of the encoder's tubelet size {tubelet}, "
@@ -85,6 +87,11 @@ class PretrainConfig:
 
     def encoder_config(self) -> EncoderConfig:
         return dataclasses.replace(preset(self.preset), frames_per_clip=self.clip_len)
+
+
+def jepa_presets() -> list[str]:
+    """The encoder presets JEPA pretraining trains: V-JEPA 2 ViTs with patch-token latents."""
+    return sorted(name for name, c in PRESETS.items() if isinstance(c, EncoderConfig) and c.latent == "tokens")
 
 
 class JEPA(nn.Module):
@@ -172,7 +179,7 @@ class JEPA(nn.Module):
         torch._foreach_add_(target, online, alpha=1.0 - self.ema)
 
     def checkpoint_config(self) -> dict:
-        return {"kind": self.kind, "encoder": dataclasses.asdict(self.encoder.config)}
+        return {"kind": self.kind, "encoder": encoder_config_to_dict(self.encoder.config)}
 
     def checkpoint_state(self) -> dict[str, torch.Tensor]:
         return self.state_dict()

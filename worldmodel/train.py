@@ -9,8 +9,8 @@ For a clip of frames ``x_0..x_{T-1}``, proprio ``s_0..s_{T-1}`` and actions
   the true states, ``L_ro = mean |z_hat_1..z_hat_k - z_1..z_k|``;
 
 loss = ``L_tf + L_ro``. Predictions are normalised as the encoder's latents are
-(``FrameEncoder.normalize``) before the loss and before being fed back. Only the predictor
-learns.
+(its ``normalize``) before the loss and before being fed back. Only the predictor learns.
+The encoder may be of any registered kind (:mod:`armworld.worldmodel.encoder`).
 
 End to end (``--end-to-end``, LeWorldModel): the encoder learns with the predictor, from
 its initialisation or a pretrained run, with no frozen target, EMA or stop-gradient: the
@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from armworld.worldmodel.encoder import FrameEncoder, preset
+from armworld.worldmodel.encoder import Encoder, FrameEncoder, build_encoder, encoder_config_to_dict, preset
 from armworld.worldmodel.engine import LoopConfig, fit, seed_everything
 from armworld.worldmodel.predictor import ACPredictor, PredictorConfig
 from armworld.worldmodel.sigreg import SIGReg
@@ -51,11 +51,11 @@ PREDICTOR_PRESETS: dict[str, dict] = {
 }
 
 
-def predictor_config(encoder: FrameEncoder, size: str) -> PredictorConfig:
-    """The predictor preset ``size`` fitted to ``encoder``'s tokens."""
+def predictor_config(encoder: Encoder, size: str) -> PredictorConfig:
+    """The predictor preset ``size`` fitted to ``encoder``'s latents (their width and grid)."""
     if size not in PREDICTOR_PRESETS:
         raise ValueError(f"unknown predictor size {size!r}; choose one of {sorted(PREDICTOR_PRESETS)}")
-    return PredictorConfig(embed_dim=encoder.embed_dim, grid_size=encoder.config.latent_grid, **PREDICTOR_PRESETS[size])
+    return PredictorConfig(embed_dim=encoder.embed_dim, grid_size=encoder.latent_grid, **PREDICTOR_PRESETS[size])
 
 
 @dataclass
@@ -143,7 +143,7 @@ class ACTraining(nn.Module):
     def checkpoint_config(self) -> dict:
         return {
             "kind": self.kind,
-            "encoder": dataclasses.asdict(self.model.encoder.config),
+            "encoder": encoder_config_to_dict(self.model.encoder.config),
             "predictor": dataclasses.asdict(self.model.predictor.config),
         }
 
@@ -183,7 +183,7 @@ def build_world_model(
         raise ValueError(f"a fresh predictor needs a size: one of {sorted(PREDICTOR_PRESETS)}")
     if encoder_preset is not None:
         seed_everything(seed)
-        enc = FrameEncoder(preset(encoder_preset))
+        enc = build_encoder(preset(encoder_preset))
     elif (Path(encoder) / "config.json").is_file() and not (Path(encoder) / "metadata.json").is_file():
         enc = FrameEncoder.from_pretrained(encoder)
     else:

@@ -16,9 +16,10 @@ across all ``K`` candidates and extends it one imagined step at a time, so each 
 computed once. ``rollout(..., use_cache=False)`` recomputes the whole sequence at every
 step (the same numbers, slower; a reference for tests and benchmarks).
 
-All latents the model returns are normalised as the encoder's are (layer norm without
-affine parameters for patch tokens, none for a pooled latent; ``FrameEncoder.normalize``),
-so predictions can be fed back as inputs and compared with encoded goals.
+All latents the model returns are normalised as the encoder's are (its ``normalize``: for
+the ``vjepa2`` kind, layer norm without affine parameters for patch tokens, none for a
+pooled latent), so predictions can be fed back as inputs and compared with encoded goals.
+The encoder may be of any registered kind (:class:`armworld.worldmodel.encoder.Encoder`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from armworld.worldmodel.encoder import FrameEncoder
+from armworld.worldmodel.encoder import Encoder
 from armworld.worldmodel.predictor import ACPredictor, KVCache
 
 
@@ -103,7 +104,7 @@ def integrate_proprio(start: torch.Tensor, actions: torch.Tensor) -> torch.Tenso
 class WorldModel(nn.Module):
     """Encoder + action-conditioned predictor; see the module docstring for the planning API."""
 
-    def __init__(self, encoder: FrameEncoder, predictor: ACPredictor) -> None:
+    def __init__(self, encoder: Encoder, predictor: ACPredictor) -> None:
         super().__init__()
         if predictor.config.embed_dim != encoder.embed_dim or predictor.config.num_patches != encoder.num_tokens:
             raise ValueError(
@@ -114,8 +115,8 @@ class WorldModel(nn.Module):
         self.predictor = predictor
 
     def normalize(self, z: torch.Tensor) -> torch.Tensor:
-        """The encoder's normalisation of latents (layer norm for tokens, none when pooled),
-        applied to predictions so that they live where encodings do."""
+        """The encoder's normalisation of latents ``[..., D]``, applied to predictions so that
+        they live where encodings do."""
         return self.encoder.normalize(z)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
