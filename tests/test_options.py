@@ -1,5 +1,6 @@
 """Options declared once: every field of the training loop's :class:`LoopConfig` is a flag of
-``armworld pretrain`` and ``train``, and the options of :class:`RLConfig` flags of ``armworld rl
+``armworld pretrain`` and ``train``, every field of :class:`PretrainConfig` and :class:`TrainConfig`
+(but their loop) a flag of its verb, and the options of :class:`RLConfig` flags of ``armworld rl
 train``, made from the fields (name, default, help, range); parsing gives back the dataclass, and
 a value out of range is refused at parse time naming the flag, and by the dataclass itself
 naming field and flag."""
@@ -17,6 +18,7 @@ from armworld.agents.rl_config import RLConfig
 from armworld.cli import build_parser, main
 from armworld.worldmodel.arguments import loop_config
 from armworld.worldmodel.argtypes import OPTION, option_fields, option_flag, options_from
+from armworld.worldmodel.configs import PretrainConfig, TrainConfig
 from armworld.worldmodel.loop_config import LoopConfig, pretrain_loop
 
 VERBS = {"pretrain": pretrain_loop(), "train": LoopConfig()}  # each verb's loop defaults
@@ -79,6 +81,81 @@ def test_the_dataclass_checks_what_the_flags_check():
         LoopConfig(data_in_memory="maybe")
     with pytest.raises(ValueError, match=r"^lr \(--lr\): expected a number > 0.0, got 'nan'$"):
         LoopConfig(lr=float("nan"))
+
+
+CONFIGS = {"pretrain": PretrainConfig, "train": TrainConfig}  # each verb's own options, besides its loop
+FROM_THE_START = {"predictor", "camera", "frame_skip"}  # train's flags that default to None: worked out by train.run
+
+
+def verb_config(verb: str, argv: list[str]) -> PretrainConfig | TrainConfig:
+    """The config of ``armworld VERB`` built from ``argv`` as the verb builds it, for a fresh encoder."""
+    args = build_parser().parse_args([verb, *REQUIRED, *argv])
+    if verb == "pretrain":
+        return options_from(PretrainConfig, args, loop=loop_config(args))
+    from armworld.worldmodel.train import starting_settings
+
+    return options_from(TrainConfig, args, predictor=args.predictor or TrainConfig.predictor, loop=loop_config(args),
+                        **starting_settings(None, None, args.camera, args.frame_skip))
+
+
+@pytest.mark.parametrize("verb", CONFIGS)
+def test_every_config_field_is_a_flag_of_its_verb(verb):
+    cls = CONFIGS[verb]
+    assert [f.name for f in dataclasses.fields(cls) if f not in option_fields(cls)] == ["loop"]
+    flags = flags_of(verb)
+    for f in option_fields(cls):
+        action = flags[option_flag(f)]
+        assert action.dest == f.name and action.help, f.name
+    assert {"--preset", "--clip-len", "--frame-skip", "--camera", "--ema", "--objective", "--sigreg-weight", "--augment",
+            "--lerobot-keys"} <= set(flags_of("pretrain"))
+    assert {"--predictor", "--clip-len", "--frame-skip", "--rollout-steps", "--camera", "--end-to-end",
+            "--sigreg-weight", "--lerobot-keys", "--encoder", "--preset", "--init"} <= set(flags_of("train"))
+
+
+@pytest.mark.parametrize("verb", CONFIGS)
+def test_config_defaults_are_the_dataclass_defaults_and_values_round_trip(verb):
+    cls = CONFIGS[verb]
+    args = build_parser().parse_args([verb, *REQUIRED])
+    for f in option_fields(cls):
+        expected = None if verb == "train" and f.name in FROM_THE_START else f.default
+        assert getattr(args, f.name) == expected, f.name
+    assert verb_config(verb, []) == cls()
+    changed = {
+        "pretrain": {"preset": "tiny-p8", "clip_len": 4, "frame_skip": 2, "camera": "wrist", "ema": 0.9,
+                     "objective": "sigreg", "sigreg_weight": 0.2, "augment": True, "lerobot_keys": "droid"},
+        "train": {"predictor": "small", "clip_len": 6, "frame_skip": 3, "rollout_steps": 4, "camera": "top",
+                  "end_to_end": True, "sigreg_weight": 0.5, "lerobot_keys": "droid"},
+    }[verb]
+    assert set(changed) == {f.name for f in option_fields(cls)}
+    argv = []
+    for f in option_fields(cls):
+        value = changed[f.name]
+        assert value != f.default, f.name
+        argv += [option_flag(f)] if isinstance(value, bool) else [option_flag(f), str(value)]
+    assert verb_config(verb, argv) == cls(**changed, loop=VERBS[verb])
+
+
+@pytest.mark.parametrize(
+    "verb, f", [(verb, f) for verb, cls in CONFIGS.items() for f in option_fields(cls)
+                if f.metadata[OPTION]["type"] or f.metadata[OPTION]["choices"]],
+    ids=lambda x: x if isinstance(x, str) else x.name,
+)
+def test_a_bad_config_value_is_refused_naming_the_flag(verb, f, capsys):
+    assert main([verb, *REQUIRED, option_flag(f), "-1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: armworld {verb}: argument {option_flag(f)}: ") and "Traceback" not in err
+    with pytest.raises(ValueError, match=rf"^{f.name} \({option_flag(f)}\)(:| is one of)"):
+        CONFIGS[verb](**{f.name: -1})
+
+
+def test_the_configs_check_what_the_flags_check():
+    with pytest.raises(ValueError, match=r"^ema \(--ema\): expected a number >= 0.0 and < 1.0, got '1.0'$"):
+        PretrainConfig(ema=1.0)
+    with pytest.raises(ValueError, match=r"^clip_len \(--clip-len\): expected an integer >= 2, got '1'$"):
+        TrainConfig(clip_len=1)
+    with pytest.raises(ValueError, match=r"^rollout_steps \(--rollout-steps\) must lie in \[0, clip_len - 1\] = \[0, 3\]"):
+        TrainConfig(rollout_steps=4)
+    assert TrainConfig(predictor=None).predictor is None  # training from --init: its model brings the predictor
 
 
 def test_the_options_import_no_torch():

@@ -92,12 +92,17 @@ def option_flag(f: dataclasses.Field) -> str:
     return f.metadata[OPTION]["flag"] or f"--{negated}{f.name.replace('_', '-')}"
 
 
-def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, defaults: object) -> None:
+def add_options(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, defaults: object, **verb_defaults: object
+) -> None:
     """An argument of ``parser`` (or an argument group) for each option field of the dataclass
-    instance ``defaults``, with the field's name as its ``dest`` and its value in ``defaults`` as
-    its default (so that one class serves verbs of different defaults)."""
-    for f in option_fields(type(defaults)):
-        spec, default = f.metadata[OPTION], getattr(defaults, f.name)
+    ``defaults``, with the field's name as its ``dest``. Its default is the field's value in
+    ``defaults``, an instance (so that one class serves verbs of different defaults) or the class
+    itself (its fields' defaults), unless ``verb_defaults`` names the field: then that value, e.g.
+    None for a flag whose value, when not given, the verb works out itself."""
+    for f in option_fields(defaults if isinstance(defaults, type) else type(defaults)):
+        spec = f.metadata[OPTION]
+        default = verb_defaults[f.name] if f.name in verb_defaults else getattr(defaults, f.name)
         help = spec["help"] if "(default" in spec["help"] else spec["help"] + " (default %(default)s)"
         if isinstance(f.default, bool):
             parser.add_argument(option_flag(f), dest=f.name, default=default, help=spec["help"],
@@ -109,9 +114,10 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, defau
 
 
 def options_from(cls: type[Options], args: argparse.Namespace, **others: object) -> Options:
-    """The dataclass ``cls`` of the parsed arguments ``args`` (see :func:`add_options`) and the
-    values of its other fields, ``others``."""
-    return cls(**{f.name: getattr(args, f.name) for f in option_fields(cls)}, **others)
+    """The dataclass ``cls`` of the parsed arguments ``args`` (see :func:`add_options`) and
+    ``others``: the values of its other fields, and of option fields the verb works out itself
+    (they replace the parsed ones)."""
+    return cls(**({f.name: getattr(args, f.name) for f in option_fields(cls)} | others))
 
 
 def check_options(config: object) -> None:

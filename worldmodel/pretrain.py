@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -41,58 +40,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from armworld.worldmodel.augment import random_resized_crop
-from armworld.worldmodel.encoder import PRESETS, EncoderConfig, FrameEncoder, encoder_config_to_dict, preset
-from armworld.worldmodel.engine import LoopConfig, fit, seed_everything
-from armworld.worldmodel.loop_config import pretrain_loop
+from armworld.worldmodel.argtypes import options_from
+from armworld.worldmodel.configs import PretrainConfig
+from armworld.worldmodel.encoder import FrameEncoder, encoder_config_to_dict, preset
+from armworld.worldmodel.engine import fit, seed_everything
 from armworld.worldmodel.masks import MultiBlockMasker
 from armworld.worldmodel.sigreg import SIGReg
-
-OBJECTIVES = ("ema", "sigreg")
-
-
-@dataclass
-class PretrainConfig:
-    """Everything ``armworld pretrain`` needs besides the data."""
-
-    preset: str = "tiny"
-    clip_len: int = 8  # frames per clip, a multiple of the tubelet size (2)
-    frame_skip: int = 1
-    camera: str = "front"
-    ema: float = 0.998  # target momentum; the paper's 0.99925 suits runs of 100k+ steps
-    objective: str = "ema"  # "ema" (V-JEPA) or "sigreg" (LeJEPA: no EMA target)
-    sigreg_weight: float = 0.05  # LeJEPA's lambda, objective "sigreg" only
-    augment: bool = False  # V-JEPA 2's random resized crop, one per clip (armworld.worldmodel.augment)
-    lerobot_keys: str = "armworld"  # key map of LeRobot data directories (armworld.datasets.lerobot.key_map)
-    loop: LoopConfig = field(default_factory=pretrain_loop)
-
-    def __post_init__(self) -> None:
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"unknown objective {self.objective!r} (--objective); choose one of {list(OBJECTIVES)}")
-        if not 0.0 <= self.sigreg_weight <= 1.0:
-            raise ValueError(f"sigreg_weight (--sigreg-weight) must lie in [0, 1], got {self.sigreg_weight}")
-        encoder = preset(self.preset)
-        if self.preset not in jepa_presets():
-            what = "pools its tokens into one latent" if isinstance(encoder, EncoderConfig) else "is no V-JEPA 2 ViT"
-            raise ValueError(
-                f"--preset {self.preset} {what}, which JEPA pretraining (on V-JEPA 2 patch tokens) would leave "
-                f"untrained: train it end to end with `armworld train --preset {self.preset} --end-to-end`, or "
-                f"pretrain one of {jepa_presets()}"
-            )
-        tubelet = encoder.tubelet_size
-        if self.clip_len < tubelet or self.clip_len % tubelet:
-            raise ValueError(
-                f"clip_len (--clip-len) must be a positive multiple of the encoder's tubelet size {tubelet}, "
-                f"got {self.clip_len}"
-            )
-
-    def encoder_config(self) -> EncoderConfig:
-        return dataclasses.replace(preset(self.preset), frames_per_clip=self.clip_len)
-
-
-def jepa_presets() -> list[str]:
-    """The encoder presets JEPA pretraining trains: V-JEPA 2 ViTs with patch-token latents."""
-    return sorted(name for name, c in PRESETS.items() if isinstance(c, EncoderConfig) and c.latent == "tokens")
-
 
 class JEPA(nn.Module):
     """Context encoder (+ its JEPA predictor) and target encoder (an EMA, or the online
@@ -194,10 +147,8 @@ def build_jepa(config: PretrainConfig) -> JEPA:
     """A freshly initialised :class:`JEPA`; the weights are a function of ``config.loop.seed``."""
     seed_everything(config.loop.seed)
     sigreg_weight = config.sigreg_weight if config.objective == "sigreg" else None
-    return JEPA(
-        FrameEncoder(config.encoder_config()), ema=config.ema, seed=config.loop.seed, sigreg_weight=sigreg_weight,
-        augment=config.augment,
-    )
+    encoder = FrameEncoder(dataclasses.replace(preset(config.preset), frames_per_clip=config.clip_len))
+    return JEPA(encoder, ema=config.ema, seed=config.loop.seed, sigreg_weight=sigreg_weight, augment=config.augment)
 
 
 def pretrain(config: PretrainConfig, data: list[str], out: str | Path) -> Path | None:
@@ -208,9 +159,7 @@ def pretrain(config: PretrainConfig, data: list[str], out: str | Path) -> Path |
     train_data = FrameDataset(list(data), split="train", **kwargs)
     valid_data = FrameDataset(list(data), split="valid", **kwargs)
     task = build_jepa(config)
-    extra = {"preset": config.preset, "clip_len": config.clip_len, "frame_skip": config.frame_skip,
-             "camera": config.camera, "ema": config.ema, "objective": config.objective,
-             "sigreg_weight": config.sigreg_weight, "augment": config.augment, "lerobot_keys": config.lerobot_keys}
+    extra = {k: v for k, v in dataclasses.asdict(config).items() if k != "loop"}
     return fit(task, config.loop, train_data, valid_data, out, data_files=list(data), extra_config=extra)
 
 
@@ -218,11 +167,7 @@ def run(args: argparse.Namespace) -> int:
     """Pretrain from parsed ``armworld pretrain`` arguments."""
     from armworld.worldmodel.arguments import loop_config
 
-    config = PretrainConfig(
-        preset=args.preset, clip_len=args.clip_len, frame_skip=args.frame_skip, camera=args.camera, ema=args.ema,
-        objective=args.objective, sigreg_weight=args.sigreg_weight, augment=args.augment,
-        lerobot_keys=args.lerobot_keys, loop=loop_config(args),
-    )
+    config = options_from(PretrainConfig, args, loop=loop_config(args))
     path = pretrain(config, args.data, args.out)
     if path is not None:
         print(f"encoder checkpoint: {path}")

@@ -31,14 +31,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from armworld.worldmodel.argtypes import options_from
+from armworld.worldmodel.configs import TrainConfig
 from armworld.worldmodel.encoder import Encoder, FrameEncoder, build_encoder, encoder_config_to_dict, preset
-from armworld.worldmodel.engine import LoopConfig, fit, seed_everything
+from armworld.worldmodel.engine import fit, seed_everything
 from armworld.worldmodel.predictor import ACPredictor, PredictorConfig
 from armworld.worldmodel.sigreg import SIGReg
 from armworld.worldmodel.world_model import WorldModel
@@ -56,29 +57,6 @@ def predictor_config(encoder: Encoder, size: str) -> PredictorConfig:
     if size not in PREDICTOR_PRESETS:
         raise ValueError(f"unknown predictor size {size!r}; choose one of {sorted(PREDICTOR_PRESETS)}")
     return PredictorConfig(embed_dim=encoder.embed_dim, grid_size=encoder.latent_grid, **PREDICTOR_PRESETS[size])
-
-
-@dataclass
-class TrainConfig:
-    """Everything ``armworld train`` needs besides the data and the starting weights."""
-
-    predictor: str | None = "tiny"  # size of a fresh predictor; None when starting from --init
-    clip_len: int = 4  # frames per clip (T); T - 1 actions
-    frame_skip: int = 1
-    rollout_steps: int = 2
-    camera: str = "front"
-    end_to_end: bool = False  # train the encoder with the predictor (LeWM) instead of freezing it
-    sigreg_weight: float = 0.1  # weight of SIGReg on the latents, end to end only (LeWM: 0.09-0.1)
-    lerobot_keys: str = "armworld"  # key map of LeRobot data directories (armworld.datasets.lerobot.key_map)
-    loop: LoopConfig = field(default_factory=LoopConfig)
-
-    def __post_init__(self) -> None:
-        if self.clip_len < 2:
-            raise ValueError("clip_len must be at least 2 (one action)")
-        if not 0 <= self.rollout_steps <= self.clip_len - 1:
-            raise ValueError(f"rollout_steps must lie in [0, clip_len - 1] = [0, {self.clip_len - 1}]")
-        if not self.sigreg_weight >= 0:
-            raise ValueError(f"sigreg_weight (--sigreg-weight) must be >= 0, got {self.sigreg_weight}")
 
 
 class ACTraining(nn.Module):
@@ -197,15 +175,13 @@ def starting_settings(init: str | None, encoder: str | None, camera: str | None,
 
     An ``init`` model's camera and frame skip fix what its inputs mean (which view, how long a
     step is), so they are its defaults and a different explicit value is refused. An ``encoder``
-    run lends only its camera as the default. Unset keys are left out (``TrainConfig``'s defaults).
+    run lends only its camera as the default. What neither gives is :class:`TrainConfig`'s default.
     """
     from armworld.worldmodel.checkpoint import CONFIG, read_json, resolve
 
     settings = {"camera": camera, "frame_skip": frame_skip}
     source = init if init is not None else encoder
-    if source is None:
-        return {k: v for k, v in settings.items() if v is not None}
-    trained = read_json(resolve(source), CONFIG).get("train", {})
+    trained = read_json(resolve(source), CONFIG).get("train", {}) if source is not None else {}
     for key in ("camera", "frame_skip") if init is not None else ("camera",):
         if key not in trained:
             continue
@@ -217,7 +193,7 @@ def starting_settings(init: str | None, encoder: str | None, camera: str | None,
                 f"{flag} {settings[key]} conflicts with the --init model, trained with {flag} {trained[key]}; "
                 f"leave {flag} out to keep it, or train a new model from --encoder"
             )
-    return {k: v for k, v in settings.items() if v is not None}
+    return {k: getattr(TrainConfig, k) if v is None else v for k, v in settings.items()}
 
 
 def starting_lineage(init: str | None, encoder: str | None, encoder_preset: str | None = None) -> dict:
@@ -259,10 +235,9 @@ def run(args: argparse.Namespace) -> int:
     """Train from parsed ``armworld train`` arguments."""
     from armworld.worldmodel.arguments import loop_config
 
-    predictor = args.predictor if args.init is not None else (args.predictor or "tiny")
-    config = TrainConfig(
-        predictor=predictor, clip_len=args.clip_len, rollout_steps=args.rollout_steps, end_to_end=args.end_to_end,
-        sigreg_weight=args.sigreg_weight, lerobot_keys=args.lerobot_keys, loop=loop_config(args),
+    predictor = args.predictor if args.init is not None else (args.predictor or TrainConfig.predictor)
+    config = options_from(
+        TrainConfig, args, predictor=predictor, loop=loop_config(args),
         **starting_settings(args.init, args.encoder, args.camera, args.frame_skip),
     )
     model = build_world_model(args.encoder, args.init, config.predictor, seed=config.loop.seed, encoder_preset=args.preset)
