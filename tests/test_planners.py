@@ -1,4 +1,4 @@
-"""CEM and MPPI on toy energies whose minimum is known; bounds; warm start; refused configs;
+"""CEM and MPPI (iCEM: test_icem.py) on toy energies whose minimum is known; bounds; warm start; refused configs;
 the planner registry."""
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ import torch
 from armworld.agents import planners as planners_module
 from armworld.agents.planners import (
     CEM,
+    ICEM,
     MPPI,
     PLANNERS,
     ActionBounds,
     CEMConfig,
+    ICEMConfig,
     MPPIConfig,
     Planner,
     PlannerOptions,
@@ -204,9 +206,10 @@ def test_seeded_cpu_plans_are_those_recorded(name, through_registry):
     assert torch.equal(plan, torch.tensor(PINNED[name]).view(2, 3))
 
 
-def test_the_registry_holds_cem_and_mppi_with_their_configs_and_elite_counts():
+def test_the_registry_holds_cem_icem_and_mppi_with_their_configs_and_elite_counts():
     assert {name: (kind.planner, kind.config, kind.elites) for name, kind in PLANNERS.items()} == {
         "cem": (CEM, CEMConfig, "top_k"),
+        "icem": (ICEM, ICEMConfig, "elites"),
         "mppi": (MPPI, MPPIConfig, "elites"),
     }
     assert PlannerOptions().config == CEMConfig() and PlannerOptions("mppi").config == MPPIConfig()
@@ -215,8 +218,8 @@ def test_the_registry_holds_cem_and_mppi_with_their_configs_and_elite_counts():
 
 
 def test_planner_options_name_the_registered_planners_and_the_config_expected():
-    with pytest.raises(ValueError, match="unknown planner 'icem'; registered planners: cem, mppi"):
-        PlannerOptions("icem")
+    with pytest.raises(ValueError, match="unknown planner 'pi2'; registered planners: cem, icem, mppi"):
+        PlannerOptions("pi2")
     with pytest.raises(TypeError, match=r"the mppi planner is configured by MPPIConfig, not CEMConfig"):
         PlannerOptions("mppi", CEMConfig())
 
