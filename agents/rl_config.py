@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from armworld.envs.registry import ENV_IDS, ENV_NAMESPACE
-from armworld.worldmodel.argtypes import check_options, image_side, non_negative_int, option, positive_int, seed
+from armworld.envs.argtypes import check_options, image_side, non_negative_int, option, positive_int, seed
 
 ALGO_NAMES = ("ppo", "sac", "td3", "tqc")  # armworld.agents.rl.ALGOS: PPO, SAC, TD3 (SB3) and TQC (sb3-contrib)
 OBS_MODES = ("state", "pixels")
@@ -21,7 +21,7 @@ class RLConfig:
     algo: ppo, sac, td3 or tqc. env_id: an armworld env id (``FrankaReach-v0`` is accepted for
     ``armworld/FrankaReach-v0``). her: HER replay for the off-policy algorithms; None takes the
     YAML's choice. out: the run directory. hyperparams: overrides of single YAML keys. The other
-    fields are also the flags of ``armworld rl train`` (:func:`armworld.worldmodel.argtypes.option`).
+    fields are also the flags of ``armworld rl train`` (:func:`armworld.envs.argtypes.option`).
     """
 
     algo: str = "sac"

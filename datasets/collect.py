@@ -25,6 +25,7 @@ from tqdm import tqdm
 from armworld.datasets.env_args import describe_env
 from armworld.datasets.hdf5 import DatasetError, Episode, Exist, TrajectoryFile, TrajectoryWriter, check_exist, demo_name
 from armworld.datasets.record import EpisodeRecorder
+from armworld.envs.argtypes import check_options, option, positive_int, seed
 from armworld.envs.episode import Policy, run_episode
 
 
@@ -45,16 +46,24 @@ class CollectConfig:
     max_episode_steps: overrides the id's step budget; episodes: the number the file holds
     when done (with ``exist="resume"``, only the missing ones are collected); seed: episode
     ``i`` uses ``seed + i``; workers: processes (1 = in this process); policy_name: recorded
-    in each episode's ``policy`` attribute.
+    in each episode's ``policy`` attribute. ``seed``, ``workers`` and ``max_episode_steps`` are
+    also the flags of ``armworld collect`` (:func:`armworld.envs.argtypes.option`).
     """
 
     env_id: str
     episodes: int
-    seed: int = 0
-    workers: int = 1
+    seed: int = option(0, "episode i is reset with seed + i", seed)
+    workers: int = option(1, "collection processes", positive_int)
     env_kwargs: dict[str, Any] = field(default_factory=dict)
-    max_episode_steps: int | None = None
+    max_episode_steps: int | None = option(
+        None, "step budget per episode (default: the env's)", positive_int, flag="--max-steps"
+    )
     policy_name: str = "policy"
+
+    def __post_init__(self) -> None:
+        check_options(self)
+        if self.episodes < 0:
+            raise ValueError(f"episodes must be >= 0, got {self.episodes}")
 
     def make_env(self) -> gymnasium.Env:
         """A fresh env of this collection."""
@@ -187,8 +196,6 @@ def collect(
     committed episode.
     """
     check_exist(exist)
-    if config.workers < 1 or config.episodes < 0:
-        raise ValueError(f"need workers >= 1 and episodes >= 0, got {config.workers} and {config.episodes}")
     factory = _as_factory(policy, config.workers)
     env = config.make_env()
     start = time.perf_counter()

@@ -1,7 +1,7 @@
 """Options declared once: every field of the training loop's :class:`LoopConfig` is a flag of
 ``armworld pretrain`` and ``train``, every field of :class:`PretrainConfig` and :class:`TrainConfig`
-(but their loop) a flag of its verb, and the options of :class:`RLConfig` flags of ``armworld rl
-train``, made from the fields (name, default, help, range); parsing gives back the dataclass, and
+(but their loop) a flag of its verb, and the options of :class:`RLConfig` and :class:`CollectConfig`
+flags of ``armworld rl train`` and ``armworld collect``, made from the fields (name, default, help, range); parsing gives back the dataclass, and
 a value out of range is refused at parse time naming the flag, and by the dataclass itself
 naming field and flag."""
 
@@ -16,8 +16,9 @@ import pytest
 
 from armworld.agents.rl_config import RLConfig
 from armworld.cli import build_parser, main
+from armworld.datasets.collect import CollectConfig
 from armworld.worldmodel.arguments import loop_config
-from armworld.worldmodel.argtypes import OPTION, option_fields, option_flag, options_from
+from armworld.envs.argtypes import OPTION, option_fields, option_flag, options_from
 from armworld.worldmodel.configs import PretrainConfig, TrainConfig
 from armworld.worldmodel.loop_config import LoopConfig, pretrain_loop
 
@@ -189,3 +190,32 @@ def test_rl_train_options_are_the_rl_config_fields():
         RLConfig(checkpoint_freq=-1)
     with pytest.raises(ValueError, match=r"^obs_mode \(--obs-mode\) is one of \['state', 'pixels'\]"):
         RLConfig(obs_mode="depth")
+
+
+COLLECT = ["collect", "--env", "FrankaReach-v0", "--episodes", "3", "--out", "d.h5"]
+
+
+def collect_config(argv: list[str]) -> CollectConfig:
+    """The :class:`CollectConfig` that ``armworld collect`` builds from ``argv`` (no collection)."""
+    args = build_parser().parse_args(argv)
+    return options_from(CollectConfig, args, env_id=args.env, episodes=args.episodes)
+
+
+def test_collect_options_are_the_collect_config_fields(capsys):
+    flags = flags_of("collect")
+    assert [option_flag(f) for f in option_fields(CollectConfig)] == ["--seed", "--workers", "--max-steps"]
+    for f in option_fields(CollectConfig):
+        assert flags[option_flag(f)].dest == f.name
+    assert collect_config(COLLECT) == CollectConfig("armworld/FrankaReach-v0", 3)
+    changed = collect_config([*COLLECT, "--seed", "9", "--workers", "2", "--max-steps", "5"])
+    assert changed == CollectConfig("armworld/FrankaReach-v0", 3, seed=9, workers=2, max_episode_steps=5)
+    for f in option_fields(CollectConfig):
+        assert main([*COLLECT, option_flag(f), "0" if f.name != "seed" else "-1"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: armworld collect: argument {option_flag(f)}: expected ") and "Traceback" not in err
+    with pytest.raises(ValueError, match=r"^workers \(--workers\): expected an integer >= 1, got '0'$"):
+        CollectConfig("armworld/FrankaReach-v0", 3, workers=0)
+    with pytest.raises(ValueError, match=r"^seed \(--seed\): expected an integer >= 0 and <= 2147483647, got '-1'$"):
+        CollectConfig("armworld/FrankaReach-v0", 3, seed=-1)
+    with pytest.raises(ValueError, match=r"^episodes must be >= 0, got -1$"):
+        CollectConfig("armworld/FrankaReach-v0", -1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from armworld.worldmodel.argtypes import add_options, options_from
+from armworld.envs.argtypes import add_options, options_from
 from armworld.worldmodel.configs import PretrainConfig, TrainConfig
 from armworld.worldmodel.loop_config import LoopConfig, pretrain_loop
 

@@ -10,7 +10,7 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
-from armworld.worldmodel.argtypes import check_options, non_negative_float, non_negative_int, number, option, positive_int, unit_float
+from armworld.envs.argtypes import check_options, non_negative_float, non_negative_int, number, option, positive_int, unit_float
 from armworld.worldmodel.loop_config import LoopConfig, pretrain_loop
 
 OBJECTIVES = ("ema", "sigreg")  # V-JEPA's EMA target; LeJEPA's SIGReg, no EMA
@@ -50,7 +50,7 @@ def jepa_presets() -> list[str]:
 @dataclass
 class PretrainConfig:
     """Everything ``armworld pretrain`` needs besides the data; each field but ``loop`` is also the
-    flag of the same name (:func:`armworld.worldmodel.argtypes.option`). Checking ``preset``
+    flag of the same name (:func:`armworld.envs.argtypes.option`). Checking ``preset``
     imports the encoder registry (torch)."""
 
     preset: str = option("tiny", "encoder preset, a V-JEPA 2 ViT: tiny, tiny-p8, small, vitl, vith, vitg")
@@ -89,7 +89,7 @@ class PretrainConfig:
 @dataclass
 class TrainConfig:
     """Everything ``armworld train`` needs besides the data and the starting weights; each field but
-    ``loop`` is also the flag of the same name (:func:`armworld.worldmodel.argtypes.option`).
+    ``loop`` is also the flag of the same name (:func:`armworld.envs.argtypes.option`).
     ``predictor`` is None when training starts from a trained model (``--init``), which brings its own."""
 
     predictor: str | None = option("tiny", "size of a fresh predictor: tiny (default), small, official; not with --init")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from armworld.worldmodel.argtypes import (
+from armworld.envs.argtypes import (
     check_options,
     non_negative_float,
     non_negative_int,
@@ -24,7 +24,7 @@ DATA_IN_MEMORY = ("auto", "yes", "no")
 @dataclass
 class LoopConfig:
     """Optimisation and bookkeeping; each field is also the command-line flag of the same name
-    (:func:`armworld.worldmodel.argtypes.option`). ``batch_size`` is per process. The defaults
+    (:func:`armworld.envs.argtypes.option`). ``batch_size`` is per process. The defaults
     are V-JEPA 2-AC's predictor training; :func:`pretrain_loop` gives pretraining's."""
 
     steps: int = option(1000, "optimizer steps in total", positive_int)

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from armworld.worldmodel.augment import random_resized_crop
-from armworld.worldmodel.argtypes import options_from
+from armworld.envs.argtypes import options_from
 from armworld.worldmodel.configs import PretrainConfig
 from armworld.worldmodel.encoder import FrameEncoder, encoder_config_to_dict, preset
 from armworld.worldmodel.engine import fit, seed_everything

@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from armworld.worldmodel.argtypes import options_from
+from armworld.envs.argtypes import options_from
 from armworld.worldmodel.configs import TrainConfig
 from armworld.worldmodel.encoder import Encoder, FrameEncoder, build_encoder, encoder_config_to_dict, preset
 from armworld.worldmodel.engine import fit, seed_everything

@@ -3,8 +3,8 @@
 What every verb shares lives here: the one-line error contract (:func:`fail`, the
 parser that reports argument errors through it, :func:`user_errors`), the ``type=``
 helpers that range-check numbers while the command line is parsed (defined in
-:mod:`armworld.worldmodel.argtypes`, beside the worldmodel's arguments that use them), and
-:func:`check_output`, the check of an output path against the inputs.
+:mod:`armworld.envs.argtypes`, beside ``option()``, with which the library's configs declare
+their flags), and :func:`check_output`, the check of an output path against the inputs.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
-from armworld.worldmodel.argtypes import (  # noqa: F401  (the type= helpers, re-exported for every verb)
+from armworld.envs.argtypes import (  # noqa: F401  (the type= helpers, re-exported for every verb)
     SEED_MAX,
     image_side,
     non_negative_float,

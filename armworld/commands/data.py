@@ -16,9 +16,10 @@ from armworld.commands import (
     number,
     positive_float,
     positive_int,
-    seed,
     unit_float,
 )
+from armworld.datasets.collect import CollectConfig
+from armworld.envs.argtypes import add_options, options_from
 
 
 def register(subparsers) -> None:
@@ -30,12 +31,10 @@ def register(subparsers) -> None:
     collect.add_argument("--beta", type=non_negative_float, default=1.0, help="colour of the random policy's noise (0 white, 1 pink, 2 red)")
     collect.add_argument("--random-fraction", type=unit_float, default=0.3, help="share of random segments in mixed")
     collect.add_argument("--episodes", type=positive_int, required=True, help="episodes the file holds when done")
-    collect.add_argument("--workers", type=positive_int, default=1, help="collection processes")
     collect.add_argument("--obs-mode", default="pixels_state", choices=("state", "pixels", "pixels_state"))
     collect.add_argument("--image-size", type=image_side, default=64, help="camera image side (pixels, 8..640)")
     collect.add_argument("--cameras", default="front", help="comma-separated, e.g. front,wrist")
-    collect.add_argument("--max-steps", type=positive_int, default=None, help="step budget per episode (default: the env's)")
-    collect.add_argument("--seed", type=seed, default=0, help="episode i is reset with seed + i")
+    add_options(collect, CollectConfig)  # --seed, --workers, --max-steps, declared on CollectConfig
     collect.add_argument("--out", required=True, help="output .h5 file")
     exist = collect.add_mutually_exclusive_group()
     exist.add_argument("--resume", action="store_true", help="append to an existing file")
@@ -77,21 +76,16 @@ def run_collect(args: argparse.Namespace) -> int:
     import gymnasium
 
     from armworld.agents.exploration import PolicySpec
-    from armworld.datasets.collect import CollectConfig, collect
+    from armworld.datasets.collect import collect
     from armworld.datasets.hdf5 import DatasetError
 
     policy = PolicySpec(args.policy, noise=args.noise, beta=args.beta, random_fraction=args.random_fraction)
-    config = CollectConfig(
-        env_id=args.env,
-        episodes=args.episodes,
-        seed=args.seed,
-        workers=args.workers,
-        env_kwargs={"obs_mode": args.obs_mode, "image_size": args.image_size, "cameras": args.cameras},
-        max_episode_steps=args.max_steps,
-        policy_name=policy.label,
-    )
     exist = "resume" if args.resume else "overwrite" if args.overwrite else "error"
     try:
+        config = options_from(
+            CollectConfig, args, env_id=args.env, episodes=args.episodes, policy_name=policy.label,
+            env_kwargs={"obs_mode": args.obs_mode, "image_size": args.image_size, "cameras": args.cameras},
+        )
         check_output(args.out)
         summary = collect(args.out, config, policy, exist=exist, progress=not args.no_progress)
     except (DatasetError, ValueError, TypeError, gymnasium.error.Error) as error:

@@ -14,7 +14,7 @@ import yaml
 
 from armworld.agents.rl_config import ALGO_NAMES, RLConfig
 from armworld.commands import check_output, env_id, fail, user_errors
-from armworld.worldmodel.argtypes import add_options, options_from
+from armworld.envs.argtypes import add_options, options_from
 
 
 def _override(text: str) -> tuple[str, object]:

@@ -1,8 +1,10 @@
 """``type=`` helpers for argparse that range-check numbers while a command line is parsed, and
 options declared once on dataclasses (:func:`option`) from which argparse arguments are made.
 
-Used by the worldmodel's arguments (:mod:`armworld.worldmodel.arguments`) and, re-exported by
-:mod:`armworld.commands`, by every ``armworld`` verb; argparse alone, no torch.
+In the lowest layer so that every layer's settings can be declared this way (the collection's
+:class:`armworld.datasets.collect.CollectConfig`, the world model's configs, the agents'
+:class:`armworld.agents.rl_config.RLConfig`); the helpers are re-exported by
+:mod:`armworld.commands` for every ``armworld`` verb. argparse alone: no torch, no MuJoCo.
 """
 
 from __future__ import annotations
