@@ -347,9 +347,11 @@ def agent_kind(spec: str) -> AgentKind:
     return kind
 
 
-def agent_specs() -> str:
-    """The specs of the registered kinds, for help and errors: ``expert, random, wm:PATH, ... or sb3:PATH``."""
-    usages = [usage for kind in AGENT_KINDS.values() for usage in kind.usage]
+def agent_specs(world_models: bool = False) -> str:
+    """The specs of the registered kinds, for help and errors: ``expert, random, wm:PATH, ... or
+    sb3:PATH``; ``world_models``: of the kinds that plan toward goal images only (``wm:PATH,
+    wm:default or vjepa2-ac:FILE.pt``)."""
+    usages = [usage for kind in AGENT_KINDS.values() if kind.goal_images or not world_models for usage in kind.usage]
     return f"{', '.join(usages[:-1])} or {usages[-1]}" if len(usages) > 1 else usages[0]
 
 
@@ -362,6 +364,31 @@ def is_world_model(spec: str) -> bool:
     """Whether ``spec`` names an agent that plans toward goal images (``wm:``, ``vjepa2-ac:``)."""
     kind = _find_kind(spec)
     return kind is not None and kind.goal_images
+
+
+def check_robot(spec: str, env_id: str, env_kwargs: dict[str, Any]) -> None:
+    """Refuse (:class:`AgentSpecError`, naming both robots) a ``wm:`` model for the env ``env_id``
+    made with ``env_kwargs`` when every data file the model was trained on records the simulated
+    robot it was collected with (its metadata's ``data``, see
+    :func:`armworld.worldmodel.checkpoint.describe_data`) and none is the env's: its frames show
+    another arm and its actions moved another arm. Nothing is checked for other kinds, nor where
+    a file's robot or the env's is unknown (older metadata, LeRobot or real-arm data, an env id
+    armworld does not know)."""
+    if not spec.startswith("wm:"):
+        return
+    from armworld.datasets.env_args import robot_of
+    from armworld.worldmodel.checkpoint import METADATA, read_json, resolve
+
+    robot = robot_of({"env_name": env_id, "env_kwargs": env_kwargs})
+    trained = [entry.get("robot") for entry in read_json(resolve(model_path(spec)), METADATA).get("data", [])]
+    if robot is None or not trained or None in trained or robot in trained:
+        return
+    learned = sorted(set(trained))
+    raise AgentSpecError(
+        f"{spec} was trained on data of the {' and '.join(learned)} robot{'s' if len(learned) > 1 else ''}, and "
+        f"{env_id} runs the {robot}: evaluate it on an env of the robot it learned, or pass --other-robot to "
+        f"evaluate it on the {robot} anyway"
+    )
 
 
 def env_kwargs_for(spec: str, image_size: int | None = None) -> dict[str, Any]:

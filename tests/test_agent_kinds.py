@@ -4,6 +4,7 @@ call, kinds from the ``armworld.agents`` entry-point group, and the CLI reading 
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import subprocess
 import sys
 import types
@@ -16,6 +17,7 @@ from armworld.agents.loading import (
     AgentKind,
     AgentSpecError,
     agent_specs,
+    check_robot,
     check_spec,
     env_kwargs_for,
     is_world_model,
@@ -66,6 +68,31 @@ def test_the_built_in_kinds_and_what_they_say():
     assert env_kwargs_for("vjepa2-ac:x.pt", 128) == {"obs_mode": "pixels_state", "cameras": ("front",), "image_size": 128}
     with pytest.raises(AgentSpecError, match="expert fixes its own image size; an image size is chosen for vjepa2-ac: agents only"):
         env_kwargs_for("expert", 128)
+
+
+def test_world_model_specs_are_the_kinds_that_plan_toward_goal_images():
+    assert agent_specs(world_models=True) == "wm:PATH, wm:default or vjepa2-ac:FILE.pt"
+
+
+def test_a_wm_model_is_refused_on_a_robot_its_data_never_showed(tmp_path):
+    def model(*robots: str | None) -> str:
+        path = tmp_path / "-".join(map(str, robots))
+        path.mkdir()
+        (path / "config.json").write_text("{}")
+        data = [{"path": f"d{i}.h5", "sha256": "0" * 64} | ({"robot": robot} if robot else {}) for i, robot in enumerate(robots)]
+        (path / "metadata.json").write_text(json.dumps({"data": data}))
+        return f"wm:{path}"
+
+    ur5e = model("ur5e")
+    check_robot(ur5e, "armworld/UR5ePush-v0", {})
+    check_robot(ur5e, "armworld/FrankaPush-v0", {"robot": "ur5e"})  # the id's task, on the UR5e
+    with pytest.raises(AgentSpecError, match=r"trained on data of the ur5e robot, and armworld/FrankaPush-v0 runs the "
+                                             r"panda: .* pass --other-robot"):
+        check_robot(ur5e, "armworld/FrankaPush-v0", {})
+    check_robot(model("ur5e", "panda"), "armworld/FrankaReach-v0", {})  # one of its robots
+    check_robot(model("panda", None), "armworld/UR5ePush-v0", {})  # a file of unknown robot: no refusal
+    check_robot("wm:default", "armworld/UR5ePush-v0", {})  # the shipped model's metadata names no robot
+    check_robot("vjepa2-ac:model.pt", "armworld/UR5ePush-v0", {})  # no armworld metadata
 
 
 def test_a_kind_registered_in_one_call_is_known_everywhere(kinds):

@@ -72,6 +72,12 @@ def test_world_model_pipeline_on_the_ur5e(tmp_path, capsys):
     assert episode["length"] == 2 and math.isfinite(episode["final_distance"]) and episode["final_distance"] > 0
     assert report["plan_time_per_action_s"] > 0
 
+    on_the_panda = ["eval", "--agent", f"wm:{wm}", "--env", "armworld/FrankaPush-v0", "--episodes", "1", "--seeds", "0",
+                    "--max-steps", "1", "--samples", "8", "--iterations", "1", "--top-k", "2", "--out", str(tmp_path / "p")]
+    assert main(on_the_panda) == 1  # a model of the UR5e's frames and moves, on the Panda: refused, unless asked for
+    assert "trained on data of the ur5e robot, and armworld/FrankaPush-v0 runs the panda" in capsys.readouterr().err
+    assert main([*on_the_panda, "--other-robot"]) == 0
+
 
 @pytest.mark.parametrize("randomization", ["default", "sim2real"])
 def test_randomised_ur5e_datasets_replay_exactly(tmp_path, randomization: str):

@@ -11,9 +11,11 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
+    "Encoder": "encoder",
     "EncoderConfig": "encoder",
     "FrameEncoder": "encoder",
     "PRESETS": "encoder",
+    "register_encoder": "encoder",
     "PredictorConfig": "predictor",
     "ACPredictor": "predictor",
     "KVCache": "predictor",

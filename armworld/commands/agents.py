@@ -108,6 +108,9 @@ def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--encoder", default=None, metavar="ENTRY|HF_DIR",
                        help="vjepa2-ac: the checkpoint entry holding the encoder (default target_encoder), or a "
                        "local Hugging Face V-JEPA 2 directory whose encoder to use instead")
+    model.add_argument("--other-robot", action="store_true",
+                       help="plan with a wm: model on an env whose robot its training data were not collected with "
+                       "(refused otherwise, where the model's metadata names the robots)")
 
 
 def _planner_options(args: argparse.Namespace):
@@ -213,7 +216,8 @@ def register(subparsers) -> None:
         "(--subgoals --gripper goal; --no-subgoals --gripper plan for the goal image alone).",
     )
     demo.add_argument("--model", default="default",
-                      help="world-model run or checkpoint, or vjepa2-ac:FILE.pt (default: the shipped model)")
+                      help=f"world-model run or checkpoint, or a world-model agent: {agent_specs(world_models=True)} "
+                      "(default: the shipped model)")
     demo.add_argument("--episodes", type=positive_int, default=2, help="episodes per env")
     demo.add_argument("--max-steps", type=positive_int, default=None, help="step budget per episode (default: the env's)")
     demo.add_argument("--seed", type=seed, default=None, help="evaluation seed (default: a fresh random one)")
@@ -253,22 +257,22 @@ def _run_eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from armworld.agents.evaluate import EvalConfig, evaluate, write_results
-    from armworld.agents.loading import check_spec, env_kwargs_for, is_world_model, load_agent
+    from armworld.agents.loading import agent_specs, check_robot, check_spec, env_kwargs_for, is_world_model, load_agent
 
     from armworld.agents.world_model_agent import load_goal_image
 
     check_spec(args.agent)
     is_wm = is_world_model(args.agent)
     if not is_wm and (args.goal is not None or args.subgoal_steps or args.subgoals or args.gripper or args.device
-                      or args.image_size or args.encoder):
-        raise ValueError("--goal, --subgoal-steps, --subgoals, --gripper, --device, --image-size and --encoder are for "
-                         "world-model agents (wm:PATH, vjepa2-ac:FILE.pt)")
+                      or args.image_size or args.encoder or args.other_robot):
+        raise ValueError("--goal, --subgoal-steps, --subgoals, --gripper, --device, --image-size, --encoder and "
+                         f"--other-robot are for world-model agents ({agent_specs(world_models=True)})")
     if args.subgoals and args.goal:
         raise ValueError("--subgoals heads for the sim's images: give no --goal files with it")
     if args.retrieve and (args.subgoals or args.goal):
         raise ValueError("--retrieve finds sub-goals on the way to the sim's goal image: give no --subgoals or --goal with it")
     if args.retrieve and not is_wm:
-        raise ValueError("--retrieve is for world-model agents (wm:PATH)")
+        raise ValueError(f"--retrieve is for world-model agents ({agent_specs(world_models=True)})")
     agent_path = args.agent.split(":", 1)[1] if ":" in args.agent and args.agent != "wm:default" else None
     check_output(
         args.out, *args.dataset, *(args.goal or ()), *(args.retrieve or ()), *([agent_path] if agent_path else []),
@@ -284,6 +288,8 @@ def _run_eval(args: argparse.Namespace) -> int:
         env_id=args.env, seeds=args.seeds, episodes=args.episodes, max_steps=args.max_steps,
         env_kwargs={**env_kwargs_for(args.agent, args.image_size), **args.env_kwargs}, videos=args.videos, video_height=args.video_height,
     )
+    if not args.other_robot:
+        check_robot(args.agent, config.env_id, config.env_kwargs)
     # bad --env-kwargs are refused now, in one line, not after the progress bar has started
     budget = {"max_episode_steps": config.max_steps} if config.max_steps else {}
     gymnasium.make(config.env_id, **budget, **config.env_kwargs).close()
@@ -322,14 +328,16 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     from armworld.agents.evaluate import EvalConfig, evaluate, write_episode_video
     from armworld.agents.film import FilmConfig
-    from armworld.agents.loading import env_kwargs_for, load_agent
+    from armworld.agents.loading import check_robot, env_kwargs_for, is_world_model, load_agent
     check_video_output(args.out)  # before minutes of planning, not after
     film = FilmConfig(height=args.video_height, caption=f"world model {args.model}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    spec = args.model if args.model.startswith("vjepa2-ac:") else f"wm:{args.model}"
+    spec = args.model if is_world_model(args.model) else f"wm:{args.model}"
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(1000, 100_000))
     env_kwargs = env_kwargs_for(spec, args.image_size)
+    for name in () if args.other_robot else args.envs:  # refused before any planning
+        check_robot(spec, name, env_kwargs)
     options = _agent_options(args)
     goals = (
         "sub-goals retrieved from the recorded episodes, then the sim's goal image" if args.retrieve

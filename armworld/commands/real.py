@@ -280,7 +280,7 @@ def deploy(args: argparse.Namespace) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from armworld.agents.loading import is_world_model, resolve_device
+    from armworld.agents.loading import agent_specs, is_world_model, resolve_device
     from armworld.envs.real.drivers import make_kinematics, make_robot
     from armworld.envs.real.env import RealArmEnv, RealArmEnvConfig
     from armworld.envs.real.server import RobotClient
@@ -290,7 +290,7 @@ def _deploy(args: argparse.Namespace) -> int:
     if is_world_model(args.agent) and not args.goal:
         raise ValueError(f"{args.agent} plans toward a goal image: give --goal goal.png (taken by the deploy camera)")
     if not is_world_model(args.agent) and (args.device or args.encoder):
-        raise ValueError("--device and --encoder are for world-model agents (wm:, vjepa2-ac:)")
+        raise ValueError(f"--device and --encoder are for world-model agents ({agent_specs(world_models=True)})")
     if is_world_model(args.agent):
         resolve_device(args.device)  # an unavailable device is refused before the robot connects
     cameras, image_size, action_dim = _agent_env_settings(args)
