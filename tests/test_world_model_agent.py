@@ -427,11 +427,14 @@ def test_planner_option_sets_any_other_field_of_the_chosen_planners_config(capsy
         with pytest.raises(ValueError) as refused:
             _planner_options(parse(base + list(flags)))
         assert message in str(refused.value)
+        assert "is --top-k" not in str(refused.value)  # named only where the elite count is refused
     with pytest.raises(UsageError, match="argument --planner-option: expected KEY=VALUE"):
         parse(base + ["--planner-option", "momentum"])
     refused_run = ["eval", "--agent", "wm:default", "--env", "armworld/FrankaReach-v0", "--out", str(tmp_path / "out")]
     assert main(refused_run + ["--planner", "mppi", "--planner-option", "momentum=0.3"]) == 1
     assert "error: argument --planner-option: the mppi planner has no option 'momentum'" in capsys.readouterr().err
+    assert main(refused_run + ["--planner-option", "init_std=wide"]) == 1
+    assert capsys.readouterr().err == "error: argument --planner-option: init_std takes a float, got 'wide'\n"
 
 
 def test_the_planner_must_sample_where_the_model_runs():

@@ -34,6 +34,11 @@ def fail(message: str) -> int:
     return 1
 
 
+def error_text(error: BaseException) -> str:
+    """The message of a refusal: ``str(error)``, but a ``KeyError``'s own text (``str`` would quote it)."""
+    return str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+
+
 class UsageError(Exception):
     """A command line the parser refused; ``armworld.cli.main`` reports it through :func:`fail`."""
 

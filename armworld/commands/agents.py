@@ -18,6 +18,7 @@ from armworld.commands import (
     check_video_output,
     comma_list,
     env_id,
+    error_text,
     fail,
     image_side,
     non_negative_int,
@@ -129,7 +130,8 @@ def _planner_options(args: argparse.Namespace):
     try:
         config = kind.config(**overrides)
     except ValueError as error:
-        raise ValueError(f"{args.planner} planner settings: {error} ({kind.elites} is --top-k)") from None
+        hint = f" ({kind.elites} is --top-k)" if str(error).startswith(kind.elites) else ""
+        raise ValueError(f"{args.planner} planner settings: {error}{hint}") from None
     planned = not args.no_gripper and args.gripper != "goal"
     bounds = ActionBounds.world_model(hold_rotation=not args.rotate, gripper=planned, l1_radius=args.l1_radius)
     return PlannerOptions(args.planner, config, bounds)
@@ -248,7 +250,7 @@ def run_eval(args: argparse.Namespace) -> int:
     try:
         return _run_eval(args)
     except _errors() as error:
-        return fail(str(error).strip("'\""))
+        return fail(error_text(error))
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -317,7 +319,7 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         return _run_demo(args)
     except _errors() as error:
-        return fail(str(error).strip("'\""))
+        return fail(error_text(error))
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import sys
 from armworld.commands import (
     check_output,
     env_id,
+    error_text,
     fail,
     image_side,
     non_negative_float,
@@ -59,7 +60,7 @@ def run_score(args: argparse.Namespace) -> int:
     try:
         return _run_score(args)
     except user_errors(gymnasium.error.Error, OSError) as error:
-        return fail(str(error).strip("'\""))
+        return fail(error_text(error))
 
 
 def _run_score(args: argparse.Namespace) -> int:
