@@ -305,6 +305,8 @@ def test_resuming_with_other_settings_is_refused_and_extending_the_run_is_not(tm
     old, new = describe_data(data[:1])[0], describe_data(data[1:])[0]
     assert f"data: [{old['path']} (sha256 {old['sha256'][:12]})] -> [{new['path']} (sha256 {new['sha256'][:12]})]" in message
     assert "give a new --out" in message and "batch_size" not in message
+    assert "(only --steps, --log-every, --eval-every, --eval-batches, --save-every, --keep-checkpoints, --workers, " \
+        "--device, --data-in-memory, --no-progress may change)" in message  # every flag a resumed run may change
     with pytest.raises(ValueError, match=r"holds a run with other settings \(batch_size: 4 -> 2\)"):
         resume({"batch_size": 2})
     assert snapshot(run) == before  # nothing trained or written

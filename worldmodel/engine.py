@@ -48,6 +48,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
 from armworld.datasets.hdf5 import DatasetError
+from armworld.envs.argtypes import option_fields, option_flag
 from armworld.worldmodel.checkpoint import (
     Checkpoint,
     describe_data,
@@ -346,6 +347,7 @@ def autocast(device: torch.device) -> torch.autocast:
 # LoopConfig fields a resumed run may change: its length and bookkeeping, not what it trains.
 FREE_ON_RESUME = ("steps", "log_every", "eval_every", "eval_batches", "save_every", "keep_checkpoints",
                   "num_workers", "device", "data_in_memory", "progress")
+FREE_FLAGS = [option_flag(f) for f in option_fields(LoopConfig) if f.name in FREE_ON_RESUME]  # their flags
 
 
 def changed_settings(ckpt: Checkpoint, config: dict, data: list[dict]) -> list[str]:
@@ -439,7 +441,7 @@ def fit(
         if changes:
             raise ValueError(
                 f"{out_dir} holds a run with other settings ({'; '.join(changes)}); to resume it, repeat its "
-                "arguments (only --steps, --eval-every, --save-every, --device, --workers and --data-in-memory may change), "
+                f"arguments (only {', '.join(FREE_FLAGS)} may change), "
                 "or give a new --out"
             )
         task.load_checkpoint_state(ckpt.state_dict)
