@@ -435,6 +435,9 @@ def test_planner_option_sets_any_other_field_of_the_chosen_planners_config(capsy
     assert "error: argument --planner-option: the mppi planner has no option 'momentum'" in capsys.readouterr().err
     assert main(refused_run + ["--planner-option", "init_std=wide"]) == 1
     assert capsys.readouterr().err == "error: argument --planner-option: init_std takes a float, got 'wide'\n"
+    assert main(refused_run + ["--planner", "pi2"]) == 1  # checked when the options are built: no torch in --help
+    assert capsys.readouterr().err == ("error: argument --planner: unknown planner 'pi2'; registered planners: "
+                                       "cem, icem, mppi\n")
 
 
 def test_the_planner_must_sample_where_the_model_runs():

@@ -10,7 +10,6 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from armworld.commands import (
@@ -46,20 +45,6 @@ def _json_object(text: str) -> dict:
     return value
 
 
-class _RegisteredPlanners:
-    """``--planner``'s choices, the names of :data:`armworld.agents.planners.PLANNERS`, read
-    when argparse first needs them (a given ``--planner``, ``--help``): building the parser
-    imports no torch."""
-
-    def __iter__(self) -> Iterator[str]:
-        from armworld.agents.planners import PLANNERS
-
-        return iter(tuple(PLANNERS))
-
-    def __contains__(self, name: object) -> bool:
-        return name in tuple(self)
-
-
 def _key_value(text: str) -> tuple[str, str]:
     """An argparse ``type=``: ``KEY=VALUE`` as ``(KEY, VALUE)``."""
     key, equals, value = text.partition("=")
@@ -70,8 +55,8 @@ def _key_value(text: str) -> tuple[str, str]:
 
 def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("world-model planner (wm: agents)")
-    group.add_argument("--planner", choices=_RegisteredPlanners(), default="cem", metavar="NAME",
-                       help="the planner: %(choices)s (default %(default)s)")
+    group.add_argument("--planner", default="cem", metavar="NAME",
+                       help="a registered planner (see agents/README.md; default %(default)s)")
     group.add_argument("--samples", type=positive_int, default=None, help="candidates per iteration")
     group.add_argument("--iterations", type=positive_int, default=None, help="planner iterations per action")
     group.add_argument("--top-k", type=positive_int, default=None, help="elites (CEM top-k or MPPI elites; default: the planner's, at most --samples)")
@@ -120,7 +105,10 @@ def _planner_options(args: argparse.Namespace):
     other field; without ``--top-k``, its default elites, at most ``--samples``."""
     from armworld.agents.planners import ActionBounds, PlannerOptions, planner_kind
 
-    kind = planner_kind(args.planner)
+    try:
+        kind = planner_kind(args.planner)
+    except ValueError as error:
+        raise ValueError(f"argument --planner: {error}") from None
     flags = {"samples": "--samples", "iterations": "--iterations", "horizon": "--horizon", kind.elites: "--top-k"}
     given = {"samples": args.samples, "iterations": args.iterations, "horizon": args.horizon, kind.elites: args.top_k}
     overrides = {name: value for name, value in given.items() if value is not None}
