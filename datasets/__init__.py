@@ -1,31 +1,38 @@
 """armworld.datasets: the HDF5 trajectory format, parallel collection, torch clip datasets, video.
 
+The public API is imported lazily so that importing the package (e.g. for the CLI's
+argument parser, which reads :class:`CollectConfig`) does not import h5py::
+
+    from armworld.datasets import CollectConfig, TrajectoryFile
+
+The functions named as their modules are imported from those: ``from armworld.datasets.collect
+import collect``, ``from armworld.datasets.replay import replay``.
+
 The torch datasets live in ``armworld.datasets.clips`` (imported on demand, as it imports torch);
 LeRobotDataset v3 export and reading in ``armworld.datasets.lerobot`` (the ``lerobot`` extra).
 """
 
-from armworld.datasets.collect import CollectConfig, CollectSummary, collect, rollout
-from armworld.datasets.hdf5 import (
-    FORMAT_VERSION,
-    DatasetError,
-    Episode,
-    TrajectoryFile,
-    TrajectoryWriter,
-    validate,
-)
-from armworld.datasets.replay import ReplayResult, replay
+from __future__ import annotations
 
-__all__ = [
-    "FORMAT_VERSION",
-    "CollectConfig",
-    "CollectSummary",
-    "DatasetError",
-    "Episode",
-    "ReplayResult",
-    "TrajectoryFile",
-    "TrajectoryWriter",
-    "collect",
-    "replay",
-    "rollout",
-    "validate",
-]
+import importlib
+
+_EXPORTS = {
+    "CollectConfig": "collect_config",
+    "CollectSummary": "collect",
+    "rollout": "collect",
+    "FORMAT_VERSION": "hdf5",
+    "DatasetError": "hdf5",
+    "Episode": "hdf5",
+    "TrajectoryFile": "hdf5",
+    "TrajectoryWriter": "hdf5",
+    "validate": "hdf5",
+    "ReplayResult": "replay",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"armworld.datasets.{_EXPORTS[name]}"), name)

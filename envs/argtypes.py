@@ -2,7 +2,7 @@
 options declared once on dataclasses (:func:`option`) from which argparse arguments are made.
 
 In the lowest layer so that every layer's settings can be declared this way (the collection's
-:class:`armworld.datasets.collect.CollectConfig`, the world model's configs, the agents'
+:class:`armworld.datasets.collect_config.CollectConfig`, the world model's configs, the agents'
 :class:`armworld.agents.rl_config.RLConfig`); the helpers are re-exported by
 :mod:`armworld.commands` for every ``armworld`` verb. argparse alone: no torch, no MuJoCo.
 """

@@ -16,7 +16,7 @@ import pytest
 
 from armworld.agents.rl_config import RLConfig
 from armworld.cli import build_parser, main
-from armworld.datasets.collect import CollectConfig
+from armworld.datasets.collect_config import CollectConfig
 from armworld.worldmodel.arguments import loop_config
 from armworld.envs.argtypes import OPTION, option_fields, option_flag, options_from
 from armworld.worldmodel.configs import PretrainConfig, TrainConfig
@@ -160,11 +160,12 @@ def test_the_configs_check_what_the_flags_check():
 
 
 @pytest.mark.parametrize("verb", ["", "eval", "demo"])
-def test_the_help_imports_no_torch(verb):
+def test_the_help_imports_no_torch_nor_h5py(verb):
     """``armworld --help``, ``armworld eval --help`` and ``armworld demo --help`` (the planners'
-    names included) stay fast."""
+    names included) stay fast: neither torch nor h5py (``CollectConfig`` is read from its own module)."""
     script = (f"import sys, armworld.cli; sys.argv[1:] = {[verb, '--help'] if verb else ['--help']!r}\n"
-              "try: armworld.cli.main()\nexcept SystemExit: pass\nassert 'torch' not in sys.modules")
+              "try: armworld.cli.main()\nexcept SystemExit: pass\n"
+              "heavy = {'torch', 'h5py'} & set(sys.modules); assert not heavy, heavy")
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert run.returncode == 0 and "usage: armworld" in run.stdout, run.stderr
 

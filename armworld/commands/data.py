@@ -18,7 +18,7 @@ from armworld.commands import (
     positive_int,
     unit_float,
 )
-from armworld.datasets.collect import CollectConfig
+from armworld.datasets.collect_config import CollectConfig
 from armworld.envs.argtypes import add_options, options_from
 
 
