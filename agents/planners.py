@@ -322,16 +322,24 @@ class Planner:
         raise NotImplementedError
 
 
+def _every_sample(samples: int) -> int:
+    """The largest elite count of most planners: every one of the ``samples`` candidates."""
+    return samples
+
+
 @dataclass(frozen=True)
 class PlannerKind:
     """A registered planner: ``planner(config, bounds, seed=, device=)`` builds it from an
     instance of its ``config`` dataclass; ``elites`` names the config field counting the
-    elites (the CLI's ``--top-k``: CEM's ``top_k``, MPPI's ``elites``)."""
+    elites (the CLI's ``--top-k``: CEM's ``top_k``, iCEM's and MPPI's ``elites``), and
+    ``max_elites(samples)`` is the largest elite count its config allows with ``samples``
+    candidates (the CLI caps the default elites to it)."""
 
     name: str
     planner: type[Planner]
     config: type
     elites: str
+    max_elites: Callable[[int], int] = _every_sample
 
     def __post_init__(self) -> None:
         if not (isinstance(self.planner, type) and issubclass(self.planner, Planner)):
@@ -354,15 +362,18 @@ PLANNERS: dict[str, PlannerKind] = {}
 PlannerClass = TypeVar("PlannerClass", bound=type[Planner])
 
 
-def register_planner(name: str, config: type, elites: str) -> Callable[[PlannerClass], PlannerClass]:
+def register_planner(
+    name: str, config: type, elites: str, max_elites: Callable[[int], int] = _every_sample
+) -> Callable[[PlannerClass], PlannerClass]:
     """Class decorator: register the planner under ``name`` with its ``config`` dataclass,
-    whose field ``elites`` counts the elites (see :class:`PlannerKind`)."""
+    whose field ``elites`` counts the elites, at most ``max_elites(samples)`` (default: every
+    sample; see :class:`PlannerKind`)."""
 
     def register(planner: PlannerClass) -> PlannerClass:
         if name in PLANNERS:
             registered = PLANNERS[name].planner.__name__
             raise ValueError(f"a planner named {name!r} is registered already ({registered}); choose another name")
-        PLANNERS[name] = PlannerKind(name, planner, config, elites)
+        PLANNERS[name] = PlannerKind(name, planner, config, elites, max_elites)
         return planner
 
     return register
@@ -422,7 +433,7 @@ class CEM(Planner):
         return plan
 
 
-@register_planner("icem", ICEMConfig, elites="elites")
+@register_planner("icem", ICEMConfig, elites="elites", max_elites=lambda samples: samples // 2)
 class ICEM(Planner):
     """iCEM (Pinneri et al., 2020): CEM with coloured noise, elites kept, a decaying population
     and the best candidate executed; see the module docstring and :class:`ICEMConfig`."""

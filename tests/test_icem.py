@@ -227,8 +227,12 @@ def test_registered_and_set_from_the_command_line():
     assert options.name == "icem"
     assert options.config == ICEMConfig(samples=64, elites=8, horizon=3, beta=2.5, keep_elites=0.5)
     assert _planner_options(parse(base + ["--planner-option", "beta=2.0"])).config == ICEMConfig()
-    with pytest.raises(ValueError, match=r"icem planner settings: elites must lie in \[1, samples / 2 = 10\]"):
-        _planner_options(parse(base + ["--samples", "20"]))  # the default 16 elites need 32 samples
+    assert PLANNERS["icem"].max_elites(20) == 10 and PLANNERS["cem"].max_elites(20) == 20
+    capped = _planner_options(parse(base + ["--samples", "20"])).config  # the default 16 elites need 32 samples
+    assert (capped.samples, capped.elites) == (20, 10)
+    with pytest.raises(ValueError, match=r"^icem planner settings: elites must lie in \[1, samples / 2 = 10\] .*, "
+                                         r"got 16 \(elites is --top-k\)$"):
+        _planner_options(parse(base + ["--samples", "20", "--top-k", "16"]))
     with pytest.raises(ValueError, match="the icem planner has no option 'temperature'"):
         _planner_options(parse(base + ["--planner-option", "temperature=0.5"]))
 

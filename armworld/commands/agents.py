@@ -59,7 +59,9 @@ def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
                        help="a registered planner (see agents/README.md; default %(default)s)")
     group.add_argument("--samples", type=positive_int, default=None, help="candidates per iteration")
     group.add_argument("--iterations", type=positive_int, default=None, help="planner iterations per action")
-    group.add_argument("--top-k", type=positive_int, default=None, help="elites (CEM top-k or MPPI elites; default: the planner's, at most --samples)")
+    group.add_argument("--top-k", type=positive_int, default=None,
+                       help="the planner's elite count (e.g. CEM's top_k; default: the planner's, at most what "
+                       "--samples allows)")
     group.add_argument("--horizon", type=positive_int, default=None, help="planned steps")
     group.add_argument(
         "--planner-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
@@ -102,7 +104,8 @@ def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
 def _planner_options(args: argparse.Namespace):
     """The chosen planner's config from the flags: ``--samples``, ``--iterations``,
     ``--horizon``, ``--top-k`` (its elite count) and ``--planner-option KEY=VALUE`` for any
-    other field; without ``--top-k``, its default elites, at most ``--samples``."""
+    other field; without ``--top-k``, its default elites, at most what ``--samples`` allows
+    (``max_elites`` of the planner's kind)."""
     from armworld.agents.planners import ActionBounds, PlannerOptions, planner_kind
 
     try:
@@ -113,7 +116,7 @@ def _planner_options(args: argparse.Namespace):
     given = {"samples": args.samples, "iterations": args.iterations, "horizon": args.horizon, kind.elites: args.top_k}
     overrides = {name: value for name, value in given.items() if value is not None}
     if args.top_k is None and args.samples is not None:
-        overrides[kind.elites] = min(getattr(kind.config(), kind.elites), args.samples)
+        overrides[kind.elites] = min(getattr(kind.config(), kind.elites), kind.max_elites(args.samples))
     overrides |= _planner_option_values(kind, args.planner_option, flags)
     try:
         config = kind.config(**overrides)
