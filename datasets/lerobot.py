@@ -243,7 +243,7 @@ def task_text(env_args: dict[str, Any]) -> str:
 
 def _robot_type(env_args: dict[str, Any]) -> str:
     """A real arm's name (``real:ur5e``), else the sim robot's env-id prefix in lower case
-    (``franka``, ``ur5e``)."""
+    (``franka``, ``ur5e``), ``unknown`` for an env id armworld does not know."""
     name = str(env_args.get("env_name", ""))
     if name.startswith("real:"):
         return name.split(":", 1)[1]
