@@ -317,7 +317,13 @@ register_agent_kind(AgentKind("sb3:", ("sb3:PATH",), _load_sb3, _sb3_env_kwargs)
 def _register_plugins() -> None:
     """Register the kinds other packages declare under :data:`ENTRY_POINT_GROUP` (once per process)."""
     for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        kind = entry.load()
+        try:
+            kind = entry.load()
+        except Exception as error:  # a plugin's bug or missing dependency: any error its import raises
+            raise AgentSpecError(
+                f"the entry point {entry.name} = {entry.value} (group {ENTRY_POINT_GROUP}) failed to load: "
+                f"{type(error).__name__}: {error}"
+            ) from error
         if not isinstance(kind, AgentKind):
             raise AgentSpecError(
                 f"the entry point {entry.name} = {entry.value} (group {ENTRY_POINT_GROUP}) must name an "
@@ -353,6 +359,11 @@ def agent_specs(world_models: bool = False) -> str:
     wm:default or vjepa2-ac:FILE.pt``)."""
     usages = [usage for kind in AGENT_KINDS.values() if kind.goal_images or not world_models for usage in kind.usage]
     return f"{', '.join(usages[:-1])} or {usages[-1]}" if len(usages) > 1 else usages[0]
+
+
+def agent_help() -> str:
+    """``--agent``'s help: :func:`agent_specs`, and the kinds installed plugins add."""
+    return f"{agent_specs()}, or a kind from an installed plugin (entry point {ENTRY_POINT_GROUP})"
 
 
 def check_spec(spec: str) -> None:

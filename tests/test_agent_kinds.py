@@ -16,6 +16,7 @@ from armworld.agents.loading import (
     AGENT_KINDS,
     AgentKind,
     AgentSpecError,
+    agent_help,
     agent_specs,
     check_robot,
     check_spec,
@@ -147,6 +148,19 @@ def test_a_plugin_naming_something_else_than_a_kind_is_reported(kinds, monkeypat
         check_spec("echo:1")
 
 
+def test_a_plugin_that_fails_to_import_is_reported_in_one_line(kinds, monkeypatch, tmp_path, capsys):
+    _entry_points(monkeypatch, "armworld_missing_plugin:KIND")
+    with pytest.raises(AgentSpecError, match=r"^the entry point echo = armworld_missing_plugin:KIND \(group "
+                       r"armworld.agents\) failed to load: ModuleNotFoundError: No module named 'armworld_missing_plugin'$"):
+        check_spec("bogus")
+    check_spec("expert")  # a built-in kind: the plugins are not loaded
+    from armworld.cli import main
+
+    assert main(["eval", "--agent", "bogus", "--env", "FrankaReach-v0", "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the entry point echo = armworld_missing_plugin:KIND") and "Traceback" not in err
+
+
 def test_the_cli_reads_the_table_without_importing_torch():
     script = ("import sys; from armworld.cli import build_parser; build_parser(); "
               "assert 'torch' not in sys.modules, 'building the parser imported torch'")
@@ -154,4 +168,6 @@ def test_the_cli_reads_the_table_without_importing_torch():
     assert run.returncode == 0, run.stderr
     from armworld.cli import build_parser
 
-    assert agent_specs() in " ".join(build_parser()._subparsers._group_actions[0].choices["eval"].format_help().split())
+    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["eval"].format_help().split())
+    assert f"{agent_specs()}, or a kind from an installed plugin (entry point armworld.agents)" in help_text
+    assert agent_help() in help_text

@@ -177,7 +177,7 @@ def _agent_options(args: argparse.Namespace) -> dict:
 
 def register(subparsers) -> None:
     """Add this area's verbs to the ``armworld`` parser."""
-    from armworld.agents.loading import agent_specs
+    from armworld.agents.loading import agent_help, agent_specs
 
     ev = subparsers.add_parser(
         "eval",
@@ -185,7 +185,7 @@ def register(subparsers) -> None:
         description="Evaluate any agent on any env with one evaluation protocol (agents/README.md); writes "
         "results.json, results.md and MP4s of chosen episodes.",
     )
-    ev.add_argument("--agent", required=True, help=agent_specs())
+    ev.add_argument("--agent", required=True, help=agent_help())
     ev.add_argument("--env", type=env_id, required=True, help="env id, e.g. armworld/FrankaReach-v0")
     ev.add_argument("--episodes", type=positive_int, default=50, help="episodes per seed")
     ev.add_argument("--seeds", type=comma_list(seed, "0,1,2"), default=(0, 1, 2), help="evaluation seeds, e.g. 0,1,2")

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 def register(subparsers) -> None:
     """Add this area's verbs to the ``armworld`` parser."""
-    from armworld.agents.loading import agent_specs
+    from armworld.agents.loading import agent_help
 
     server = subparsers.add_parser(
         "robot-server", help="serve a robot (or the real-time sim with --sim) over the bridge protocol")
@@ -55,7 +55,7 @@ def register(subparsers) -> None:
         description="Run one episode of an agent on a robot, every action through the safety layer.",
         epilog=DEPLOY_EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     deploy_parser.add_argument("--robot", required=True, help="mock | sim://HOST:PORT | franka://IP | ur://IP | xarm://IP")
-    deploy_parser.add_argument("--agent", required=True, help=agent_specs())
+    deploy_parser.add_argument("--agent", required=True, help=agent_help())
     deploy_parser.add_argument("--task", choices=tuple(TASKS),
                                help="what the scripted expert does (default: the task a sim server runs, else "
                                "reach); all but reach need the cube pose and goal that a robot serving a task "
