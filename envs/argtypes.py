@@ -76,7 +76,8 @@ def option(
 ) -> Any:
     """A dataclass field that is also the command-line flag ``flag`` (default: ``--`` and the field's
     name with dashes), parsed and range-checked by ``type`` (a helper of this module) or one of
-    ``choices``. ``help`` ends with ``(default %(default)s)`` unless it already says its default;
+    ``choices``. ``help`` ends with ``(default %(default)s)``, or ``; default %(default)s)`` inside a closing
+    parenthesis, unless it already says its default;
     a ``bool`` option is a switch (see :func:`option_flag`)."""
     spec = {"help": help, "type": type, "choices": choices, "flag": flag}
     return dataclasses.field(default=default, metadata={OPTION: spec})
@@ -94,6 +95,23 @@ def option_flag(f: dataclasses.Field) -> str:
     return f.metadata[OPTION]["flag"] or f"--{negated}{f.name.replace('_', '-')}"
 
 
+def _ends_in_parentheses(text: str) -> bool:
+    """Whether ``text`` ends with a parenthesised part (``(see datasets/README.md)``), not with
+    another bracket nor an interval's parenthesis (``in [0, 1)``)."""
+    depth = 0
+    for char in reversed(text):
+        depth += (char in ")]") - (char in "([")
+        if depth == 0:
+            return char == "("
+    return False
+
+
+def _with_default(help: str) -> str:
+    """``help`` followed by its default: ``... (default %(default)s)``, or inside its closing
+    parenthesis when it ends with one (``(see datasets/README.md; default %(default)s)``)."""
+    return f"{help[:-1]}; default %(default)s)" if _ends_in_parentheses(help) else f"{help} (default %(default)s)"
+
+
 def add_options(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup, defaults: object, **verb_defaults: object
 ) -> None:
@@ -105,7 +123,7 @@ def add_options(
     for f in option_fields(defaults if isinstance(defaults, type) else type(defaults)):
         spec = f.metadata[OPTION]
         default = verb_defaults[f.name] if f.name in verb_defaults else getattr(defaults, f.name)
-        help = spec["help"] if "(default" in spec["help"] else spec["help"] + " (default %(default)s)"
+        help = spec["help"] if "(default" in spec["help"] else _with_default(spec["help"])
         if isinstance(f.default, bool):
             parser.add_argument(option_flag(f), dest=f.name, default=default, help=spec["help"],
                                 action="store_false" if f.default else "store_true")

@@ -149,6 +149,12 @@ def test_a_bad_config_value_is_refused_naming_the_flag(verb, f, capsys):
         CONFIGS[verb](**{f.name: -1})
 
 
+def test_a_default_is_written_inside_a_closing_parenthesis_of_the_help():
+    helps = {flag: action.help for flag, action in flags_of("pretrain").items()}
+    assert helps["--lerobot-keys"].endswith("a JSON key-map file (see datasets/README.md; default %(default)s)")
+    assert helps["--ema"].endswith("in [0, 1) (default %(default)s)")  # an interval's parenthesis stays
+
+
 def test_the_configs_check_what_the_flags_check():
     with pytest.raises(ValueError, match=r"^ema \(--ema\): expected a number >= 0.0 and < 1.0, got '1.0'$"):
         PretrainConfig(ema=1.0)

@@ -54,7 +54,7 @@ class PretrainConfig:
     imports the encoder registry (torch)."""
 
     preset: str = option("tiny", "encoder preset, a V-JEPA 2 ViT: tiny, tiny-p8, small, vitl, vith, vitg")
-    clip_len: int = option(8, "frames per clip, a multiple of the encoder's tubelet size (2)", clip_frames)
+    clip_len: int = option(8, "frames per clip (a multiple of the encoder's tubelet size, 2)", clip_frames)
     frame_skip: int = option(1, "keep every k-th frame", positive_int)
     camera: str = option("front", "camera whose frames are used")
     ema: float = option(  # the paper's 0.99925 suits runs of 100k+ steps
