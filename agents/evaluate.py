@@ -192,11 +192,13 @@ class EvalResult:
     videos: list[str]
     wall_s: float
     max_steps: int  # the step budget each episode had (the config's, or the env's own)
+    agent_options: dict[str, Any] = field(default_factory=dict)  # how the agent was configured (JSON-able)
 
     def to_json(self) -> dict[str, Any]:
         """The ``results.json`` content: the overall summary at the top level."""
         return {
             "agent": self.agent,
+            "agent_options": self.agent_options,
             "env_id": self.config.env_id,
             **asdict(self.overall),
             "seeds": list(self.config.seeds),
@@ -263,8 +265,10 @@ def evaluate(
     out: str | Path | None = None,
     dataset_seeds: Collection[int] | None = None,
     progress: Callable[[EpisodeResult], None] | None = None,
+    agent_options: dict[str, Any] | None = None,
 ) -> EvalResult:
-    """Evaluate the agents ``factory`` makes.
+    """Evaluate the agents ``factory`` makes. ``agent_options``: how they are configured (the
+    planner and its settings, the energy, ...), JSON-able, recorded in ``results.json``.
 
     The films of ``config.videos`` episodes per seed are written as MP4s under ``out``, or,
     without ``out``, kept in those episodes' ``frames``.
@@ -300,7 +304,9 @@ def evaluate(
         env.close()
     per_seed = {seed: Summary.of([e for e in episodes if e.seed == seed]) for seed in config.seeds}
     wall_s = time.perf_counter() - start
-    return EvalResult(agent_name, config, Summary.of(episodes), per_seed, episodes, videos, wall_s, max_steps)
+    return EvalResult(
+        agent_name, config, Summary.of(episodes), per_seed, episodes, videos, wall_s, max_steps, dict(agent_options or {})
+    )
 
 
 def write_episode_video(path: str | Path, frames: np.ndarray, fps: float = 10.0) -> None:

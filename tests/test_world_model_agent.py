@@ -11,6 +11,7 @@ what :class:`SquareEnv` does.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -330,6 +331,10 @@ def test_eval_verb_with_a_world_model_and_a_goal_file(tiny_checkpoint, tmp_path,
     results = json.loads((out / "results.json").read_text())
     assert results["episodes"] == 1 and results["plan_time_per_action_s"] > 0
     assert results["env_kwargs"]["obs_mode"] == "pixels_state"
+    options = results["agent_options"]  # the run can be repeated from its record
+    assert options["planner"]["name"] == "cem" and options["energy"] == "last" and options["goal"] == str(goal)
+    assert options["planner"]["config"] == dataclasses.asdict(CEMConfig(samples=8, iterations=1, top_k=2))
+    assert options["device"] == "cpu"
     capsys.readouterr()
     zero_elites = ["--top-k", "0", "--goal", str(goal), "--out", str(tmp_path / "refused")]
     assert main(["eval", "--agent", f"wm:{tiny_checkpoint}", "--env", "armworld/FrankaReach-v0", *zero_elites]) == 1

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -175,6 +176,13 @@ def _agent_options(args: argparse.Namespace) -> dict:
     )
 
 
+def _recorded(options: dict) -> dict:
+    """Agent options as ``results.json`` records them: dataclasses (the planner, its config and
+    bounds) as objects, devices by name."""
+    plain = {key: dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value for key, value in options.items()}
+    return json.loads(json.dumps(plain, default=str))
+
+
 def register(subparsers) -> None:
     """Add this area's verbs to the ``armworld`` parser."""
     from armworld.agents.loading import agent_help, agent_specs
@@ -298,7 +306,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         result = evaluate(
             lambda env, seed: load_agent(args.agent, env, seed=seed, **options),
             config, agent_name=args.agent, out=args.out, dataset_seeds=dataset_seeds,
-            progress=lambda episode: bar.update(1),
+            progress=lambda episode: bar.update(1), agent_options=_recorded(options),
         )
     json_path, md_path = write_results(result, args.out)
     print(result.markdown())
