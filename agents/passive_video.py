@@ -588,7 +588,8 @@ def _finished(out: Path, stage: str) -> list[dict[str, Any]]:
 def curves(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, list[dict[str, Any]]]]]:
     """``{task: {goal: {arm: [point, ...]}}}`` with one point per budget (the env steps of A, or
     RL's budget; ``env_steps`` is what was trained on, which PPO's rollouts may overshoot),
-    successes and episodes summed over training seeds, sorted by env steps, with Wilson 95%."""
+    successes and episodes summed over training seeds, sorted by env steps, with Wilson 95%, and
+    the mean final distance to the goal (m) over all their episodes."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in records:
         groups.setdefault((r["task"], r["goal"], r["arm"], r["budget"]), []).append(r)
@@ -599,6 +600,7 @@ def curves(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, list[
             "budget": budget, "env_steps": sum(r["env_steps"] for r in group) / len(group), "size": group[0]["size"],
             "successes": successes, "episodes": episodes, "success_rate": successes / episodes,
             "wilson_95": list(wilson_interval(successes, episodes)), "seeds": sorted(r["seed"] for r in group),
+            "mean_final_distance": sum(r["mean_final_distance"] * r["episodes"] for r in group) / episodes,
         }
         result.setdefault(task, {}).setdefault(goal, {}).setdefault(arm, []).append(point)
     for by_goal in result.values():
@@ -718,10 +720,11 @@ def markdown(results: dict[str, Any]) -> str:
     for task, by_goal in results["curves"].items():
         for goal, by_arm in by_goal.items():
             lines += [f"## {short(task)}, goal: {goal}", "",
-                      "| arm | env steps | successes | success | Wilson 95% |", "|---|---:|---:|---:|---|"]
+                      "| arm | env steps | successes | success | Wilson 95% | final distance (m) |",
+                      "|---|---:|---:|---:|---|---:|"]
             for arm, line in by_arm.items():
                 lines += [f"| {arm} | {p['env_steps']:,.0f} | {p['successes']}/{p['episodes']} | {p['success_rate']:.1%} | "
-                          f"[{p['wilson_95'][0]:.1%}, {p['wilson_95'][1]:.1%}] |" for p in line]
+                          f"[{p['wilson_95'][0]:.1%}, {p['wilson_95'][1]:.1%}] | {p['mean_final_distance']:.3f} |" for p in line]
             lines.append("")
         reach = results["data_to_reach"][task]
         lines += [f"Action data to reach {reach['target']:.0%} success on {short(task)}: {_steps(reach['env_steps_at_target'])}.", ""]

@@ -33,6 +33,8 @@ def test_smoke_scale_writes_every_point_and_the_results(smoke):
     assert results["pool"] == {**results["pool"], "files": 2, "episodes": 4, "frames": 4 * 6}
     curve = results["curves"][pv.REACH]["image"]["arm1"]
     assert [p["env_steps"] for p in curve] == [50, 100] and all(len(p["wilson_95"]) == 2 for p in curve)
+    recorded = {r["budget"]: r["mean_final_distance"] for r in results["points"] if r["arm"] == "arm1" and r["goal"] == "image"}
+    assert [p["mean_final_distance"] for p in curve] == pytest.approx([recorded[50], recorded[100]])  # one seed each
     assert (smoke / "success.png").stat().st_size > 0 and "arm1" in (smoke / "results.md").read_text()
     labelled = json.loads((smoke / "data/FrankaReach-A20" / pv.DONE).read_text())["record"]
     assert labelled["episodes"] == 20 and labelled["env_steps"] == 100
