@@ -25,7 +25,7 @@ _LAZY = {
     "WorldModelAgentConfig": "world_model_agent",
     "GoalImageError": "world_model_agent",
     "load_goal_image": "world_model_agent",
-    "EvalConfig": "evaluate",
+    "EvalConfig": "eval_config",
     "EvalResult": "evaluate",
     "evaluate": "evaluate",
     "run_episode": "evaluate",

@@ -34,22 +34,14 @@ import gymnasium
 import numpy as np
 
 from armworld.agents.base import Agent
+from armworld.agents.eval_config import EPISODES_PER_SEED_MAX, EVAL_SEED_BASE, EvalConfig, eval_seed  # noqa: F401  (re-exported)
 from armworld.agents.film import FilmConfig, FilmRecorder
 from armworld.envs.episode import run_episode as run_episode_loop
 
-EVAL_SEED_BASE = 1_000_000
-EPISODES_PER_SEED_MAX = 1000
 Z_95 = 1.959963984540054
 
 AgentFactory = Callable[[gymnasium.Env, int], Agent]
 """``factory(env, seed) -> agent``: a fresh agent for evaluation seed ``seed``."""
-
-
-def eval_seed(seed: int, episode: int) -> int:
-    """The env reset seed of episode ``episode`` of evaluation seed ``seed`` (see the module docstring)."""
-    if seed < 0 or not 0 <= episode < EPISODES_PER_SEED_MAX:
-        raise ValueError(f"evaluation seeds are >= 0 with at most {EPISODES_PER_SEED_MAX} episodes each")
-    return EVAL_SEED_BASE + EPISODES_PER_SEED_MAX * seed + episode
 
 
 def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
@@ -63,38 +55,6 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
     centre = (p + z * z / (2 * n)) / denominator
     half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     return max(0.0, centre - half), min(1.0, centre + half)
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """What to evaluate on: env id and kwargs, seeds, episodes per seed, step budget, videos.
-
-    videos: how many episodes of each seed (the first ones) to film (MP4s under ``out``
-    in :func:`evaluate`, else kept in the results); video_height: height of the panels of those films (px, even, 64..640).
-    """
-
-    env_id: str
-    seeds: tuple[int, ...] = (0, 1, 2)
-    episodes: int = 50
-    max_steps: int | None = None
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    videos: int = 0
-    video_height: int = FilmConfig.height
-
-    def __post_init__(self) -> None:
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds) or min(self.seeds) < 0:
-            raise ValueError(f"seeds must be distinct non-negative integers, got {self.seeds}")
-        if not 1 <= self.episodes <= EPISODES_PER_SEED_MAX:
-            raise ValueError(f"episodes per seed must lie in [1, {EPISODES_PER_SEED_MAX}], got {self.episodes}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be at least 1, got {self.max_steps}")
-        if not 0 <= self.videos <= self.episodes:
-            raise ValueError(f"videos per seed must lie in [0, episodes = {self.episodes}], got {self.videos}")
-        FilmConfig(height=self.video_height)  # refuses a height no film can have
-
-    def reset_seeds(self) -> list[int]:
-        """Every env reset seed of this evaluation."""
-        return [eval_seed(s, i) for s in self.seeds for i in range(self.episodes)]
 
 
 @dataclass

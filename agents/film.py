@@ -44,6 +44,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from armworld.agents.base import Agent
+from armworld.agents.eval_config import FILM_HEIGHT
 from armworld.envs.episode import EpisodeObserver, HasGoalImage, MujocoScene, capability
 
 GOAL_SITE_GROUP = 3  # the site group of the sim's goal marker (envs/base.py), hidden from observations
@@ -62,7 +63,7 @@ class FilmConfig:
     of the written video. hold_s: seconds the last frame is held with the outcome.
     """
 
-    height: int = 320
+    height: int = FILM_HEIGHT
     caption: str = ""
     fps: float = 10.0
     hold_s: float = 1.0

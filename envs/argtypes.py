@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 SEED_MAX = 2**31 - 1  # seeds feed NumPy, torch, Gymnasium and an int64 HDF5 attribute; derived seeds stay far below 2**63
 
 Number = TypeVar("Number", int, float)
+Item = TypeVar("Item")
 Options = TypeVar("Options")
 
 
@@ -56,6 +57,22 @@ positive_float = number(float, 0.0, above=True)
 non_negative_float = number(float, 0.0)
 unit_float = number(float, 0.0, 1.0)
 image_side = number(int, 8, 640)  # pixels, the envs' range for image_size and render_size
+
+
+def comma_list(item: Callable[[str], Item], example: str) -> Callable[[str], tuple[Item, ...]]:
+    """An argparse ``type=``: a comma-separated, non-empty list, each part parsed by ``item``
+    (a ``type=`` helper); ``example`` shows a valid list in the error message."""
+
+    def parse(text: str) -> tuple[Item, ...]:
+        parts = [part.strip() for part in text.split(",") if part.strip()]
+        if not parts:
+            raise argparse.ArgumentTypeError(f"names nothing; give a comma-separated list, e.g. {example}")
+        try:
+            return tuple(item(part) for part in parts)
+        except argparse.ArgumentTypeError as error:
+            raise argparse.ArgumentTypeError(f"{error} (in the list {text!r}, e.g. {example})") from None
+
+    return parse
 
 
 # Options declared once: a dataclass field made with :func:`option` is a library setting and a
@@ -106,10 +123,17 @@ def _ends_in_parentheses(text: str) -> bool:
     return False
 
 
-def _with_default(help: str) -> str:
-    """``help`` followed by its default: ``... (default %(default)s)``, or inside its closing
-    parenthesis when it ends with one (``(see datasets/README.md; default %(default)s)``)."""
-    return f"{help[:-1]}; default %(default)s)" if _ends_in_parentheses(help) else f"{help} (default %(default)s)"
+def option_text(value: object) -> str:
+    """``value`` as the command line writes it: a tuple as a comma list (``0,1,2``)."""
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def with_default(help: str, default: object) -> str:
+    """``help`` followed by ``default``: ``... (default %(default)s)``, or inside its closing
+    parenthesis when it ends with one (``(see datasets/README.md; default %(default)s)``); a
+    tuple is written as a comma list (``default 0,1,2``)."""
+    shown = option_text(default).replace("%", "%%") if isinstance(default, tuple) else "%(default)s"
+    return f"{help[:-1]}; default {shown})" if _ends_in_parentheses(help) else f"{help} (default {shown})"
 
 
 def add_options(
@@ -123,7 +147,7 @@ def add_options(
     for f in option_fields(defaults if isinstance(defaults, type) else type(defaults)):
         spec = f.metadata[OPTION]
         default = verb_defaults[f.name] if f.name in verb_defaults else getattr(defaults, f.name)
-        help = spec["help"] if "(default" in spec["help"] else _with_default(spec["help"])
+        help = spec["help"] if "(default" in spec["help"] else with_default(spec["help"], default)
         if isinstance(f.default, bool):
             parser.add_argument(option_flag(f), dest=f.name, default=default, help=spec["help"],
                                 action="store_false" if f.default else "store_true")
@@ -133,11 +157,16 @@ def add_options(
                                 type=spec["type"], choices=spec["choices"], metavar=metavar)
 
 
+def option_values(cls: type, args: argparse.Namespace) -> dict[str, Any]:
+    """The parsed values (see :func:`add_options`) of the option fields of the dataclass ``cls``, by field name."""
+    return {f.name: getattr(args, f.name) for f in option_fields(cls)}
+
+
 def options_from(cls: type[Options], args: argparse.Namespace, **others: object) -> Options:
     """The dataclass ``cls`` of the parsed arguments ``args`` (see :func:`add_options`) and
     ``others``: the values of its other fields, and of option fields the verb works out itself
     (they replace the parsed ones)."""
-    return cls(**({f.name: getattr(args, f.name) for f in option_fields(cls)} | others))
+    return cls(**(option_values(cls, args) | others))
 
 
 def check_options(config: object) -> None:
@@ -152,6 +181,6 @@ def check_options(config: object) -> None:
             raise ValueError(f"{f.name} ({option_flag(f)}) is one of {list(spec['choices'])}, got {value!r}")
         if spec["type"] is not None:
             try:
-                spec["type"](str(value))
+                spec["type"](option_text(value))
             except argparse.ArgumentTypeError as error:
                 raise ValueError(f"{f.name} ({option_flag(f)}): {error}") from None

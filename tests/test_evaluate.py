@@ -221,7 +221,7 @@ def test_eval_videos_writes_a_playable_film_of_the_chosen_height(tmp_path, capsy
     capsys.readouterr()
     assert main(["eval", "--agent", "random", "--env", "armworld/FrankaReach-v0", "--out", str(out),
                  "--videos", "1", "--video-height", "97"]) == 1
-    assert "film height must be an even number of pixels" in capsys.readouterr().err
+    assert "argument --video-height: expected an even number of pixels within 64..640, got '97'" in capsys.readouterr().err
 
 
 def test_eval_verb_writes_results_and_reports_bad_input(tmp_path, capsys):

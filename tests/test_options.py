@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from armworld.agents.eval_config import EvalConfig
 from armworld.agents.rl_config import RLConfig
 from armworld.cli import build_parser, main
 from armworld.datasets.collect_config import CollectConfig
@@ -230,3 +231,43 @@ def test_collect_options_are_the_collect_config_fields(capsys):
         CollectConfig("armworld/FrankaReach-v0", 3, seed=-1)
     with pytest.raises(ValueError, match=r"^episodes must be >= 0, got -1$"):
         CollectConfig("armworld/FrankaReach-v0", -1)
+
+
+EVAL = ["eval", "--agent", "expert", "--env", "FrankaReach-v0", "--out", "results"]
+
+
+def eval_config(argv: list[str]) -> EvalConfig:
+    """The :class:`EvalConfig` that ``armworld eval`` builds from ``argv`` (no evaluation)."""
+    return options_from(EvalConfig, build_parser().parse_args(argv), env_id="armworld/FrankaReach-v0")
+
+
+def test_eval_options_are_the_eval_config_fields():
+    flags = flags_of("eval")
+    assert [f.name for f in dataclasses.fields(EvalConfig) if f not in option_fields(EvalConfig)] == ["env_id", "env_kwargs"]
+    assert [option_flag(f) for f in option_fields(EvalConfig)] == ["--seeds", "--episodes", "--max-steps", "--videos",
+                                                                   "--video-height"]
+    for f in option_fields(EvalConfig):
+        assert flags[option_flag(f)].dest == f.name and flags[option_flag(f)].help, f.name
+    assert flags["--seeds"].help.endswith("(default 0,1,2)")  # a tuple is shown as the command line writes it
+    assert eval_config(EVAL) == EvalConfig("armworld/FrankaReach-v0")
+    changed = {"seeds": (4, 5), "episodes": 3, "max_steps": 9, "videos": 2, "video_height": 128}
+    assert set(changed) == {f.name for f in option_fields(EvalConfig)}
+    argv = [*EVAL]
+    for f in option_fields(EvalConfig):
+        assert changed[f.name] != f.default, f.name
+        argv += [option_flag(f), ",".join(map(str, changed[f.name])) if f.name == "seeds" else str(changed[f.name])]
+    assert eval_config(argv) == EvalConfig("armworld/FrankaReach-v0", **changed)
+
+
+@pytest.mark.parametrize("f", option_fields(EvalConfig), ids=lambda f: f.name)
+def test_a_bad_eval_value_is_refused_naming_the_flag(f, capsys):
+    assert main([*EVAL, option_flag(f), "-1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: armworld eval: argument {option_flag(f)}: expected ") and "Traceback" not in err
+    bad = (-1,) if f.name == "seeds" else -1
+    with pytest.raises(ValueError, match=rf"^{f.name} \({option_flag(f)}\): expected .*, got '-1'"):
+        EvalConfig("armworld/FrankaReach-v0", **{f.name: bad})
+    with pytest.raises(ValueError, match=r"^seeds must be distinct, got \(1, 1\)$"):
+        EvalConfig("armworld/FrankaReach-v0", seeds=(1, 1))
+    with pytest.raises(ValueError, match=r"^video_height \(--video-height\): expected an even number of pixels"):
+        EvalConfig("armworld/FrankaReach-v0", video_height=321)

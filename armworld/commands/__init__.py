@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from typing import NoReturn
 
 from armworld.envs.argtypes import (  # noqa: F401  (the type= helpers, re-exported for every verb)
     SEED_MAX,
+    comma_list,
     image_side,
     non_negative_float,
     non_negative_int,
@@ -59,25 +59,6 @@ def user_errors(*extra: type[BaseException]) -> tuple[type[BaseException], ...]:
     from armworld.worldmodel.checkpoint import CheckpointError
 
     return (ValueError, FileNotFoundError, CheckpointError, DatasetError, *extra)
-
-
-Item = TypeVar("Item")
-
-
-def comma_list(item: Callable[[str], Item], example: str) -> Callable[[str], tuple[Item, ...]]:
-    """An argparse ``type=``: a comma-separated, non-empty list, each part parsed by ``item``
-    (a ``type=`` helper); ``example`` shows a valid list in the error message."""
-
-    def parse(text: str) -> tuple[Item, ...]:
-        parts = [part.strip() for part in text.split(",") if part.strip()]
-        if not parts:
-            raise argparse.ArgumentTypeError(f"names nothing; give a comma-separated list, e.g. {example}")
-        try:
-            return tuple(item(part) for part in parts)
-        except argparse.ArgumentTypeError as error:
-            raise argparse.ArgumentTypeError(f"{error} (in the list {text!r}, e.g. {example})") from None
-
-    return parse
 
 
 def env_id(text: str) -> str:

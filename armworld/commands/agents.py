@@ -21,19 +21,18 @@ from armworld.commands import (
     error_text,
     fail,
     image_side,
-    non_negative_int,
-    number,
     positive_float,
     positive_int,
     seed,
     user_errors,
 )
+from armworld.agents.eval_config import FILM_HEIGHT, VIDEO_HEIGHT_HELP, EvalConfig, film_height
+from armworld.envs.argtypes import add_options, options_from, with_default
 
 if TYPE_CHECKING:
     from armworld.agents.planners import PlannerKind
 
 DEMO_ENVS = ("armworld/FrankaReach-v0", "armworld/FrankaPush-v0")
-VIDEO_HEIGHT_HELP = "height of the films' panels: front view, what the model sees, goal image (px, even; default %(default)s)"
 
 
 def _json_object(text: str) -> dict:
@@ -195,12 +194,8 @@ def register(subparsers) -> None:
     )
     ev.add_argument("--agent", required=True, help=agent_help())
     ev.add_argument("--env", type=env_id, required=True, help="env id, e.g. armworld/FrankaReach-v0")
-    ev.add_argument("--episodes", type=positive_int, default=50, help="episodes per seed")
-    ev.add_argument("--seeds", type=comma_list(seed, "0,1,2"), default=(0, 1, 2), help="evaluation seeds, e.g. 0,1,2")
-    ev.add_argument("--max-steps", type=positive_int, default=None, help="step budget per episode (default: the env's)")
+    add_options(ev, EvalConfig)  # --seeds, --episodes, --max-steps, --videos, --video-height
     ev.add_argument("--out", required=True, help="output directory")
-    ev.add_argument("--videos", type=non_negative_int, default=0, help="episodes per seed filmed as MP4")
-    ev.add_argument("--video-height", type=number(int, 64, 640), default=320, help=VIDEO_HEIGHT_HELP)
     ev.add_argument("--env-kwargs", type=_json_object, default={}, help='extra env arguments as JSON, e.g. \'{"action_dim": 4}\'')
     ev.add_argument("--dataset", nargs="*", default=[], help="trajectory files the agent learned from: their seeds must not be evaluated on")
     ev.add_argument("--goal", nargs="+", default=None, help="goal image file(s) instead of the sim's goal image (wm: agents)")
@@ -224,7 +219,7 @@ def register(subparsers) -> None:
     demo.add_argument("--seed", type=seed, default=None, help="evaluation seed (default: a fresh random one)")
     demo.add_argument("--envs", type=comma_list(env_id, DEMO_ENVS[0]), default=DEMO_ENVS, help="comma-separated env ids")
     demo.add_argument("--out", default="armworld-demo.mp4", help="the video written (.mp4 or .gif)")
-    demo.add_argument("--video-height", type=number(int, 64, 640), default=320, help=VIDEO_HEIGHT_HELP)
+    demo.add_argument("--video-height", type=film_height, default=FILM_HEIGHT, help=with_default(VIDEO_HEIGHT_HELP, FILM_HEIGHT))
     _add_planner_arguments(demo)
     demo.set_defaults(func=run_demo, subgoals=True, gripper="goal")
 
@@ -257,7 +252,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from armworld.agents.evaluate import EvalConfig, evaluate, write_results
+    from armworld.agents.evaluate import evaluate, write_results
     from armworld.agents.loading import agent_specs, check_robot, check_spec, env_kwargs_for, is_world_model, load_agent
 
     from armworld.agents.world_model_agent import load_goal_image
@@ -285,9 +280,8 @@ def _run_eval(args: argparse.Namespace) -> int:
             load_goal_image(goal, size)
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = EvalConfig(
-        env_id=args.env, seeds=args.seeds, episodes=args.episodes, max_steps=args.max_steps,
-        env_kwargs={**env_kwargs_for(args.agent, args.image_size), **args.env_kwargs}, videos=args.videos, video_height=args.video_height,
+    config = options_from(
+        EvalConfig, args, env_id=args.env, env_kwargs={**env_kwargs_for(args.agent, args.image_size), **args.env_kwargs}
     )
     if not args.other_robot:
         check_robot(args.agent, config.env_id, config.env_kwargs)
@@ -327,7 +321,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from armworld.agents.evaluate import EvalConfig, evaluate, write_episode_video
+    from armworld.agents.evaluate import evaluate, write_episode_video
     from armworld.agents.film import FilmConfig
     from armworld.agents.loading import check_robot, env_kwargs_for, is_world_model, load_agent
     check_video_output(args.out)  # before minutes of planning, not after
