@@ -22,7 +22,7 @@ _LAZY = {
     "MPPIConfig": "planners",
     "PlannerOptions": "planners",
     "WorldModelAgent": "world_model_agent",
-    "WorldModelAgentConfig": "world_model_agent",
+    "WorldModelAgentConfig": "world_model_agent_config",
     "GoalImageError": "world_model_agent",
     "load_goal_image": "world_model_agent",
     "EvalConfig": "eval_config",

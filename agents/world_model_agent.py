@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
@@ -46,14 +45,13 @@ import torch
 
 from armworld.agents.planners import Planner
 from armworld.agents.retrieval import EpisodeLibrary, Retrieved
+from armworld.agents.world_model_agent_config import WorldModelAgentConfig
 from armworld.envs.conventions import delta_to_env_action, proprio_delta
 from armworld.envs.episode import HasGoalImage, HasGoalSequence, require
 
 GoalImage = Union[str, Path, np.ndarray]
 GoalSpec = Union[str, Path, np.ndarray, Sequence[GoalImage]]
 ENV_GOALS = ("env", "subgoals", "retrieve")  # goals read from the env after each reset
-GRIPPER_MODES = ("plan", "goal")
-ENERGIES = ("last", "path")
 OPEN_BELOW = 0.1  # a goal image's gripper closure below this shows an open hand
 
 
@@ -111,37 +109,6 @@ def _stored_mode(image) -> str:
     the mode Pillow decodes to (``RGB``) may hide."""
     args = image.tile[0].args if image.tile else ""
     return str(args if isinstance(args, str) else args[0] if args else "")
-
-
-@dataclass(frozen=True)
-class WorldModelAgentConfig:
-    """camera: the ``rgb_<camera>`` observation the model was trained on. context_frames:
-    observed frames given to the predictor (1 = the current frame, as V-JEPA 2-AC plans).
-    reuse_context: see the module docstring. subgoal_steps: actions spent on each goal but
-    the last (which takes the rest), when several goal images are given. gripper: ``plan``
-    or ``goal`` (see the module docstring). energy: ``last``, the distance of the last
-    planned step's latent to the goal (V-JEPA 2-AC), or ``path``, its mean over every
-    planned step (with a horizon above 1: get there early and stay)."""
-
-    camera: str = "front"
-    context_frames: int = 1
-    reuse_context: bool = True
-    subgoal_steps: tuple[int, ...] = ()
-    gripper: str = "plan"
-    energy: str = "last"
-    retrieved_subgoals: int = 4  # sub-goal frames taken from the retrieved stretch (goal="retrieve")
-
-    def __post_init__(self) -> None:
-        if self.retrieved_subgoals < 1:
-            raise ValueError(f"retrieved_subgoals must be at least 1, got {self.retrieved_subgoals}")
-        if self.gripper not in GRIPPER_MODES:
-            raise ValueError(f"unknown gripper mode {self.gripper!r}; choose one of {list(GRIPPER_MODES)}")
-        if self.energy not in ENERGIES:
-            raise ValueError(f"unknown energy {self.energy!r}; choose one of {list(ENERGIES)}")
-        if self.context_frames < 1:
-            raise ValueError(f"context_frames must be at least 1, got {self.context_frames}")
-        if any(s < 1 for s in self.subgoal_steps):
-            raise ValueError(f"subgoal_steps must be positive, got {self.subgoal_steps}")
 
 
 class WorldModelAgent:

@@ -151,7 +151,7 @@ def test_the_path_energy_prefers_arriving_early_and_still_reaches_the_goal():
     planner = CEM(CEMConfig(samples=64, iterations=4, top_k=8, horizon=2), bounds, seed=0)
     result = evaluate(lambda env, seed: exact_agent(env, planner, energy="path"), EvalConfig("test/Square-v0", seeds=(0,), episodes=4))
     assert result.overall.successes == 4, [e.final_distance for e in result.episodes]
-    with pytest.raises(ValueError, match="unknown energy"):
+    with pytest.raises(ValueError, match=r"^energy \(--energy\) is one of \[.last., .path.\], got .sum.$"):
         WorldModelAgentConfig(energy="sum")
 
 

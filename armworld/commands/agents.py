@@ -27,7 +27,8 @@ from armworld.commands import (
     user_errors,
 )
 from armworld.agents.eval_config import FILM_HEIGHT, VIDEO_HEIGHT_HELP, EvalConfig, film_height
-from armworld.envs.argtypes import add_options, options_from, with_default
+from armworld.agents.world_model_agent_config import WorldModelAgentConfig
+from armworld.envs.argtypes import add_options, option_values, options_from, with_default
 
 if TYPE_CHECKING:
     from armworld.agents.planners import PlannerKind
@@ -85,9 +86,7 @@ def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
         help="head for sub-goals retrieved from these recorded episodes (a latent search from the current image to "
         "the goal image), then the goal image; the model's training data, never evaluation seeds",
     )
-    group.add_argument("--context-frames", type=positive_int, default=1, help="observed frames given to the predictor")
-    group.add_argument("--energy", choices=("last", "path"), default="last",
-                       help="distance to the goal of the last planned step (V-JEPA 2-AC), or its mean over the steps")
+    add_options(group, WorldModelAgentConfig)  # --context-frames, --no-reuse-context, --energy, --retrieved-subgoals
     group.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
     model = parser.add_argument_group("where the world model runs, and the released V-JEPA 2-AC (vjepa2-ac: agents)")
     model.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: cuda when available, else cpu)")
@@ -167,11 +166,10 @@ def _agent_options(args: argparse.Namespace) -> dict:
     """World-model agent options from the planner arguments."""
     from armworld.agents.loading import resolve_device
 
-    return dict(
-        planner=_planner_options(args), context_frames=args.context_frames, energy=args.energy,
-        device=resolve_device(args.device), image_size=args.image_size, encoder=args.encoder,
+    return option_values(WorldModelAgentConfig, args) | dict(
+        planner=_planner_options(args), device=resolve_device(args.device), image_size=args.image_size, encoder=args.encoder,
         goal="subgoals" if args.subgoals and not args.retrieve else "env", retrieve_from=tuple(args.retrieve or ()),
-        gripper="plan" if args.no_gripper else args.gripper or "plan",  # not planned either with --no-gripper
+        gripper="plan" if args.no_gripper else args.gripper or WorldModelAgentConfig.gripper,  # --no-gripper: held, not planned
     )
 
 
@@ -199,7 +197,8 @@ def register(subparsers) -> None:
     ev.add_argument("--env-kwargs", type=_json_object, default={}, help='extra env arguments as JSON, e.g. \'{"action_dim": 4}\'')
     ev.add_argument("--dataset", nargs="*", default=[], help="trajectory files the agent learned from: their seeds must not be evaluated on")
     ev.add_argument("--goal", nargs="+", default=None, help="goal image file(s) instead of the sim's goal image (wm: agents)")
-    ev.add_argument("--subgoal-steps", type=comma_list(positive_int, "4,10"), default=(), help="actions spent on each goal but the last, e.g. 4,10")
+    ev.add_argument("--subgoal-steps", type=comma_list(positive_int, "4,10"), default=WorldModelAgentConfig.subgoal_steps,
+                    help="actions spent on each goal but the last, e.g. 4,10")
     _add_planner_arguments(ev)
     ev.set_defaults(func=run_eval)
 

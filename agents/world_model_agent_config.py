@@ -1,0 +1,47 @@
+"""How a world-model agent plans (:class:`WorldModelAgentConfig`), declared once for the library
+(:class:`armworld.agents.world_model_agent.WorldModelAgent`) and for the planner flags of
+``armworld eval`` and ``armworld demo``; free of torch and MuJoCo so that their ``--help`` stays fast."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from armworld.envs.argtypes import check_options, option, positive_int
+
+GRIPPER_MODES = ("plan", "goal")
+ENERGIES = ("last", "path")
+
+
+@dataclass(frozen=True)
+class WorldModelAgentConfig:
+    """camera: the ``rgb_<camera>`` observation the model was trained on (the model's, when
+    loaded by :func:`armworld.agents.loading.load_agent`). context_frames: observed frames given
+    to the predictor (1 = the current frame, as V-JEPA 2-AC plans). reuse_context: see
+    :mod:`armworld.agents.world_model_agent`. subgoal_steps: actions spent on each goal but the
+    last (which takes the rest), when several goal images are given. gripper: ``plan`` or
+    ``goal`` (see :mod:`armworld.agents.world_model_agent`). energy: ``last``, the distance of the
+    last planned step's latent to the goal (V-JEPA 2-AC), or ``path``, its mean over every planned
+    step (with a horizon above 1: get there early and stay). ``context_frames``, ``reuse_context``,
+    ``energy`` and ``retrieved_subgoals`` are also flags (:func:`armworld.envs.argtypes.option`);
+    ``armworld eval``'s ``--subgoal-steps``, ``--gripper`` and ``--no-gripper`` set the others."""
+
+    camera: str = "front"
+    context_frames: int = option(1, "observed frames given to the predictor", positive_int)
+    reuse_context: bool = option(
+        True, "recompute the imagined sequence for every candidate instead of sharing the context computed once "
+        "per action (the same numbers, slower: the reference)",
+    )
+    subgoal_steps: tuple[int, ...] = ()
+    gripper: str = "plan"
+    energy: str = option(
+        "last", "distance to the goal of the last planned step (V-JEPA 2-AC), or its mean over the steps",
+        choices=ENERGIES,
+    )
+    retrieved_subgoals: int = option(4, "sub-goal frames taken from the retrieved stretch (with --retrieve)", positive_int)
+
+    def __post_init__(self) -> None:
+        check_options(self)
+        if self.gripper not in GRIPPER_MODES:
+            raise ValueError(f"unknown gripper mode {self.gripper!r}; choose one of {list(GRIPPER_MODES)}")
+        if any(s < 1 for s in self.subgoal_steps):
+            raise ValueError(f"subgoal_steps must be positive, got {self.subgoal_steps}")
