@@ -6,20 +6,20 @@
   all you need", ICLR 2023).
 - ``MixedAgent``: follows the expert, with random segments of the episode handed to
   the explorer, so the data covers both purposeful and off-distribution motion.
-- ``PolicySpec``: a picklable ``(env, seed) -> agent`` factory by name (``expert``,
-  ``random``, ``mixed``), as ``armworld.datasets.collect`` takes for parallel workers.
+- ``PolicySpec`` (:mod:`armworld.agents.policy_spec`, re-exported here): a picklable
+  ``(env, seed) -> agent`` factory by name (``expert``, ``random``, ``mixed``), as
+  ``armworld.datasets.collect`` takes for parallel workers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium
 import numpy as np
 
 from armworld.agents.base import Agent
-from armworld.agents.scripted import make_expert
+from armworld.agents.policy_spec import PolicySpec  # noqa: F401  (re-exported)
 
 
 def colored_noise(beta: float, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -94,41 +94,3 @@ class MixedAgent:
         expert_action = self.expert.act(obs)
         random_action = self.explorer.act(obs)
         return random_action if self._random else expert_action
-
-
-@dataclass(frozen=True)
-class PolicySpec:
-    """A data-collection policy by name, callable as ``spec(env, seed) -> Agent``.
-
-    name: ``expert`` (the task's scripted expert with Gaussian action noise ``noise``),
-    ``random`` (``ColoredNoiseAgent`` with ``beta``) or ``mixed`` (``MixedAgent`` of the two
-    with ``random_fraction``). The seed is split between the parts, so an episode depends
-    on its seed alone.
-    """
-
-    name: str = "expert"
-    noise: float = 0.0
-    beta: float = 1.0
-    random_fraction: float = 0.3
-
-    def __post_init__(self) -> None:
-        if self.name not in ("expert", "random", "mixed"):
-            raise ValueError(f"unknown policy {self.name!r}; choose expert, random or mixed")
-
-    @property
-    def label(self) -> str:
-        """What the dataset records in each episode's ``policy`` attribute."""
-        if self.name == "expert":
-            return f"expert(noise={self.noise})"
-        if self.name == "random":
-            return f"random(beta={self.beta})"
-        return f"mixed(noise={self.noise}, beta={self.beta}, random_fraction={self.random_fraction})"
-
-    def __call__(self, env: gymnasium.Env, seed: int) -> Agent:
-        expert_seed, explorer_seed, mix_seed = (int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(3))
-        if self.name == "expert":
-            return make_expert(env, noise=self.noise, seed=expert_seed)
-        explorer = ColoredNoiseAgent.for_env(env, seed=explorer_seed, beta=self.beta)
-        if self.name == "random":
-            return explorer
-        return MixedAgent(make_expert(env, noise=self.noise, seed=expert_seed), explorer, self.random_fraction, seed=mix_seed)

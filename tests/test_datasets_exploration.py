@@ -79,5 +79,5 @@ def test_policy_spec_builds_seeded_agents_for_an_env(name):
     np.testing.assert_array_equal(run(7), run(7))
     assert not np.array_equal(run(7), run(8))
     assert name in spec.label
-    with pytest.raises(ValueError, match="unknown policy"):
+    with pytest.raises(ValueError, match=r"^name \(--policy\) is one of \[.expert., .random., .mixed.\], got .greedy.$"):
         PolicySpec("greedy")

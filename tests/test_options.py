@@ -15,6 +15,7 @@ import sys
 import pytest
 
 from armworld.agents.eval_config import EvalConfig
+from armworld.agents.policy_spec import PolicySpec
 from armworld.agents.rl_config import RLConfig
 from armworld.agents.world_model_agent_config import WorldModelAgentConfig
 from armworld.cli import build_parser, main
@@ -305,3 +306,27 @@ def test_a_bad_world_model_agent_value_is_refused_naming_the_flag(f, capsys):
     assert err.startswith(f"error: armworld eval: argument {option_flag(f)}: ") and "Traceback" not in err
     with pytest.raises(ValueError, match=rf"^{f.name} \({option_flag(f)}\)(:| is one of)"):
         WorldModelAgentConfig(**{f.name: 0})
+
+
+def test_collect_policy_options_are_the_policy_spec_fields(capsys):
+    flags = flags_of("collect")
+    assert [option_flag(f) for f in option_fields(PolicySpec)] == ["--policy", "--noise", "--beta", "--random-fraction"]
+    assert option_fields(PolicySpec) == list(dataclasses.fields(PolicySpec))
+    for f in option_fields(PolicySpec):
+        assert flags[option_flag(f)].dest == f.name and flags[option_flag(f)].help, f.name
+    parser = build_parser()
+    assert options_from(PolicySpec, parser.parse_args(COLLECT)) == PolicySpec()
+    changed = {"name": "mixed", "noise": 0.2, "beta": 2.0, "random_fraction": 0.5}
+    argv = [*COLLECT]
+    for f in option_fields(PolicySpec):
+        assert changed[f.name] != f.default, f.name
+        argv += [option_flag(f), str(changed[f.name])]
+    assert options_from(PolicySpec, parser.parse_args(argv)) == PolicySpec(**changed)
+    for f in option_fields(PolicySpec):
+        assert main([*COLLECT, option_flag(f), "-1"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: armworld collect: argument {option_flag(f)}: ") and "Traceback" not in err
+        with pytest.raises(ValueError, match=rf"^{f.name} \({option_flag(f)}\)(:| is one of)"):
+            PolicySpec(**{f.name: -1})
+    with pytest.raises(ValueError, match=r"^random_fraction \(--random-fraction\): expected a number >= 0.0 and <= 1.0"):
+        PolicySpec("mixed", random_fraction=1.5)

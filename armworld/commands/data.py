@@ -11,13 +11,12 @@ from armworld.commands import (
     env_id,
     fail,
     image_side,
-    non_negative_float,
     non_negative_int,
     number,
     positive_float,
     positive_int,
-    unit_float,
 )
+from armworld.agents.policy_spec import PolicySpec
 from armworld.datasets.collect_config import CollectConfig
 from armworld.envs.argtypes import add_options, options_from
 
@@ -26,10 +25,7 @@ def register(subparsers) -> None:
     """Add this area's verbs to the ``armworld`` parser."""
     collect = subparsers.add_parser("collect", help="collect episodes into an HDF5 trajectory file")
     collect.add_argument("--env", type=env_id, required=True, help="env id, e.g. armworld/FrankaPush-v0")
-    collect.add_argument("--policy", choices=("expert", "random", "mixed"), default="expert")
-    collect.add_argument("--noise", type=non_negative_float, default=0.0, help="Gaussian action noise of the expert")
-    collect.add_argument("--beta", type=non_negative_float, default=1.0, help="colour of the random policy's noise (0 white, 1 pink, 2 red)")
-    collect.add_argument("--random-fraction", type=unit_float, default=0.3, help="share of random segments in mixed")
+    add_options(collect, PolicySpec)  # --policy, --noise, --beta, --random-fraction, declared on PolicySpec
     collect.add_argument("--episodes", type=positive_int, required=True, help="episodes the file holds when done")
     collect.add_argument("--obs-mode", default="pixels_state", choices=("state", "pixels", "pixels_state"))
     collect.add_argument("--image-size", type=image_side, default=64, help="camera image side (pixels, 8..640)")
@@ -75,13 +71,12 @@ def register(subparsers) -> None:
 def run_collect(args: argparse.Namespace) -> int:
     import gymnasium
 
-    from armworld.agents.exploration import PolicySpec
     from armworld.datasets.collect import collect
     from armworld.datasets.hdf5 import DatasetError
 
-    policy = PolicySpec(args.policy, noise=args.noise, beta=args.beta, random_fraction=args.random_fraction)
     exist = "resume" if args.resume else "overwrite" if args.overwrite else "error"
     try:
+        policy = options_from(PolicySpec, args)
         config = options_from(
             CollectConfig, args, env_id=args.env, episodes=args.episodes, policy_name=policy.label,
             env_kwargs={"obs_mode": args.obs_mode, "image_size": args.image_size, "cameras": args.cameras},
