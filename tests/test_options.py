@@ -1,7 +1,8 @@
 """Options declared once: every field of the training loop's :class:`LoopConfig` is a flag of
 ``armworld pretrain`` and ``train``, every field of :class:`PretrainConfig` and :class:`TrainConfig`
-(but their loop) a flag of its verb, and the options of :class:`RLConfig` and :class:`CollectConfig`
-flags of ``armworld rl train`` and ``armworld collect``, made from the fields (name, default, help, range); parsing gives back the dataclass, and
+(but their loop) a flag of its verb, and the options of :class:`RLConfig`, :class:`CollectConfig` and
+:class:`PolicySpec`, :class:`EvalConfig` and :class:`WorldModelAgentConfig` flags of ``armworld rl train``,
+``armworld collect``, ``armworld eval`` (and ``demo``), made from the fields (name, default, help, range); parsing gives back the dataclass, and
 a value out of range is refused at parse time naming the flag, and by the dataclass itself
 naming field and flag."""
 
