@@ -8,9 +8,8 @@ scripted experts the tasks (and so MuJoCo), and importing one needs none of the 
 
 from __future__ import annotations
 
-import importlib
-
 from armworld.agents.base import Agent
+from armworld.envs.lazy import lazy_exports
 
 _LAZY = {
     "ScriptedExpert": "scripted",
@@ -37,8 +36,4 @@ _LAZY = {
 
 __all__ = ["Agent", *sorted(_LAZY)]
 
-
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"armworld.agents.{_LAZY[name]}"), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

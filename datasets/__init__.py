@@ -14,7 +14,7 @@ LeRobotDataset v3 export and reading in ``armworld.datasets.lerobot`` (the ``ler
 
 from __future__ import annotations
 
-import importlib
+from armworld.envs.lazy import lazy_exports
 
 _EXPORTS = {
     "CollectConfig": "collect_config",
@@ -31,8 +31,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"armworld.datasets.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -8,7 +8,7 @@ argument parser) does not import torch::
 
 from __future__ import annotations
 
-import importlib
+from armworld.envs.lazy import lazy_exports
 
 _EXPORTS = {
     "Encoder": "encoder",
@@ -28,8 +28,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"armworld.worldmodel.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
