@@ -54,6 +54,7 @@ from tqdm import tqdm
 
 from armworld.agents.evaluate import EVAL_SEED_BASE, wilson_interval
 from armworld.agents.exploration import PolicySpec
+from armworld.agents.world_model_agent_config import DEFAULT_PLANNER
 from armworld.envs.registry import ENV_IDS, env_id
 
 REACH, PUSH, PICK_PLACE, STACK = (env_id("panda", task) for task in ("reach", "push", "pick_place", "stack"))
@@ -97,8 +98,9 @@ class Scale:
     episode_steps: step budget of collected and evaluated episodes (None: each env's own).
     encoder_preset: arms 1-3; end_to_end_preset: arm 4. pretrain_*/train_*: optimizer steps,
     clips per step, frames per clip and extra ``armworld pretrain`` options. eval_episodes:
-    per model (one evaluation seed); plan_samples, plan_iterations: the CEM planner's, the
-    same for every arm (None: the harness's defaults, 256 and 4); subgoal_tasks: tasks also evaluated through the sub-goal images.
+    per model (one evaluation seed); planner, plan_samples, plan_iterations: the planner and its
+    population and iterations, the same for every arm (None: the harness's defaults, iCEM with
+    128 and 4); subgoal_tasks: tasks also evaluated through the sub-goal images.
     rl_arms: arm 5's baselines, each trained to the env steps of every A of a task and on to
     ``rl_beyond[task]``; rl_eval_episodes: episodes of its training evaluations;
     rl_checkpoint_every: env steps between its checkpoints; rl_overrides: ``-p KEY=VALUE``.
@@ -126,6 +128,7 @@ class Scale:
     train_steps: int = 1000
     train_batch: int = 8
     eval_episodes: int = 50
+    planner: str | None = None
     plan_samples: int | None = None
     plan_iterations: int | None = None
     subgoal_tasks: tuple[str, ...] = (PUSH,)
@@ -150,12 +153,15 @@ class Scale:
 
     def planner_options(self) -> list[str]:
         """The ``armworld eval`` options of the planner."""
-        given = (("--samples", self.plan_samples), ("--iterations", self.plan_iterations))
+        given = (("--planner", self.planner), ("--samples", self.plan_samples), ("--iterations", self.plan_iterations))
         return [text for flag, value in given if value is not None for text in (flag, str(value))]
 
     def plan_cost(self) -> float:
-        """Planning work per action relative to the default planner's (256 samples x 4 iterations)."""
-        return (self.plan_samples or 256) * (self.plan_iterations or 4) / (256 * 4)
+        """Planning time per action relative to the default planner's (iCEM, 128 first samples x
+        4 iterations of 3 steps; CEM's 256 x 4 of one step take about as long): the samples x
+        iterations over the planner's defaults."""
+        samples = 128 if self.planner in (None, DEFAULT_PLANNER) else 256
+        return (self.plan_samples or samples) * (self.plan_iterations or 4) / (samples * 4)
 
     def rl_budgets(self, task: str) -> list[int]:
         """Env steps arm 5 is evaluated at on ``task``: those of every A, then ``rl_beyond``."""
@@ -172,7 +178,7 @@ SCALES: dict[str, Scale] = {
             tasks=(REACH,), sizes=(10, 20), seeds=(0,), pool_tasks=(REACH,), pool_policies=(PolicySpec("random"),),
             pool_randomizations=(None, "default"), pool_episodes=2, image_size=16, episode_steps=5,
             end_to_end_preset="tiny", pretrain_steps=2, pretrain_batch=2, pretrain_clip_len=4, pretrain_options=(),
-            train_steps=2, train_batch=2, eval_episodes=1, plan_samples=8, plan_iterations=1,
+            train_steps=2, train_batch=2, eval_episodes=1, planner="cem", plan_samples=8, plan_iterations=1,
             subgoal_tasks=(), rl_eval_episodes=1, rl_checkpoint_every=0,
             rl_overrides=("buffer_size=1000", "learning_starts=40", "batch_size=8"),
         ),
@@ -181,7 +187,7 @@ SCALES: dict[str, Scale] = {
             summary="about two hours on a 2-core CPU: 2 sizes, 1 seed, 10 evaluation episodes, a cheaper planner",
             tasks=(REACH, PUSH), sizes=(25, 100), seeds=(0,), pool_tasks=(REACH, PUSH, PICK_PLACE, STACK),
             pool_policies=_POOL_POLICIES, pool_randomizations=(None, "default"), pool_episodes=10,
-            pretrain_steps=300, train_steps=400, eval_episodes=10, plan_samples=128, plan_iterations=3,
+            pretrain_steps=300, train_steps=400, eval_episodes=10, planner="cem", plan_samples=128, plan_iterations=3,
             rl_beyond={REACH: (10_000,), PUSH: (12_000,)}, rl_eval_episodes=5,
         ),
         Scale(
@@ -201,7 +207,7 @@ SCALES: dict[str, Scale] = {
 COLLECT_FRAMES_PER_S = 300.0  # 64 px pixel env, one process
 PRETRAIN_FRAMES_PER_S = 100.0  # JEPA, tiny
 TRAIN_CLIPS_PER_S = 50.0  # predictor, tiny, clips of 4 frames; end to end about 3x slower
-PLAN_S_PER_ACTION = {"tiny": 0.4, "tiny-p8": 1.8, "tiny-pooled": 0.09}  # default planner (256 x 4)
+PLAN_S_PER_ACTION = {"tiny": 0.4, "tiny-p8": 1.8, "tiny-pooled": 0.09}  # default planner (CEM 256 x 4 alike)
 RL_STEPS_PER_S = {"state": 15.0, "pixels": 5.0}  # SAC+HER training env steps per second
 
 

@@ -212,7 +212,7 @@ def test_the_registry_holds_cem_icem_and_mppi_with_their_configs_and_elite_count
         "icem": (ICEM, ICEMConfig, "elites"),
         "mppi": (MPPI, MPPIConfig, "elites"),
     }
-    assert PlannerOptions().config == CEMConfig() and PlannerOptions("mppi").config == MPPIConfig()
+    assert PlannerOptions().config == ICEMConfig() and PlannerOptions("mppi").config == MPPIConfig()
     assert list(PLANNERS["mppi"].fields())[:4] == ["samples", "iterations", "elites", "horizon"]
     assert PLANNERS["cem"].fields()["warm_start"] is bool
 

@@ -25,7 +25,7 @@ import armworld  # noqa: F401  (registers the envs)
 from armworld.agents.evaluate import EvalConfig, evaluate, run_episode
 from armworld.agents.film import FilmConfig, band_height
 from armworld.agents.loading import env_kwargs_for, load_agent
-from armworld.agents.planners import CEM, MPPI, ActionBounds, CEMConfig, MPPIConfig
+from armworld.agents.planners import CEM, MPPI, ActionBounds, CEMConfig, ICEMConfig, MPPIConfig, PlannerOptions
 from armworld.agents.world_model_agent import GoalImageError, WorldModelAgent, WorldModelAgentConfig, load_goal_image
 from armworld.cli import main
 from armworld.envs.conventions import MAX_POS_DELTA, SUCCESS_THRESHOLD
@@ -332,8 +332,8 @@ def test_eval_verb_with_a_world_model_and_a_goal_file(tiny_checkpoint, tmp_path,
     assert results["episodes"] == 1 and results["plan_time_per_action_s"] > 0
     assert results["env_kwargs"]["obs_mode"] == "pixels_state"
     options = results["agent_options"]  # the run can be repeated from its record
-    assert options["planner"]["name"] == "cem" and options["energy"] == "last" and options["goal"] == str(goal)
-    assert options["planner"]["config"] == dataclasses.asdict(CEMConfig(samples=8, iterations=1, top_k=2))
+    assert options["planner"]["name"] == "icem" and options["energy"] == "path" and options["goal"] == str(goal)
+    assert options["planner"]["config"] == dataclasses.asdict(ICEMConfig(samples=8, iterations=1, elites=2))
     assert options["device"] == "cpu"
     capsys.readouterr()
     zero_elites = ["--top-k", "0", "--goal", str(goal), "--out", str(tmp_path / "refused")]
@@ -389,12 +389,14 @@ def test_planner_flags_build_the_chosen_planner_and_name_the_flags_in_errors(cap
 
     parse = build_parser().parse_args
     base = ["eval", "--agent", "wm:default", "--env", "armworld/FrankaReach-v0", "--out", "unused"]
-    cem = _planner_options(parse(base + ["--samples", "12"]))  # fewer samples than the default 16 elites
+    assert _planner_options(parse(base)) == PlannerOptions()  # the agent's default: iCEM, three steps
+    assert PlannerOptions().config == ICEMConfig(samples=128, iterations=4, elites=16, horizon=3)
+    cem = _planner_options(parse(base + ["--planner", "cem", "--samples", "12"]))  # fewer samples than 16 elites
     assert (cem.name, cem.config.samples, cem.config.top_k) == ("cem", 12, 12)
     mppi = _planner_options(parse(base + ["--planner", "mppi", "--samples", "64", "--top-k", "8"]))
     assert (mppi.name, mppi.config.samples, mppi.config.elites) == ("mppi", 64, 8)
     with pytest.raises(ValueError, match=r"top_k must lie in \[1, samples = 20\], got 40 \(top_k is --top-k\)"):
-        _planner_options(parse(base + ["--samples", "20", "--top-k", "40"]))
+        _planner_options(parse(base + ["--planner", "cem", "--samples", "20", "--top-k", "40"]))
 
     held = parse(["demo", "--no-gripper"])  # the demo's default --gripper goal gives way
     assert _agent_options(held)["gripper"] == "plan" and held.no_gripper
@@ -411,7 +413,7 @@ def test_planner_option_sets_any_other_field_of_the_chosen_planners_config(capsy
     from armworld.commands.agents import _planner_options
 
     parse = build_parser().parse_args
-    base = ["eval", "--agent", "wm:default", "--env", "armworld/FrankaReach-v0", "--out", "unused"]
+    base = ["eval", "--agent", "wm:default", "--env", "armworld/FrankaReach-v0", "--out", "unused", "--planner", "cem"]
     cem = _planner_options(parse(base + ["--planner-option", "momentum=0.3", "--planner-option", "warm_start=false"]))
     assert (cem.config.momentum, cem.config.warm_start, cem.config.init_std) == (0.3, False, 1.0)
     mppi = _planner_options(parse(base + ["--planner", "mppi", "--planner-option", "temperature=0.5",

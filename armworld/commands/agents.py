@@ -27,7 +27,7 @@ from armworld.commands import (
     user_errors,
 )
 from armworld.agents.eval_config import FILM_HEIGHT, VIDEO_HEIGHT_HELP, EvalConfig, film_height
-from armworld.agents.world_model_agent_config import WorldModelAgentConfig
+from armworld.agents.world_model_agent_config import DEFAULT_PLANNER, WorldModelAgentConfig
 from armworld.envs.argtypes import add_options, option_values, options_from, with_default
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def _key_value(text: str) -> tuple[str, str]:
 
 def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("world-model planner (wm: agents)")
-    group.add_argument("--planner", default="cem", metavar="NAME",
+    group.add_argument("--planner", default=DEFAULT_PLANNER, metavar="NAME",
                        help="a registered planner (see agents/README.md; default %(default)s)")
     group.add_argument("--samples", type=positive_int, default=None, help="candidates per iteration")
     group.add_argument("--iterations", type=positive_int, default=None, help="planner iterations per action")
