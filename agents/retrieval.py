@@ -60,6 +60,7 @@ class EpisodeLibrary:
         if max_episodes is not None and max_episodes < 1:
             raise ValueError(f"max_episodes must be at least 1, got {max_episodes}")
         self.camera = camera
+        self.encode = encode
         self.episodes: list[tuple[str, str]] = []
         latents, closures = [], []
         for path in paths:
@@ -80,6 +81,13 @@ class EpisodeLibrary:
 
     def __len__(self) -> int:
         return len(self.episodes)
+
+    def retrieve_images(self, now: np.ndarray, goal: np.ndarray, subgoals: int = 4) -> Retrieved:
+        """:meth:`retrieve` from the current image and the goal image (uint8 ``[H, W, 3]``,
+        the library's camera), encoded as the library's frames are."""
+        with torch.inference_mode():
+            now_latent, goal_latent = self.encode(np.stack([now, goal])).float()
+        return self.retrieve(now_latent, goal_latent, subgoals)
 
     def retrieve(self, now: torch.Tensor, goal: torch.Tensor, subgoals: int = 4) -> Retrieved:
         """The best stretch from ``now [L]`` to ``goal [L]`` (see the module docstring), cut into

@@ -232,8 +232,7 @@ class WorldModelAgent:
             if self.env_goals == "env":
                 self.goal_images = [goal]
                 return
-            now, target = self._encode(np.stack([self._frames[-1], goal])).flatten(1)
-            found = self.retrieved = self.library.retrieve(now, target, self.config.retrieved_subgoals)
+            found = self.retrieved = self.library.retrieve_images(self._frames[-1], goal, self.config.retrieved_subgoals)
             self.goal_images = [*(load_goal_image(image, self.image_size) for image in found.images), goal]
             self.goal_closures = (*found.closures, found.closures[-1])
             self.goal_steps = found.steps
