@@ -17,6 +17,8 @@ _LAZY = {
     "ActionBounds": "planners",
     "CEM": "planners",
     "CEMConfig": "planners",
+    "ICEM": "planners",
+    "ICEMConfig": "planners",
     "MPPI": "planners",
     "MPPIConfig": "planners",
     "PlannerOptions": "planners",

@@ -190,7 +190,7 @@ def load_world_model_agent(
     ``wm:default``, ``vjepa2-ac:FILE.pt``), it and its planner on ``device``
     (:func:`resolve_device`: CUDA when available, else the CPU). ``config`` overrides
     :class:`WorldModelAgentConfig` fields (the camera defaults to the model's). ``planner``:
-    which planner, and how (default: ``PlannerOptions()``, CEM with its defaults).
+    which planner, and how (default: ``PlannerOptions()``, iCEM over three steps).
     ``retrieve_from``: trajectory files to retrieve sub-goals from on the way to the env's
     goal image (``goal="retrieve"``, :mod:`armworld.agents.retrieval`). ``image_size``,
     ``encoder``: see :func:`load_world_model_for`."""

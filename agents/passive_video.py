@@ -98,9 +98,9 @@ class Scale:
     episode_steps: step budget of collected and evaluated episodes (None: each env's own).
     encoder_preset: arms 1-3; end_to_end_preset: arm 4. pretrain_*/train_*: optimizer steps,
     clips per step, frames per clip and extra ``armworld pretrain`` options. eval_episodes:
-    per model (one evaluation seed); planner, plan_samples, plan_iterations: the planner and its
-    population and iterations, the same for every arm (None: the harness's defaults, iCEM with
-    128 and 4); subgoal_tasks: tasks also evaluated through the sub-goal images.
+    per model (one evaluation seed); planner, plan_samples, plan_iterations: the planner, its
+    population and iterations, the same for every arm (None: the planner's defaults; iCEM's
+    are 128 and 4); subgoal_tasks: tasks also evaluated through the sub-goal images.
     rl_arms: arm 5's baselines, each trained to the env steps of every A of a task and on to
     ``rl_beyond[task]``; rl_eval_episodes: episodes of its training evaluations;
     rl_checkpoint_every: env steps between its checkpoints; rl_overrides: ``-p KEY=VALUE``.
@@ -128,7 +128,7 @@ class Scale:
     train_steps: int = 1000
     train_batch: int = 8
     eval_episodes: int = 50
-    planner: str | None = None
+    planner: str = DEFAULT_PLANNER
     plan_samples: int | None = None
     plan_iterations: int | None = None
     subgoal_tasks: tuple[str, ...] = (PUSH,)
@@ -160,7 +160,7 @@ class Scale:
         """Planning time per action relative to the default planner's (iCEM, 128 first samples x
         4 iterations of 3 steps; CEM's 256 x 4 of one step take about as long): the samples x
         iterations over the planner's defaults."""
-        samples = 128 if self.planner in (None, DEFAULT_PLANNER) else 256
+        samples = 128 if self.planner == DEFAULT_PLANNER else 256
         return (self.plan_samples or samples) * (self.plan_iterations or 4) / (samples * 4)
 
     def rl_budgets(self, task: str) -> list[int]:
@@ -207,7 +207,7 @@ SCALES: dict[str, Scale] = {
 COLLECT_FRAMES_PER_S = 300.0  # 64 px pixel env, one process
 PRETRAIN_FRAMES_PER_S = 100.0  # JEPA, tiny
 TRAIN_CLIPS_PER_S = 50.0  # predictor, tiny, clips of 4 frames; end to end about 3x slower
-PLAN_S_PER_ACTION = {"tiny": 0.4, "tiny-p8": 1.8, "tiny-pooled": 0.09}  # default planner (CEM 256 x 4 alike)
+PLAN_S_PER_ACTION = {"tiny": 0.4, "tiny-p8": 1.8, "tiny-pooled": 0.09}  # CEM 256 x 4, one step (the default iCEM: alike for tiny)
 RL_STEPS_PER_S = {"state": 15.0, "pixels": 5.0}  # SAC+HER training env steps per second
 
 
@@ -530,6 +530,8 @@ def check_manifest(scale: Scale, out: Path) -> None:
     path = out / MANIFEST
     if path.is_file():
         existing = json.loads(path.read_text())
+        if isinstance(existing.get("scale"), dict):
+            existing["scale"].setdefault("planner", "cem")  # written before scales named their planner: all planned with CEM
         if existing != manifest:
             differing = sorted(k for k in manifest["scale"] if existing.get("scale", {}).get(k) != manifest["scale"][k])
             raise ValueError(f"{out} holds a passive-video experiment of other settings ({', '.join(differing) or 'another kind'}); "

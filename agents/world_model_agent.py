@@ -5,8 +5,8 @@ Every action (V-JEPA 2-AC's receding-horizon MPC)::
     z      = encode(last frames)                        [1, T, N, D]   once per action
     ctx    = world_model.context(z, proprio, past)      history keys/values, once per action
     plan   = planner.plan(energy)                       [H, 7] world-model actions
-    energy(a [K, H, 7]) = mean |rollout(ctx, a)[:, -1] - z_goal|   over tokens and dims -> [K]
-                          (energy="path": the mean of that distance over all H steps)
+    energy(a [K, H, 7]) = mean |rollout(ctx, a) - z_goal|   over the H steps, tokens and dims -> [K]
+                          (energy="path", the default; energy="last": the last step's alone, V-JEPA 2-AC's)
     action = delta_to_env_action(plan[0], proprio)      env action in [-1, 1]
 
 The context is computed once per action and shared by all candidates and all planner
@@ -116,7 +116,7 @@ class WorldModelAgent:
 
     Args:
         world_model: encoder + predictor (eval mode; kept on its device).
-        planner: a :class:`armworld.agents.planners.CEM` or ``MPPI`` over 7-D world-model actions,
+        planner: a registered planner (:mod:`armworld.agents.planners`: ``ICEM``, ``CEM``, ``MPPI``) over 7-D world-model actions,
             on the world model's device (candidates, energies and the proprio integrated along
             them stay there; one plan comes back to the host per action).
         goal: ``"env"``, ``"subgoals"``, an image (path or uint8 array) or a list of them (sub-goals).

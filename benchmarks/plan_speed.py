@@ -31,6 +31,7 @@ import armworld  # noqa: F401  (registers the envs)
 from armworld.agents.evaluate import eval_seed, run_episode
 from armworld.agents.planners import PLANNERS, PlannerOptions
 from armworld.agents.world_model_agent import WorldModelAgent, WorldModelAgentConfig
+from armworld.agents.world_model_agent_config import DEFAULT_PLANNER
 
 
 def fresh_model(preset: str):
@@ -57,7 +58,7 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="world-model run or checkpoint (default: a fresh model)")
     parser.add_argument("--preset", default="tiny", help="encoder preset of the fresh model (default %(default)s)")
     parser.add_argument("--env", default="armworld/FrankaPush-v0")
-    parser.add_argument("--planner", choices=tuple(PLANNERS), default="cem")
+    parser.add_argument("--planner", choices=tuple(PLANNERS), default=DEFAULT_PLANNER)
     parser.add_argument("--episodes", type=int, default=2)
     parser.add_argument("--max-steps", type=int, default=10, help="actions per episode")
     parser.add_argument("--context-frames", type=int, default=1)
@@ -90,6 +91,7 @@ def main() -> None:
         "env": args.env,
         "planner": {"name": args.planner, **dataclasses.asdict(planner.config)},
         "context_frames": args.context_frames,
+        "energy": WorldModelAgentConfig().energy,
     }
     for reuse in (True, False):
         config = WorldModelAgentConfig(camera=camera, context_frames=args.context_frames, reuse_context=reuse)

@@ -56,6 +56,18 @@ def test_another_scale_in_the_same_folder_is_refused(smoke, capsys):
     assert "other settings" in capsys.readouterr().err
 
 
+def test_a_manifest_from_before_scales_named_their_planner_reads_as_cem(tmp_path):
+    for name in ("small", "full"):
+        pv.check_manifest(pv.SCALES[name], tmp_path / name)
+        manifest = json.loads((tmp_path / name / pv.MANIFEST).read_text())
+        assert manifest["scale"]["planner"] == pv.SCALES[name].planner
+        del manifest["scale"]["planner"]  # as written before the field existed, when every scale planned with CEM
+        (tmp_path / name / pv.MANIFEST).write_text(json.dumps(manifest))
+    pv.check_manifest(pv.SCALES["small"], tmp_path / "small")  # small planned with CEM then and now: resumes
+    with pytest.raises(ValueError, match=r"other settings \(planner\)"):
+        pv.check_manifest(pv.SCALES["full"], tmp_path / "full")  # full now plans with the default, iCEM
+
+
 def test_plans_of_the_real_scales_hold_the_issues_points(tmp_path, capsys):
     full = pv.Experiment(pv.SCALES["full"], tmp_path)
     names = [p.name for p in full.points()]

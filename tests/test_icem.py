@@ -223,9 +223,9 @@ def test_registered_and_set_from_the_command_line():
     parse = build_parser().parse_args
     base = ["eval", "--agent", "wm:default", "--env", "armworld/FrankaReach-v0", "--out", "unused", "--planner", "icem"]
     options = _planner_options(parse(base + ["--planner-option", "beta=2.5", "--planner-option", "keep_elites=0.5",
-                                             "--samples", "64", "--top-k", "8", "--horizon", "3"]))
+                                             "--samples", "64", "--top-k", "8", "--horizon", "5"]))
     assert options.name == "icem"
-    assert options.config == ICEMConfig(samples=64, elites=8, horizon=3, beta=2.5, keep_elites=0.5)
+    assert options.config == ICEMConfig(samples=64, elites=8, horizon=5, beta=2.5, keep_elites=0.5)
     assert _planner_options(parse(base + ["--planner-option", "beta=2.0"])).config == ICEMConfig()
     assert PLANNERS["icem"].max_elites(20) == 10 and PLANNERS["cem"].max_elites(20) == 20
     capped = _planner_options(parse(base + ["--samples", "20"])).config  # the default 16 elites need 32 samples

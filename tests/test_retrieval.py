@@ -89,3 +89,24 @@ def test_the_agent_heads_for_retrieved_sub_goals_then_the_goal_image(library):
 def test_an_empty_library_is_refused(tmp_path):
     with pytest.raises(ValueError, match="at least one trajectory file"):
         EpisodeLibrary([], world_model_encoder(LinearLatentModel()), camera="front")
+
+
+def test_images_are_searched_with_the_librarys_own_encoder(tmp_path):
+    """Any ``frames -> [T, L]`` map may be the search's latent, e.g. positions read from the image:
+    ``retrieve_images`` encodes the current and goal images with it, not with a world model."""
+    queried = []
+
+    def square_centre(frames: np.ndarray) -> torch.Tensor:  # [T, 2]: pixel row and column of the bright square
+        queried.append(len(frames))
+        bright = torch.from_numpy(frames[..., 0] > 128).float()  # [T, H, W]
+        index = torch.arange(bright.shape[1], dtype=torch.float32)
+        mass = bright.sum((1, 2))
+        return torch.stack([(bright.sum(2) * index).sum(1) / mass, (bright.sum(1) * index).sum(1) / mass], 1)
+
+    library = EpisodeLibrary([record(tmp_path / "detours.h5", [DETOUR, DETOUR[::-1]])], square_centre, camera="front")
+    assert library.latents.shape[-1] == 2 and queried == [9, 9]  # each recorded episode, once
+    found = library.retrieve_images(draw(DETOUR[1]), draw(DETOUR[7]), subgoals=3)
+    assert queried[-1] == 2  # the current and the goal image, together
+    assert found.source[1:] == ("demo_0", 1, 7)
+    np.testing.assert_array_equal(found.images, np.stack([draw(DETOUR[k]) for k in (3, 5, 7)]))
+    assert library.retrieve_images(draw(DETOUR[7]), draw(DETOUR[1])).source[1:] == ("demo_1", 1, 7)

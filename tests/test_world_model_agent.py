@@ -390,7 +390,11 @@ def test_planner_flags_build_the_chosen_planner_and_name_the_flags_in_errors(cap
     parse = build_parser().parse_args
     base = ["eval", "--agent", "wm:default", "--env", "armworld/FrankaReach-v0", "--out", "unused"]
     assert _planner_options(parse(base)) == PlannerOptions()  # the agent's default: iCEM, three steps
-    assert PlannerOptions().config == ICEMConfig(samples=128, iterations=4, elites=16, horizon=3)
+    measured = {  # the planner of reports/goal_image/wm-sigreg-15k-reach-icem-h3 (149 / 150), as its results.json records it
+        "samples": 128, "iterations": 4, "elites": 16, "horizon": 3, "beta": 2.0, "keep_elites": 0.3, "decay": 1.25,
+        "momentum": 0.1, "init_std": 1.0, "warm_start": True,
+    }
+    assert dataclasses.asdict(PlannerOptions().config) == measured and WorldModelAgentConfig().energy == "path"
     cem = _planner_options(parse(base + ["--planner", "cem", "--samples", "12"]))  # fewer samples than 16 elites
     assert (cem.name, cem.config.samples, cem.config.top_k) == ("cem", 12, 12)
     mppi = _planner_options(parse(base + ["--planner", "mppi", "--samples", "64", "--top-k", "8"]))

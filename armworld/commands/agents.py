@@ -58,12 +58,15 @@ def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("world-model planner (wm: agents)")
     group.add_argument("--planner", default=DEFAULT_PLANNER, metavar="NAME",
                        help="a registered planner (see agents/README.md; default %(default)s)")
-    group.add_argument("--samples", type=positive_int, default=None, help="candidates per iteration")
+    group.add_argument("--samples", type=positive_int, default=None,
+                       help="candidates per iteration (iCEM: of the first, later ones shrink; default: the planner's, "
+                       "icem 128, cem and mppi 256)")
     group.add_argument("--iterations", type=positive_int, default=None, help="planner iterations per action")
     group.add_argument("--top-k", type=positive_int, default=None,
                        help="the planner's elite count (e.g. CEM's top_k; default: the planner's, at most what "
                        "--samples allows)")
-    group.add_argument("--horizon", type=positive_int, default=None, help="planned steps")
+    group.add_argument("--horizon", type=positive_int, default=None,
+                       help="planned steps (default: the planner's, icem 3, cem and mppi 1)")
     group.add_argument(
         "--planner-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
         help="set another field of the planner's config (agents/planners.py), e.g. momentum=0.3 or init_std=0.5 "

@@ -10,7 +10,7 @@ plans toward. Nothing of the simulator is read at evaluation time; the recorded 
 of the data train the probe.
 
     python reports/goal_image/probe_retrieval.py train --data push.h5 --out probe.pt          # 11 min, 1 thread
-    python reports/goal_image/probe_retrieval.py quality --probe probe.pt --data push.h5 --episodes 20
+    python reports/goal_image/probe_retrieval.py quality --probe probe.pt -- --data push.h5 --episodes 20
     python reports/goal_image/probe_retrieval.py eval --probe probe.pt -- --agent wm:default \\
         --env armworld/FrankaPush-v0 --episodes 10 --seeds 0 --retrieve push.h5 --gripper goal --threads 1 --out OUT
 """
@@ -121,7 +121,7 @@ def main() -> None:
     armworld.agents.retrieval.world_model_encoder = lambda world_model, batch=256: encode
     from armworld.cli import main as armworld_main
 
-    sys.exit(armworld_main(rest))
+    sys.exit(armworld_main(["eval", *rest]))
 
 
 if __name__ == "__main__":
