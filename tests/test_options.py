@@ -290,7 +290,7 @@ def test_world_model_agent_options_are_the_config_fields(verb):
     parser = build_parser()
     defaults = WorldModelAgentConfig(**option_values(WorldModelAgentConfig, parser.parse_args(PLANNER_VERBS[verb])))
     assert defaults == WorldModelAgentConfig()
-    changed = {"context_frames": 3, "reuse_context": False, "energy": "path", "retrieved_subgoals": 2}
+    changed = {"context_frames": 3, "reuse_context": False, "energy": "last", "retrieved_subgoals": 2}
     assert set(changed) == {f.name for f in option_fields(WorldModelAgentConfig)}
     argv = [*PLANNER_VERBS[verb]]
     for f in option_fields(WorldModelAgentConfig):
