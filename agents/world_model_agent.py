@@ -163,6 +163,8 @@ class WorldModelAgent:
                 raise ValueError(f"goal={goal!r} needs the env, to render its goal images after each reset")
             if config.subgoal_steps:
                 raise ValueError(f"goal={goal!r} takes the actions per sub-goal from the env: give no subgoal_steps")
+            if config.subgoal_stages is not None and goal != "subgoals":
+                raise ValueError(f"subgoal_stages chooses among the env's sub-goals: it needs goal='subgoals', not {goal!r}")
             self.goal_images: list[np.ndarray] = []
         else:
             goals = [goal] if isinstance(goal, (str, Path, np.ndarray)) else list(goal)
@@ -239,6 +241,8 @@ class WorldModelAgent:
             return
         stages = require(self.env, HasGoalSequence, "a world-model agent heading for the env's goals with their gripper closures")
         sequence = stages.goal_sequence(self.config.camera, size=self.image_size)
+        if self.env_goals == "subgoals" and self.config.subgoal_stages is not None:
+            sequence = sequence.select(self.config.subgoal_stages)
         keep = slice(None) if self.env_goals == "subgoals" else slice(-1, None)
         self.goal_images = list(sequence.images[keep])
         self.goal_closures = sequence.closures[keep]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from armworld.envs.argtypes import check_options, option, positive_int
+from armworld.envs.argtypes import check_options, comma_list, non_negative_int, option, positive_int
 
 GRIPPER_MODES = ("plan", "goal")
 ENERGIES = ("last", "path")
@@ -26,7 +26,9 @@ class WorldModelAgentConfig:
     ``goal`` (see :mod:`armworld.agents.world_model_agent`). energy: ``path``, the mean distance to the
     goal of every planned step's latent (with a horizon above 1: get there early and stay), or
     ``last``, the last planned step's alone (V-JEPA 2-AC). ``context_frames``, ``reuse_context``,
-    ``energy`` and ``retrieved_subgoals`` are also flags (:func:`armworld.envs.argtypes.option`);
+    subgoal_stages: which of the env's stages (``GoalSequence.select``) a ``goal="subgoals"``
+    agent heads for before the goal image (None: all). ``context_frames``, ``reuse_context``,
+    ``energy``, ``retrieved_subgoals`` and ``subgoal_stages`` are also flags (:func:`armworld.envs.argtypes.option`);
     ``armworld eval``'s ``--subgoal-steps``, ``--gripper`` and ``--no-gripper`` set the others."""
 
     camera: str = "front"
@@ -42,6 +44,10 @@ class WorldModelAgentConfig:
         choices=ENERGIES,
     )
     retrieved_subgoals: int = option(4, "sub-goal frames taken from the retrieved stretch (with --retrieve)", positive_int)
+    subgoal_stages: tuple[int, ...] | None = option(
+        None, "with --subgoals: head for these of the sim's stages only, then the goal image, e.g. 1 for FrankaPickPlace's "
+        "hand around the cube, the one extra image of the grasp (default: every stage)", comma_list(non_negative_int, "1"),
+    )
 
     def __post_init__(self) -> None:
         check_options(self)

@@ -97,6 +97,25 @@ class GoalSequence:
     closures: tuple[float, ...]
     steps: tuple[int, ...]
 
+    def select(self, stages: tuple[int, ...]) -> GoalSequence:
+        """The stages ``stages`` (indices into all but the goal image, increasing) and the goal
+        image; each kept stage is budgeted the actions of the stages up to it since the previous
+        kept one, so the goal image starts when it would in the whole sequence. PickPlace's
+        ``(1,)``: the hand open around the cube, then the goal, the one extra image of the grasp
+        that V-JEPA 2-AC's pick-and-place is given."""
+        count = len(self.steps)
+        if not stages or list(stages) != sorted(set(stages)) or not all(0 <= k < count for k in stages):
+            raise ValueError(f"stages must be increasing indices of the {count} stages before the goal image "
+                             f"(0..{count - 1}), got {list(stages)}")
+        ends = np.cumsum(self.steps)  # [G - 1]: actions budgeted up to the end of each stage
+        keep = [*stages, len(self.images) - 1]
+        return GoalSequence(
+            images=self.images[keep],
+            tcp=self.tcp[keep],
+            closures=tuple(self.closures[k] for k in keep),
+            steps=tuple(int(e) for e in np.diff(ends[list(stages)], prepend=0)),
+        )
+
 
 @dataclass(frozen=True)
 class TableTopEnvConfig:

@@ -22,7 +22,7 @@ from armworld.agents.world_model_agent_config import WorldModelAgentConfig
 from armworld.cli import build_parser, main
 from armworld.datasets.collect_config import CollectConfig
 from armworld.worldmodel.arguments import loop_config
-from armworld.envs.argtypes import OPTION, option_fields, option_flag, option_values, options_from
+from armworld.envs.argtypes import OPTION, option_fields, option_flag, option_text, option_values, options_from
 from armworld.worldmodel.configs import PretrainConfig, TrainConfig
 from armworld.worldmodel.loop_config import LoopConfig, pretrain_loop
 
@@ -283,30 +283,31 @@ PLANNER_VERBS = {"eval": EVAL, "demo": ["demo"]}  # the verbs with the world-mod
 def test_world_model_agent_options_are_the_config_fields(verb):
     flags = flags_of(verb)
     assert [option_flag(f) for f in option_fields(WorldModelAgentConfig)] == [
-        "--context-frames", "--no-reuse-context", "--energy", "--retrieved-subgoals"]
+        "--context-frames", "--no-reuse-context", "--energy", "--retrieved-subgoals", "--subgoal-stages"]
     for f in option_fields(WorldModelAgentConfig):
         assert flags[option_flag(f)].dest == f.name and flags[option_flag(f)].help, f.name
     assert {"--gripper", "--no-gripper", "--subgoals", "--retrieve"} <= set(flags)  # several fields at once: the verb's
     parser = build_parser()
     defaults = WorldModelAgentConfig(**option_values(WorldModelAgentConfig, parser.parse_args(PLANNER_VERBS[verb])))
     assert defaults == WorldModelAgentConfig()
-    changed = {"context_frames": 3, "reuse_context": False, "energy": "last", "retrieved_subgoals": 2}
+    changed = {"context_frames": 3, "reuse_context": False, "energy": "last", "retrieved_subgoals": 2, "subgoal_stages": (1,)}
     assert set(changed) == {f.name for f in option_fields(WorldModelAgentConfig)}
     argv = [*PLANNER_VERBS[verb]]
     for f in option_fields(WorldModelAgentConfig):
         assert changed[f.name] != f.default, f.name
-        argv += [option_flag(f)] if isinstance(changed[f.name], bool) else [option_flag(f), str(changed[f.name])]
+        argv += [option_flag(f)] if isinstance(changed[f.name], bool) else [option_flag(f), option_text(changed[f.name])]
     assert option_values(WorldModelAgentConfig, parser.parse_args(argv)) == changed
 
 
 @pytest.mark.parametrize("f", [f for f in option_fields(WorldModelAgentConfig) if not isinstance(f.default, bool)],
                          ids=lambda f: f.name)
 def test_a_bad_world_model_agent_value_is_refused_naming_the_flag(f, capsys):
-    assert main([*EVAL, option_flag(f), "0"]) == 1
+    bad = (-1,) if f.name == "subgoal_stages" else 0  # stage 0 is a stage; a count of 0 is not a count
+    assert main([*EVAL, option_flag(f), option_text(bad)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"error: armworld eval: argument {option_flag(f)}: ") and "Traceback" not in err
     with pytest.raises(ValueError, match=rf"^{f.name} \({option_flag(f)}\)(:| is one of)"):
-        WorldModelAgentConfig(**{f.name: 0})
+        WorldModelAgentConfig(**{f.name: bad})
 
 
 def test_collect_policy_options_are_the_policy_spec_fields(capsys):

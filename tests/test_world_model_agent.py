@@ -208,6 +208,39 @@ def test_env_subgoals_set_the_schedule_and_command_the_gripper():
     assert agent.goal_index == 0 and np.array_equal(agent.goal_frame, env.unwrapped.goal_sequence("top").images[0])
 
 
+def test_chosen_subgoal_stages_keep_the_goal_images_schedule_and_the_gripper_of_those_stages():
+    env = gymnasium.make("armworld/FrankaPickPlace-v0", obs_mode="pixels_state", cameras="top")
+    planner = CEM(CEMConfig(samples=8, iterations=1, top_k=2), ActionBounds.world_model(gripper=False), seed=0)
+    config = WorldModelAgentConfig(camera="top", gripper="goal", subgoal_stages=(1,))  # the hand open around the cube
+    agent = WorldModelAgent(tiny_world_model(), planner, goal="subgoals", env=env, config=config)
+    obs, _ = env.reset(seed=0)
+    agent.reset()
+    sequence = env.unwrapped.goal_sequence("top")
+    grippers = []
+    for _ in range(17):
+        action = agent.act(obs)
+        grippers.append(float(action[-1]))
+        obs, *_ = env.step(action)
+    assert agent.goal_steps == (10 + 5,)  # the goal image starts when it would after all four stages' first two
+    assert [np.array_equal(a, b) for a, b in zip(agent.goal_images, sequence.images[[1, -1]])] == [True, True]
+    assert grippers == [-1.0] * 15 + [1.0] * 2  # open toward the grasp image, closed toward the goal image
+    with pytest.raises(ValueError, match=r"increasing indices of the 4 stages before the goal image \(0..3\), got \[4\]"):
+        sequence.select((4,))
+    assert sequence.select((0, 2)).steps == (10, 8) and sequence.select((0, 2)).closures == sequence.closures[::2]
+    with pytest.raises(ValueError, match="subgoal_stages chooses among the env's sub-goals: it needs goal='subgoals'"):
+        WorldModelAgent(tiny_world_model(), planner, goal="env", env=env, config=config)
+
+
+def test_eval_flag_subgoal_stages_is_recorded_and_needs_subgoals(tiny_checkpoint, tmp_path, capsys):
+    base = ["eval", "--agent", f"wm:{tiny_checkpoint}", "--env", "armworld/FrankaPickPlace-v0", "--episodes", "1",
+            "--seeds", "0", "--max-steps", "2", "--samples", "8", "--iterations", "1", "--subgoal-stages", "1"]
+    assert main([*base, "--out", str(tmp_path / "refused")]) == 1
+    assert "--subgoal-stages chooses among the sim's sub-goal images: give --subgoals with it" in capsys.readouterr().err
+    assert main([*base, "--subgoals", "--gripper", "goal", "--out", str(tmp_path / "run")]) == 0
+    options = json.loads((tmp_path / "run" / "results.json").read_text())["agent_options"]
+    assert options["subgoal_stages"] == [1] and options["goal"] == "subgoals"
+
+
 def test_films_show_each_frame_beside_the_goal_its_action_was_planned_toward():
     env = gymnasium.make("armworld/FrankaReach-v0", obs_mode="pixels_state")
     planner = CEM(CEMConfig(samples=8, iterations=1, top_k=2), ActionBounds.world_model(), seed=0)

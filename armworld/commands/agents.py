@@ -89,7 +89,7 @@ def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
         help="head for sub-goals retrieved from these recorded episodes (a latent search from the current image to "
         "the goal image), then the goal image; the model's training data, never evaluation seeds",
     )
-    add_options(group, WorldModelAgentConfig)  # --context-frames, --no-reuse-context, --energy, --retrieved-subgoals
+    add_options(group, WorldModelAgentConfig)  # --context-frames, --no-reuse-context, --energy, --retrieved-subgoals, --subgoal-stages
     group.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
     model = parser.add_argument_group("where the world model runs, and the released V-JEPA 2-AC (vjepa2-ac: agents)")
     model.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: cuda when available, else cpu)")
@@ -261,12 +261,14 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     check_spec(args.agent)
     is_wm = is_world_model(args.agent)
-    if not is_wm and (args.goal is not None or args.subgoal_steps or args.subgoals or args.gripper or args.device
-                      or args.image_size or args.encoder or args.other_robot):
-        raise ValueError("--goal, --subgoal-steps, --subgoals, --gripper, --device, --image-size, --encoder and "
+    if not is_wm and (args.goal is not None or args.subgoal_steps or args.subgoals or args.subgoal_stages or args.gripper
+                      or args.device or args.image_size or args.encoder or args.other_robot):
+        raise ValueError("--goal, --subgoal-steps, --subgoals, --subgoal-stages, --gripper, --device, --image-size, --encoder and "
                          f"--other-robot are for world-model agents ({agent_specs(world_models=True)})")
     if args.subgoals and args.goal:
         raise ValueError("--subgoals heads for the sim's images: give no --goal files with it")
+    if args.subgoal_stages and not args.subgoals:
+        raise ValueError("--subgoal-stages chooses among the sim's sub-goal images: give --subgoals with it")
     if args.retrieve and (args.subgoals or args.goal):
         raise ValueError("--retrieve finds sub-goals on the way to the sim's goal image: give no --subgoals or --goal with it")
     if args.retrieve and not is_wm:
