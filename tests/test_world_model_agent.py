@@ -185,19 +185,27 @@ def tiny_world_model(seed: int = 0) -> WorldModel:
     return WorldModel(encoder, ACPredictor(predictor_config(encoder, "tiny"))).eval()
 
 
-def test_env_subgoals_set_the_schedule_and_command_the_gripper():
+def _pick_place_through_subgoals(steps: int = 17, **config):
+    """A ``goal="subgoals"`` agent with the gripper commanded (``config``: more agent options)
+    after ``steps`` actions of FrankaPickPlace's reset seed 0: the env, the agent, the env's
+    whole goal sequence and the gripper commands sent."""
     env = gymnasium.make("armworld/FrankaPickPlace-v0", obs_mode="pixels_state", cameras="top")
     planner = CEM(CEMConfig(samples=8, iterations=1, top_k=2), ActionBounds.world_model(gripper=False), seed=0)
-    config = WorldModelAgentConfig(camera="top", gripper="goal")
-    agent = WorldModelAgent(tiny_world_model(), planner, goal="subgoals", env=env, config=config)
+    agent_config = WorldModelAgentConfig(camera="top", gripper="goal", **config)
+    agent = WorldModelAgent(tiny_world_model(), planner, goal="subgoals", env=env, config=agent_config)
     obs, _ = env.reset(seed=0)
     agent.reset()
-    sequence = env.unwrapped.goal_sequence("top")
+    sequence = env.unwrapped.goal_sequence("top")  # as the episode starts: the images pose the cube where it lies now
     grippers = []
-    for _ in range(17):
+    for _ in range(steps):
         action = agent.act(obs)
         grippers.append(float(action[-1]))
         obs, *_ = env.step(action)
+    return env, agent, sequence, grippers
+
+
+def test_env_subgoals_set_the_schedule_and_command_the_gripper():
+    env, agent, sequence, grippers = _pick_place_through_subgoals()
     assert agent.goal_steps == sequence.steps == (10, 5, 3, 6)
     assert grippers == [-1.0] * 15 + [1.0] * 2  # open over the cube and around it, then closing on it
     assert agent.goal_index == 2 and np.array_equal(agent.goal_frame, sequence.images[2])
@@ -209,18 +217,7 @@ def test_env_subgoals_set_the_schedule_and_command_the_gripper():
 
 
 def test_chosen_subgoal_stages_keep_the_goal_images_schedule_and_the_gripper_of_those_stages():
-    env = gymnasium.make("armworld/FrankaPickPlace-v0", obs_mode="pixels_state", cameras="top")
-    planner = CEM(CEMConfig(samples=8, iterations=1, top_k=2), ActionBounds.world_model(gripper=False), seed=0)
-    config = WorldModelAgentConfig(camera="top", gripper="goal", subgoal_stages=(1,))  # the hand open around the cube
-    agent = WorldModelAgent(tiny_world_model(), planner, goal="subgoals", env=env, config=config)
-    obs, _ = env.reset(seed=0)
-    agent.reset()
-    sequence = env.unwrapped.goal_sequence("top")
-    grippers = []
-    for _ in range(17):
-        action = agent.act(obs)
-        grippers.append(float(action[-1]))
-        obs, *_ = env.step(action)
+    env, agent, sequence, grippers = _pick_place_through_subgoals(subgoal_stages=(1,))  # the hand open around the cube
     assert agent.goal_steps == (10 + 5,)  # the goal image starts when it would after all four stages' first two
     assert [np.array_equal(a, b) for a, b in zip(agent.goal_images, sequence.images[[1, -1]])] == [True, True]
     assert grippers == [-1.0] * 15 + [1.0] * 2  # open toward the grasp image, closed toward the goal image
@@ -228,7 +225,7 @@ def test_chosen_subgoal_stages_keep_the_goal_images_schedule_and_the_gripper_of_
         sequence.select((4,))
     assert sequence.select((0, 2)).steps == (10, 8) and sequence.select((0, 2)).closures == sequence.closures[::2]
     with pytest.raises(ValueError, match="subgoal_stages chooses among the env's sub-goals: it needs goal='subgoals'"):
-        WorldModelAgent(tiny_world_model(), planner, goal="env", env=env, config=config)
+        WorldModelAgent(tiny_world_model(), agent.planner, goal="env", env=env, config=agent.config)
 
 
 def test_eval_flag_subgoal_stages_is_recorded_and_needs_subgoals(tiny_checkpoint, tmp_path, capsys):
