@@ -157,11 +157,14 @@ class Scale:
         return [text for flag, value in given if value is not None for text in (flag, str(value))]
 
     def plan_cost(self) -> float:
-        """Planning time per action relative to the default planner's (iCEM, 128 first samples x
-        4 iterations of 3 steps; CEM's 256 x 4 of one step take about as long): the samples x
-        iterations over the planner's defaults."""
-        samples = 128 if self.planner == DEFAULT_PLANNER else 256
-        return (self.plan_samples or samples) * (self.plan_iterations or 4) / (samples * 4)
+        """Planning time per action relative to the default planner's: the samples x iterations
+        over the planner's defaults (which take about as long for CEM, iCEM and MPPI with the
+        ``tiny`` model on two cores; benchmarks/README.md)."""
+        from armworld.agents.planners import planner_kind
+
+        defaults = planner_kind(self.planner).config()
+        work = (self.plan_samples or defaults.samples) * (self.plan_iterations or defaults.iterations)
+        return work / (defaults.samples * defaults.iterations)
 
     def rl_budgets(self, task: str) -> list[int]:
         """Env steps arm 5 is evaluated at on ``task``: those of every A, then ``rl_beyond``."""
