@@ -317,14 +317,15 @@ def probes(representation: Representation, episodes: list[Episode], cube: bool) 
 def score(
     names: list[str], env_id: str, camera: str = "top", image_size: int = 64, episodes: int = 10,
     candidates: int = 32, horizon: int = 3, expert_episodes: int = 40, expert_noise: float = EXPERT_NOISE,
-    seed: int = 0, max_episode_steps: int | None = None, progress: Callable[[str], None] = lambda line: None,
+    seed: int = 0, randomization: str | None = None, max_episode_steps: int | None = None, progress: Callable[[str], None] = lambda line: None,
     device: str | torch.device | None = None,
 ) -> dict:
     """Every score of every representation in ``names`` on ``env_id`` seen by ``camera`` at
     ``image_size`` px: the oracle over ``episodes`` episodes of evaluation seed ``seed``
     (``candidates`` sequences of ``horizon`` steps per action); rank correlation and probes
     over ``expert_episodes`` episodes of the expert with noise ``expert_noise``, reset with
-    the next evaluation seeds of ``seed`` (``distance`` has only the oracle).
+    the next evaluation seeds of ``seed`` (``distance`` has only the oracle), in scenes drawn
+    from the ``randomization`` preset at every reset (None: the plain scene).
     ``max_episode_steps`` replaces the env's step budget. ``progress`` is called with a line
     per finished representation. Encoders run on ``device`` (default: CUDA when available).
     Every name is loaded before any work starts, so a bad one fails fast."""
@@ -333,7 +334,7 @@ def score(
     if episodes + expert_episodes > EPISODES_PER_SEED_MAX:
         raise ValueError(f"episodes and expert episodes share one evaluation seed: at most {EPISODES_PER_SEED_MAX} together")
     representations = [load_representation(name, device) for name in names]
-    env = gymnasium.make(env_id, obs_mode="state", max_episode_steps=max_episode_steps)
+    env = gymnasium.make(env_id, obs_mode="state", randomization=randomization, max_episode_steps=max_episode_steps)
     view = Camera(env, camera, image_size)
     try:
         expert = collect_expert_episodes(env, view, expert_episodes, eval_seed(seed, episodes), expert_noise)
@@ -350,7 +351,7 @@ def score(
         view.close()
         env.close()
     return {
-        "env": env_id, "camera": camera, "image_size": image_size, "seed": seed,
+        "env": env_id, "camera": camera, "image_size": image_size, "seed": seed, "randomization": randomization,
         "step_budget": env.spec.max_episode_steps, "expert_episodes": expert_episodes,
         "expert_noise": expert_noise, "results": results,
     }
@@ -387,7 +388,8 @@ def write_scores(scores: dict, out: str | Path) -> tuple[Path, Path, Path]:
     oracle_settings = next(iter(scores["results"].values()))["oracle"]
     (out / "scores.json").write_text(json.dumps(scores, indent=1))
     lines = [
-        f"# Representations for planning: {scores['env']}, camera `{scores['camera']}`, {scores['image_size']} px",
+        f"# Representations for planning: {scores['env']}, camera `{scores['camera']}`, {scores['image_size']} px"
+        + (f", scenes randomised (`{scores['randomization']}`)" if scores.get("randomization") else ""),
         "",
         f"Oracle: search through the simulator, {oracle_settings['candidates']} candidate sequences of "
         f"{oracle_settings['horizon']} steps per action, {oracle_settings['episodes']} episodes of evaluation seed "

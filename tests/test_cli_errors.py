@@ -145,6 +145,8 @@ def test_robot_urls_with_a_port_out_of_range_are_refused(port, capsys):
         (["demo", "--envs", "FrankaReach-v0,Nope"], "unknown env 'Nope'"),
         (["eval", "--agent", "random", *REACH, "--out", "r", "--seeds", ","], "argument --seeds: names nothing"),
         (["collect", *REACH], "the following arguments are required: --episodes, --out"),
+        (["collect", *REACH, "--randomization", "wild"], "unknown randomization 'wild'; choose one of default, sim2real"),
+        (["score", "--repr", "pixels", "--randomization", "Default"], "unknown randomization 'Default'"),
         (["nope"], "argument COMMAND: invalid choice: 'nope'"),
         ([], "the following arguments are required: COMMAND"),
         (["eval", "--no-gripper", "--gripper", "goal"], "not allowed with argument --no-gripper"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import imageio.v3 as iio
 import numpy as np
@@ -53,6 +55,20 @@ def test_info_validate_video_replay(collected, tmp_path, capsys):
     gif = tmp_path / "demo1.gif"
     assert main(["dataset", "video", str(collected), "--demo", "1", "--out", str(gif)]) == 0
     assert iio.imread(gif).shape[0] == 5
+
+
+def test_collect_draws_the_randomised_scene_the_file_records_and_replays(collected, tmp_path, capsys):
+    randomised = tmp_path / "r.h5"
+    assert main([*COLLECT, "--randomization", "default", "--out", str(randomised)]) == 0
+    with h5py.File(collected, "r") as plain, h5py.File(randomised, "r") as drawn:
+        env_args = json.loads(drawn["data"].attrs["env_args"])
+        assert env_args["env_kwargs"]["randomization"] == "default"
+        assert json.loads(plain["data"].attrs["env_args"])["env_kwargs"]["randomization"] is None
+        first_plain, first_drawn = plain["data/demo_0/obs/rgb_front"][0], drawn["data/demo_0/obs/rgb_front"][0]
+        assert first_plain.shape == first_drawn.shape and not np.array_equal(first_plain, first_drawn)
+    capsys.readouterr()
+    assert main(["dataset", "replay", str(randomised), "--demo", "1"]) == 0  # the same scene is drawn again
+    assert "states match" in capsys.readouterr().out
 
 
 def test_problems_exit_non_zero_with_plain_messages(collected, tmp_path, capsys):

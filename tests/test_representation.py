@@ -93,10 +93,12 @@ def test_score_writes_the_table_json_and_figure(tmp_path, capsys):
     out = tmp_path / "scores"
     status = main([
         "score", "--repr", "distance", "pixels", "--env", "FrankaReach-v0", "--image-size", "32", "--episodes", "1",
-        "--candidates", "4", "--horizon", "2", "--expert-episodes", "2", "--max-steps", "5", "--out", str(out),
+        "--candidates", "4", "--horizon", "2", "--expert-episodes", "2", "--max-steps", "5",
+        "--randomization", "default", "--out", str(out),
     ])
     assert status == 0
     scores = json.loads((out / "scores.json").read_text())
+    assert scores["randomization"] == "default" and "scenes randomised (`default`)" in (out / "scores.md").read_text()
     assert list(scores["results"]) == ["distance", "pixels"]
     assert "rank_correlation" not in scores["results"]["distance"]
     assert set(scores["results"]["pixels"]) == {"oracle", "rank_correlation", "probes"}

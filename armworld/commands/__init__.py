@@ -72,6 +72,25 @@ def env_id(text: str) -> str:
     return full
 
 
+def randomization_preset(text: str) -> str:
+    """An argparse ``type=``: the name of a scene-randomisation preset (armworld/envs/randomization.py)."""
+    from armworld.envs.randomization import PRESETS
+
+    if text not in PRESETS:
+        raise argparse.ArgumentTypeError(f"unknown randomization {text!r}; choose one of {', '.join(sorted(PRESETS))}")
+    return text
+
+
+def add_randomization(parser: argparse.ArgumentParser) -> None:
+    """``--randomization PRESET``: the scene randomisation the verb's envs draw at every reset."""
+    parser.add_argument(
+        "--randomization", type=randomization_preset, default=None, metavar="PRESET",
+        help="scene randomisation drawn at every reset from the reset seed: default (object and table colours, "
+        "lighting, camera pose, object size, mass and friction) or sim2real (also actuator gains and action "
+        "latency); default: none, the plain scene",
+    )
+
+
 def check_output(out: str | os.PathLike, *inputs: str | os.PathLike, folder: bool = False) -> None:
     """Raise ``ValueError`` unless ``out`` can be written without touching an input.
 

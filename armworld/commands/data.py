@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from armworld.commands import (
+    add_randomization,
     check_output,
     check_video_output,
     env_id,
@@ -30,6 +31,7 @@ def register(subparsers) -> None:
     collect.add_argument("--obs-mode", default="pixels_state", choices=("state", "pixels", "pixels_state"))
     collect.add_argument("--image-size", type=image_side, default=64, help="camera image side (pixels, 8..640)")
     collect.add_argument("--cameras", default="front", help="comma-separated, e.g. front,wrist")
+    add_randomization(collect)
     add_options(collect, CollectConfig)  # --seed, --workers, --max-steps, declared on CollectConfig
     collect.add_argument("--out", required=True, help="output .h5 file")
     exist = collect.add_mutually_exclusive_group()
@@ -79,7 +81,8 @@ def run_collect(args: argparse.Namespace) -> int:
         policy = options_from(PolicySpec, args)
         config = options_from(
             CollectConfig, args, env_id=args.env, episodes=args.episodes, policy_name=policy.label,
-            env_kwargs={"obs_mode": args.obs_mode, "image_size": args.image_size, "cameras": args.cameras},
+            env_kwargs={"obs_mode": args.obs_mode, "image_size": args.image_size, "cameras": args.cameras,
+                        "randomization": args.randomization},
         )
         check_output(args.out)
         summary = collect(args.out, config, policy, exist=exist, progress=not args.no_progress)

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from armworld.commands import (
+    add_randomization,
     check_output,
     env_id,
     error_text,
@@ -38,6 +39,7 @@ def register(subparsers) -> None:
     sc.add_argument("--env", type=env_id, default="armworld/FrankaReach-v0", help="env id, e.g. armworld/FrankaPush-v0")
     sc.add_argument("--camera", default="top", choices=("front", "top", "wrist"))
     sc.add_argument("--image-size", type=image_side, default=64, help="side of the rendered frames (px, 8..640)")
+    add_randomization(sc)
     sc.add_argument("--episodes", type=positive_int, default=10, help="oracle episodes (evaluation seed --seed)")
     sc.add_argument("--candidates", type=number(int, 2), default=32, help="action sequences simulated per control step")
     sc.add_argument("--horizon", type=positive_int, default=3, help="steps per action sequence")
@@ -77,7 +79,7 @@ def _run_score(args: argparse.Namespace) -> int:
     scores = score(
         args.repr, args.env, camera=args.camera, image_size=args.image_size, episodes=args.episodes,
         candidates=args.candidates, horizon=args.horizon, expert_episodes=args.expert_episodes,
-        expert_noise=args.expert_noise, seed=args.seed,
+        expert_noise=args.expert_noise, seed=args.seed, randomization=args.randomization,
         max_episode_steps=args.max_steps, progress=lambda line: print(line, file=sys.stderr, flush=True),
         device=args.device,
     )
