@@ -317,8 +317,8 @@ def probes(representation: Representation, episodes: list[Episode], cube: bool) 
 def score(
     names: list[str], env_id: str, camera: str = "top", image_size: int = 64, episodes: int = 10,
     candidates: int = 32, horizon: int = 3, expert_episodes: int = 40, expert_noise: float = EXPERT_NOISE,
-    seed: int = 0, randomization: str | None = None, max_episode_steps: int | None = None, progress: Callable[[str], None] = lambda line: None,
-    device: str | torch.device | None = None,
+    seed: int = 0, randomization: str | None = None, max_episode_steps: int | None = None,
+    progress: Callable[[str], None] = lambda line: None, device: str | torch.device | None = None,
 ) -> dict:
     """Every score of every representation in ``names`` on ``env_id`` seen by ``camera`` at
     ``image_size`` px: the oracle over ``episodes`` episodes of evaluation seed ``seed``
