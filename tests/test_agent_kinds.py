@@ -92,7 +92,8 @@ def test_a_wm_model_is_refused_on_a_robot_its_data_never_showed(tmp_path):
         check_robot(ur5e, "armworld/FrankaPush-v0", {})
     check_robot(model("ur5e", "panda"), "armworld/FrankaReach-v0", {})  # one of its robots
     check_robot(model("panda", None), "armworld/UR5ePush-v0", {})  # a file of unknown robot: no refusal
-    check_robot("wm:default", "armworld/UR5ePush-v0", {})  # the shipped model's metadata names no robot
+    with pytest.raises(AgentSpecError, match="wm:default was trained on data of the panda robot"):
+        check_robot("wm:default", "armworld/UR5ePush-v0", {})  # the shipped model's metadata names its data's robot
     check_robot("vjepa2-ac:model.pt", "armworld/UR5ePush-v0", {})  # no armworld metadata
 
 

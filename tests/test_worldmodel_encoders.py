@@ -118,7 +118,12 @@ def test_checkpoints_record_the_kind_and_those_without_one_are_vjepa2(tmp_path):
     assert encoder_config_from_dict(dataclasses.asdict(tiny)) == tiny  # recorded before kinds were
 
     shipped = read_checkpoint(DEFAULT_MODEL)
-    assert "kind" not in shipped.config["encoder"] and type(load_world_model(DEFAULT_MODEL).encoder) is FrameEncoder
+    assert shipped.config["encoder"]["kind"] == "vjepa2" and type(load_world_model(DEFAULT_MODEL).encoder) is FrameEncoder
+    older = tmp_path / "older"  # the same checkpoint as written before kinds were recorded
+    shutil.copytree(shipped.path, older)
+    kindless = {key: value for key, value in shipped.config["encoder"].items() if key != "kind"}
+    (older / "config.json").write_text(json.dumps(dict(shipped.config, encoder=kindless)))
+    assert type(load_world_model(older).encoder) is FrameEncoder
 
     renamed = tmp_path / "renamed"
     shutil.copytree(shipped.path, renamed)
