@@ -8,8 +8,9 @@
 # -> a float16 export in OUT/model, loadable as wm:OUT/model.
 # Rerunning the same line resumes: collections append their missing episodes, pretrain and
 # train resume from their last checkpoint, finished runs are skipped.
-# About 1 h 30 min on 2 CPU cores; ARMWORLD_DEVICE=cuda (or cpu) picks where models train,
-# by default the one `armworld pretrain`/`train` pick.
+# About 1 h 30 min on 2 CPU cores (the sum of its steps' times, MODEL_CARD.md);
+# ARMWORLD_DEVICE=cuda (or cpu) picks where models train, by default the one
+# `armworld pretrain`/`train` pick.
 set -euo pipefail
 OUT=${1:-runs/default}
 mkdir -p "$OUT/data"
