@@ -1,4 +1,4 @@
-"""Figure of section 8: success undisturbed and under ``randomization="default"``, per model.
+"""Figure of sections 8 and 9: success undisturbed and under ``randomization="default"``, per model.
 
 Reads the ``results.json`` of the evaluations named below (folders of this report; a folder's
 ``seed1``, ``seed2`` sub-folders count too) and draws success with Wilson 95% intervals.
@@ -26,6 +26,7 @@ RUNS = {
         "15,000 steps\n(shipped before)": (["wm-sigreg-15k-reach-icem-h3"], ["wm-sigreg-15k-reach-rand-icem-h3"]),
         "+ 3,000 on plain scenes\n(control)": ([], ["wm-ftplain-reach-rand"]),
         "+ 3,000 on plain and\nrandomised scenes (shipped)": (["wm-ftrand-reach"], ["wm-ftrand-reach-rand"]),
+        "the same 18,000 steps,\ninitialised encoder": (["wm-init18k-reach"], ["wm-init18k-reach-rand"]),
     },
     "FrankaPush, through the sub-goal images": {
         "15,000 steps\n(shipped before)": (["wm-sigreg-15k-push-subgoals-icem-h3"], ["wm-sigreg-15k-push-subgoals-rand-icem-h3"]),
@@ -45,7 +46,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--figure", required=True, help="PNG to write")
     args = parser.parse_args()
-    fig, axes = plt.subplots(1, len(RUNS), figsize=(5.5 * len(RUNS), 4.2), squeeze=False)
+    widths = [len(models) for models in RUNS.values()]  # a panel's width follows its number of models
+    fig, axes = plt.subplots(1, len(RUNS), figsize=(2.2 * sum(widths), 4.2), squeeze=False, width_ratios=widths)
     table = {}
     for ax, (panel, models) in zip(axes[0], RUNS.items()):
         for i, (model, folders) in enumerate(models.items()):
@@ -59,7 +61,7 @@ def main() -> None:
                 rate, x = successes / episodes, i + (offset - 0.5) * 0.38
                 ax.bar(x, 100 * rate, 0.36, color=colour, label=condition if i == 0 else None)
                 ax.errorbar(x, 100 * rate, [[100 * (rate - low)], [100 * (high - rate)]], color="black", capsize=3)
-                ax.text(x, 3, f"{successes}/{episodes}", ha="center", fontsize=8, color="white")
+                ax.text(x, 3, f"{successes}/{episodes}", ha="center", fontsize=7, color="white")
                 table[f"{panel} | {model.replace(chr(10), ' ')} | {condition}"] = [successes, episodes]
         ax.set_xticks(range(len(models)), list(models), fontsize=8)
         ax.set_ylim(0, 118)
