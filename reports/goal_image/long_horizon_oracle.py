@@ -9,7 +9,9 @@ against the goal image; the first segment is executed and the plan, shifted by o
 warm-starts the next search. Only the energy can be at fault: ``distance`` (the true cube
 distance) is the search's own check. Energies: the L1 of `armworld score` (mean over
 tokens), or ``--top-patches K``, the mean of the K most different 8x8-px patches of raw
-pixels (a distance that cannot average a cube's few pixels away).
+pixels (a distance that cannot average a cube's few pixels away). ``--goal-arm start``
+replaces the env's goal image (the arm behind the cube at its goal) by one with the cube at
+its goal and the arm where the episode started it.
 
     python reports/goal_image/long_horizon_oracle.py --repr distance --out results/lh-distance.json
     python reports/goal_image/long_horizon_oracle.py --repr pixels --camera front --top-patches 4 --out ...
@@ -86,11 +88,21 @@ class SegmentSearch:
             mean, std = elites.mean(0), elites.std(0) + 0.05
         return best
 
+    def goal_image(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """The env's goal image, or with ``--goal-arm start`` the cube at its goal and the arm
+        where the episode started it (the TCP of ``obs``, the reset's), fingers closed."""
+        if self.args.goal_arm == "solved":
+            return self.camera.goal()
+        def arrange() -> tuple[np.ndarray, float]:
+            self.sim._place_cube(self.sim.goal[:2])
+            return obs["proprio"][:3].copy(), 1.0
+        return self.sim._posed_image(self.args.camera, self.camera.size, arrange)[0]
+
     def episode(self, seed: int) -> float:
         """One episode of evaluation reset seed ``seed``; the final cube distance to the goal (m)."""
         rng = np.random.default_rng(seed)
         obs, _ = self.env.reset(seed=seed)
-        goal, plan, steps = self.camera.goal(), np.zeros((self.args.segments, 3)), 0
+        goal, plan, steps = self.goal_image(obs), np.zeros((self.args.segments, 3)), 0
         while steps < self.env.spec.max_episode_steps:
             plan = self.plan(plan, goal, rng)
             for _ in range(min(self.args.length, self.env.spec.max_episode_steps - steps)):
@@ -105,6 +117,8 @@ def main() -> None:
     parser.add_argument("--repr", default="distance", help="distance, pixels, encoder:PATH, wm:PATH or wm:default")
     parser.add_argument("--camera", default="top", choices=["top", "front"])
     parser.add_argument("--top-patches", type=int, default=0, help="pixels only: mean of this many most different patches")
+    parser.add_argument("--goal-arm", default="solved", choices=["solved", "start"],
+                        help="the arm in the goal image: the env's (behind the cube at its goal) or where the episode starts it")
     parser.add_argument("--segments", type=int, default=3)
     parser.add_argument("--length", type=int, default=5, help="steps per segment")
     parser.add_argument("--samples", type=int, default=32)
@@ -135,7 +149,7 @@ def main() -> None:
     }
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)
-    print(json.dumps({k: result[k] for k in ("repr", "camera", "top_patches", "successes", "success_ci", "mean_final_distance")}))
+    print(json.dumps({k: result[k] for k in ("repr", "camera", "top_patches", "goal_arm", "successes", "success_ci", "mean_final_distance")}))
 
 
 if __name__ == "__main__":
