@@ -93,7 +93,8 @@ class SegmentSearch:
         where the episode started it (the TCP of ``obs``, the reset's), fingers closed."""
         if self.args.goal_arm == "solved":
             return self.camera.goal()
-        def arrange() -> tuple[np.ndarray, float]:
+
+        def arrange() -> tuple[np.ndarray, float]:  # posed as the env poses its goal images (envs/base.py)
             self.sim._place_cube(self.sim.goal[:2])
             return obs["proprio"][:3].copy(), 1.0
         return self.sim._posed_image(self.args.camera, self.camera.size, arrange)[0]
