@@ -57,21 +57,21 @@ class SegmentSearch:
 
     def scores(self, candidates: np.ndarray, snapshot: np.ndarray, goal: np.ndarray) -> np.ndarray:
         """Energy of each candidate ``[K, segments, 3]`` simulated from ``snapshot`` -> ``[K]``."""
-        finals, frames = [], []
+        true_distance = self.representation.latents is None
+        outcomes = []  # per candidate: its final cube distance (m), or the frame it ends on
         for directions in candidates:
             self.sim.set_sim_state(snapshot)
             for direction in directions:
                 for _ in range(self.args.length):
                     reached, *_ = self.sim.step(self.action(direction))
-            finals.append(goal_distance(reached))
-            if self.representation.latents is not None:
-                frames.append(self.camera.frame())
+            outcomes.append(goal_distance(reached) if true_distance else self.camera.frame())
         self.sim.set_sim_state(snapshot)
-        if self.representation.latents is None:
-            return np.array(finals)
+        if true_distance:
+            return np.array(outcomes)
+        frames = np.stack(outcomes)
         if self.args.top_patches:
-            return top_patch_energies(np.stack(frames), goal, self.args.top_patches)
-        return energies(self.representation, np.stack(frames), goal)
+            return top_patch_energies(frames, goal, self.args.top_patches)
+        return energies(self.representation, frames, goal)
 
     def plan(self, mean: np.ndarray, goal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The best candidate ``[segments, 3]`` found from ``mean``."""
