@@ -5,8 +5,10 @@ Every action (V-JEPA 2-AC's receding-horizon MPC)::
     z      = encode(last frames)                        [1, T, N, D]   once per action
     ctx    = world_model.context(z, proprio, past)      history keys/values, once per action
     plan   = planner.plan(energy)                       [H, 7] world-model actions
-    energy(a [K, H, 7]) = mean |rollout(ctx, a) - z_goal|   over the H steps, tokens and dims -> [K]
-                          (energy="path", the default; energy="last": the last step's alone, V-JEPA 2-AC's)
+    energy(a [K, H, 7]) = mean of world_model.step_energy(rollout(ctx, a), z_goal) over the H steps -> [K]
+                          (energy="path", the default; energy="last": the last step's alone, V-JEPA 2-AC's);
+                          WorldModel's step energy: mean |z - z_goal| over tokens and dims; an object
+                          world model's: the object's distance to the goal's (worldmodel/object_model.py)
     action = delta_to_env_action(plan[0], proprio)      env action in [-1, 1]
 
 The context is computed once per action and shared by all candidates and all planner
@@ -289,9 +291,8 @@ class WorldModelAgent:
         def energy(actions: torch.Tensor) -> torch.Tensor:
             ctx = shared if shared is not None else context()
             imagined = wm.rollout(ctx, actions.to(self.device), use_cache=self.config.reuse_context)  # [K, H, N, D]
-            if self.config.energy == "last":
-                imagined = imagined[:, -1:]
-            return (imagined - goal).abs().mean(dim=(-1, -2, -3))
+            per_step = wm.step_energy(imagined, goal)  # [K, H]
+            return per_step[:, -1] if self.config.energy == "last" else per_step.mean(dim=1)
 
         return energy
 

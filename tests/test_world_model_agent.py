@@ -115,6 +115,8 @@ class LinearLatentModel(torch.nn.Module):
         moves = torch.einsum("ndj,khj->khnd", self.W, actions[..., :2])  # [K, H, N, D]
         return context.z[:, -1:] + moves.cumsum(dim=1)
 
+    step_energy = WorldModel.step_energy  # the L1 of the latents, as the V-JEPA 2 world model's
+
 
 def exact_agent(env, planner, **kwargs):
     return WorldModelAgent(LinearLatentModel(), planner, env=env, config=WorldModelAgentConfig(**kwargs))

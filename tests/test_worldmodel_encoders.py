@@ -134,7 +134,7 @@ def test_checkpoints_record_the_kind_and_those_without_one_are_vjepa2(tmp_path):
     config = dict(shipped.config, encoder=dict(shipped.config["encoder"], kind="dino"))
     (renamed / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match=r"'encoder' is not a valid encoder config \(unknown encoder kind 'dino'; "
-                                              r"registered: \['vjepa2'\]"):
+                                              r"registered: \['positions', 'vjepa2'\]"):
         load_world_model(renamed)
 
 
@@ -151,7 +151,7 @@ def test_registering_refuses_what_checkpoints_could_not_record(toy_kind):
     for message, (kind, config, presets) in refusals.items():
         with pytest.raises(ValueError, match=message):
             register_encoder(kind, config, ToyEncoder, presets=presets)
-    assert sorted(ENCODERS) == ["toy", "vjepa2"] and "other-16" not in PRESETS  # nothing half-registered
+    assert sorted(ENCODERS) == ["positions", "toy", "vjepa2"] and "other-16" not in PRESETS  # nothing half-registered
     with pytest.raises(ValueError, match="Sizeless is the config of no registered encoder kind"):
         kind_of(sizeless())
     with pytest.raises(ValueError, match="--preset toy-16 is no V-JEPA 2 ViT, which JEPA pretraining"):

@@ -7,6 +7,8 @@ A run directory looks like::
         step-000500/
             model.safetensors   weights
             config.json         {"kind": "world_model" | "encoder", "encoder": {"kind": "vjepa2", ...}, "predictor": {...},
+                                "train": {...}}; an object world model (object_model.py): {"kind": "object_model",
+                                "encoder": {"kind": "positions", ...}, "object_model": {...},
                                 "train": {...}}
             metadata.json       step, metrics, data files with sha256, weights size and sha256,
                                 trainer.pt's sha256, versions, lineage (``init``, ``encoder``)
@@ -55,7 +57,7 @@ CONFIG = "config.json"
 METADATA = "metadata.json"
 TRAINER = "trainer.pt"
 LATEST = "latest"
-KINDS = ("encoder", "world_model")
+KINDS = ("encoder", "world_model", "object_model")
 STEP_DIR = re.compile(r"step-(\d{6,})")
 # What save_checkpoint's temporary files look like (tempfile adds 8 characters of [a-z0-9_]).
 LEFTOVER = re.compile(r"\.step-\d{6,}\.(old\.)?[a-z0-9_]{8}|\.latest\.[a-z0-9_]{8}")
@@ -518,12 +520,22 @@ def _world_model_of(ckpt: Checkpoint):
     from armworld.worldmodel.predictor import ACPredictor, PredictorConfig
     from armworld.worldmodel.world_model import WorldModel
 
+    if ckpt.kind == "object_model":
+        return _object_model_of(ckpt)
     if ckpt.kind != "world_model":
         raise CheckpointError(f"{ckpt.path} holds an {ckpt.kind}, not a world model (made by `armworld pretrain`?)")
     model = WorldModel(
         _fresh_encoder(ckpt),
         _built(ckpt, "predictor", lambda c: ACPredictor(PredictorConfig.from_dict(c))),
     )
+    load_state_checked(model, ckpt.state_dict, f"checkpoint {ckpt.path}")
+    return model.eval()
+
+
+def _object_model_of(ckpt: Checkpoint):
+    from armworld.worldmodel.object_model import ObjectModelConfig, ObjectWorldModel
+
+    model = ObjectWorldModel(_fresh_encoder(ckpt), _built(ckpt, "object_model", lambda c: ObjectModelConfig(**c)))
     load_state_checked(model, ckpt.state_dict, f"checkpoint {ckpt.path}")
     return model.eval()
 
@@ -544,4 +556,4 @@ def load_world_model(path: str | Path):
 
 def model_of(ckpt: Checkpoint):
     """What loading ``ckpt`` gives: its world model, or the encoder of an encoder run."""
-    return _world_model_of(ckpt) if ckpt.kind == "world_model" else _encoder_of(ckpt)
+    return _encoder_of(ckpt) if ckpt.kind == "encoder" else _world_model_of(ckpt)

@@ -386,3 +386,9 @@ register_encoder("vjepa2", EncoderConfig, FrameEncoder, presets={
     "vith": EncoderConfig(**_OFFICIAL, hidden_size=1280, depth=32, num_heads=16),
     "vitg": EncoderConfig(**_OFFICIAL, hidden_size=1408, depth=40, num_heads=22, mlp_ratio=48 / 11),
 })
+
+from armworld.worldmodel.positions import PositionReader, PositionReaderConfig  # noqa: E402 (a kind registers last)
+
+# Object and TCP positions read by a small CNN (positions.py): the latent of object_model.py,
+# trained by `armworld train-objects`, which a JEPA run would not know how to train.
+register_encoder("positions", PositionReaderConfig, PositionReader, presets={})

@@ -156,7 +156,11 @@ def build_world_model(
             raise ValueError(
                 f"--predictor {predictor} sizes a fresh predictor; --init brings its own: leave --predictor out"
             )
-        return load_world_model(init)
+        model = load_world_model(init)
+        if not isinstance(model, WorldModel):
+            raise ValueError(f"--init {init} is an {type(model).__name__}, not a predictor to train on: "
+                             "retrain it with `armworld train-objects`")
+        return model
     if predictor is None:
         raise ValueError(f"a fresh predictor needs a size: one of {sorted(PREDICTOR_PRESETS)}")
     if encoder_preset is not None:

@@ -8,7 +8,7 @@ What a planner needs, in the order it needs it::
         z_goal = wm.encode(goal_frame)[:, -1]               # [1, N, D]
         ctx = wm.context(z, proprio, past_actions)          # history once: [1,T,7], [1,T-1,7]
         z_future = wm.rollout(ctx, candidates)              # [K, H, 7] -> [K, H, N, D]
-        energy = (z_future[:, -1] - z_goal).abs().mean(dim=(-1, -2))   # [K]
+        energy = wm.step_energy(z_future, z_goal)[:, -1]    # [K]: L1 of the last step's latent
 
 :meth:`WorldModel.context` runs the predictor over the history steps (whose actions are
 known) once and keeps their keys/values; :meth:`WorldModel.rollout` shares that cache
@@ -146,6 +146,11 @@ class WorldModel(nn.Module):
         if T > 1:
             cache = self.predictor(z[:, :-1], proprio[:, :-1], actions)[1]
         return Context(z=z, proprio=proprio, actions=actions, cache=cache)
+
+    def step_energy(self, imagined: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """How far each imagined step is from the goal: ``imagined [K, H, N, D]``, ``goal [N, D]``
+        -> ``[K, H]``, the L1 between latents, mean over tokens and dims (V-JEPA 2-AC's energy)."""
+        return (imagined - goal).abs().mean(dim=(-1, -2))
 
     def rollout(
         self,

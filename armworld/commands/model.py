@@ -1,7 +1,8 @@
-"""CLI verbs for the world model: ``armworld pretrain``, ``armworld train``, ``armworld export``.
+"""CLI verbs for the world model: ``armworld pretrain``, ``armworld train``, ``armworld train-objects``,
+``armworld export``.
 
-Thin wrappers over :mod:`armworld.worldmodel.pretrain`, :mod:`armworld.worldmodel.train`
-and :func:`armworld.worldmodel.checkpoint.export_checkpoint`; torch is imported only when
+Thin wrappers over :mod:`armworld.worldmodel.pretrain`, :mod:`armworld.worldmodel.train`,
+:mod:`armworld.worldmodel.object_model` and :func:`armworld.worldmodel.checkpoint.export_checkpoint`; torch is imported only when
 a verb runs. Ordinary mistakes (bad data files, checkpoints or settings) end in one
 ``error: ...`` line and exit status 1.
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 import argparse
 
 from armworld.commands import check_output, fail, user_errors
+from armworld.envs.argtypes import add_options, options_from
 from armworld.worldmodel.arguments import add_pretrain_arguments, add_train_arguments
+from armworld.worldmodel.object_model_config import ObjectTrainConfig
 
 
 def _pretrain(args: argparse.Namespace) -> int:
@@ -32,6 +35,21 @@ def _train(args: argparse.Namespace) -> int:
         return run(args)
     except user_errors() as error:
         return fail(str(error))
+
+
+def _train_objects(args: argparse.Namespace) -> int:
+    try:
+        config = options_from(ObjectTrainConfig, args)
+        check_output(args.out, *args.data, folder=True)
+        from armworld.worldmodel.checkpoint import read_checkpoint
+        from armworld.worldmodel.object_model import train_object_model
+
+        checkpoint = train_object_model(args.data, args.out, config)
+    except user_errors(FloatingPointError) as error:
+        return fail(str(error))
+    metrics = read_checkpoint(checkpoint).metadata["valid_metrics"]
+    print(f"wrote {checkpoint}; validation: {metrics}")
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -62,6 +80,16 @@ def register(subparsers) -> None:
     )
     add_train_arguments(t)
     t.set_defaults(func=_train)
+    o = subparsers.add_parser(
+        "train-objects",
+        help="train an object world model: a reader of object and hand positions from images, and the object's dynamics",
+        description="Train an object world model (worldmodel/object_model.py) on the frames and recorded positions of "
+        "armworld HDF5 datasets; plan with it as wm:OUT.",
+    )
+    o.add_argument("--data", nargs="+", required=True, metavar="DATA", help="armworld HDF5 files (pixels_state, the --camera's frames)")
+    o.add_argument("--out", required=True, help="run directory to write the model to")
+    add_options(o, ObjectTrainConfig)
+    o.set_defaults(func=_train_objects)
     e = subparsers.add_parser(
         "export",
         help="write a checkpoint as a small stand-alone directory to ship (e.g. float16 weights)",
