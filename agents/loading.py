@@ -5,7 +5,7 @@
 | ``expert`` | the task's scripted expert (``armworld.agents.make_expert``) |
 | ``random`` | coloured-noise exploration (``armworld.agents.exploration.ColoredNoiseAgent``) |
 | ``wm:PATH`` | a :class:`WorldModelAgent` over the world model at ``PATH`` (an ``armworld train`` run or checkpoint) |
-| ``wm:default`` | the same over the world model shipped in ``armworld.worldmodel`` / ``weights/default`` |
+| ``wm:default``, ``wm:objects`` | the same over a world model shipped in ``armworld.worldmodel`` / ``weights/NAME`` (:data:`SHIPPED_MODELS`) |
 | ``vjepa2-ac:FILE.pt`` | the same over Meta's released V-JEPA 2-AC checkpoint (:mod:`armworld.worldmodel.official`) |
 | ``sb3:PATH`` | a Stable-Baselines3 policy, loaded by ``armworld.agents.rl.load_sb3_agent(PATH, env)`` |
 
@@ -91,22 +91,34 @@ class AgentSpecError(ValueError):
     """An agent name that does not resolve to an agent."""
 
 
-def default_model_path() -> Path:
-    """Where the shipped default world model lives (``armworld.worldmodel`` / ``weights/default``)."""
-    path = Path(str(resources.files("armworld.worldmodel") / "weights" / "default"))
-    if not ((path / "latest").is_file() or (path / "config.json").is_file()):
+SHIPPED_MODELS = ("default", "objects")
+"""The world models shipped in ``armworld.worldmodel`` / ``weights/NAME``, named ``wm:NAME``:
+``default`` (V-JEPA 2-AC style, MODEL_CARD.md) and ``objects`` (an object world model,
+worldmodel/object_model.py; MODEL_CARD.md, "The object world model")."""
+
+
+def shipped_model_path(name: str = "default") -> Path:
+    """Where the shipped world model ``name`` (one of :data:`SHIPPED_MODELS`) lives."""
+    path = Path(str(resources.files("armworld.worldmodel") / "weights" / name))
+    if name not in SHIPPED_MODELS or not ((path / "latest").is_file() or (path / "config.json").is_file()):
         raise AgentSpecError(
-            "the default world model (wm:default) is not shipped in this version of armworld yet; train one with "
-            "`armworld collect`, `armworld pretrain` and `armworld train`, then pass --agent wm:RUN_DIR"
+            f"the world model wm:{name} is not shipped in this version of armworld (shipped: "
+            f"{', '.join(f'wm:{n}' for n in SHIPPED_MODELS)}); train one with `armworld collect` and `armworld train` "
+            "(or `armworld train-objects`), then pass --agent wm:RUN_DIR"
         )
     return path
+
+
+def is_shipped(spec: str) -> bool:
+    """Whether ``spec`` names a shipped world model (``wm:default``, ``wm:objects``) rather than a path."""
+    return spec.startswith("wm:") and spec[3:] in SHIPPED_MODELS
 
 
 def model_path(spec: str) -> Path:
     """The checkpoint path a ``wm:`` spec names."""
     if not spec.startswith("wm:") or not spec[3:]:
-        raise AgentSpecError(f"{spec!r} is not a world-model agent; write wm:PATH or wm:default")
-    return default_model_path() if spec == "wm:default" else Path(spec[3:])
+        raise AgentSpecError(f"{spec!r} is not a world-model agent; write wm:PATH, wm:default or wm:objects")
+    return shipped_model_path(spec[3:]) if is_shipped(spec) else Path(spec[3:])
 
 
 def model_settings(path: str | Path) -> tuple[str, int]:
@@ -303,7 +315,7 @@ def register_agent_kind(kind: AgentKind) -> AgentKind:
 register_agent_kind(AgentKind("expert", ("expert",), _load_expert))
 register_agent_kind(AgentKind("random", ("random",), _load_random))
 register_agent_kind(
-    AgentKind("wm:", ("wm:PATH", "wm:default"), load_world_model_agent, _world_model_env_kwargs, goal_images=True)
+    AgentKind("wm:", ("wm:PATH", "wm:default", "wm:objects"), load_world_model_agent, _world_model_env_kwargs, goal_images=True)
 )
 register_agent_kind(
     AgentKind(

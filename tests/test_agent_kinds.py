@@ -58,7 +58,7 @@ def kinds(monkeypatch):
 
 def test_the_built_in_kinds_and_what_they_say():
     assert list(AGENT_KINDS) == ["expert", "random", "wm:", "vjepa2-ac:", "sb3:"]
-    assert agent_specs() == "expert, random, wm:PATH, wm:default, vjepa2-ac:FILE.pt or sb3:PATH"
+    assert agent_specs() == "expert, random, wm:PATH, wm:default, wm:objects, vjepa2-ac:FILE.pt or sb3:PATH"
     assert [is_world_model(spec) for spec in ("wm:runs/wm", "vjepa2-ac:x.pt", "sb3:run", "expert", "oracle")] == [
         True, True, False, False, False]
     for spec in ("expert", "random", "wm:runs/wm", "vjepa2-ac:x.pt", "sb3:run"):
@@ -72,7 +72,17 @@ def test_the_built_in_kinds_and_what_they_say():
 
 
 def test_world_model_specs_are_the_kinds_that_plan_toward_goal_images():
-    assert agent_specs(world_models=True) == "wm:PATH, wm:default or vjepa2-ac:FILE.pt"
+    assert agent_specs(world_models=True) == "wm:PATH, wm:default, wm:objects or vjepa2-ac:FILE.pt"
+
+
+def test_shipped_models_are_named_and_a_path_of_the_same_name_is_written_as_a_path():
+    from armworld.agents.loading import SHIPPED_MODELS, model_path, shipped_model_path
+
+    assert model_path("wm:objects") == shipped_model_path("objects") != shipped_model_path("default")
+    assert model_path("wm:./objects").name == "objects" and not model_path("wm:./objects").is_absolute()
+    with pytest.raises(AgentSpecError, match="wm:unknown is not shipped .*shipped: wm:default, wm:objects"):
+        shipped_model_path("unknown")
+    assert SHIPPED_MODELS == ("default", "objects")
 
 
 def test_a_wm_model_is_refused_on_a_robot_its_data_never_showed(tmp_path):

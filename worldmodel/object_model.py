@@ -35,6 +35,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -287,6 +288,8 @@ def train_object_model(data: list[str], out: str | Path, config: ObjectTrainConf
     }
     metadata = {
         "data": describe_data(list(map(str, data))),
+        "armworld_version": version("armworld"),
+        "torch_version": torch.__version__,
         "frames": len(recording.frames),
         "valid_metrics": metrics,
         "train_seconds": round(time.perf_counter() - start, 1),

@@ -255,8 +255,15 @@ def _run_eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from armworld.agents.evaluate import evaluate, write_results
-    from armworld.agents.loading import agent_specs, check_robot, check_spec, env_kwargs_for, is_world_model, load_agent
-
+    from armworld.agents.loading import (
+        agent_specs,
+        check_robot,
+        check_spec,
+        env_kwargs_for,
+        is_shipped,
+        is_world_model,
+        load_agent,
+    )
     from armworld.agents.world_model_agent import load_goal_image
 
     check_spec(args.agent)
@@ -273,7 +280,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise ValueError("--retrieve finds sub-goals on the way to the sim's goal image: give no --subgoals or --goal with it")
     if args.retrieve and not is_wm:
         raise ValueError(f"--retrieve is for world-model agents ({agent_specs(world_models=True)})")
-    agent_path = args.agent.split(":", 1)[1] if ":" in args.agent and args.agent != "wm:default" else None
+    agent_path = args.agent.split(":", 1)[1] if ":" in args.agent and not is_shipped(args.agent) else None
     check_output(
         args.out, *args.dataset, *(args.goal or ()), *(args.retrieve or ()), *([agent_path] if agent_path else []),
         folder=True,

@@ -70,10 +70,12 @@ def _run_score(args: argparse.Namespace) -> int:
 
     import torch
 
+    from armworld.agents.loading import is_shipped
+
     from armworld.agents.representation import score, write_scores
 
     torch.set_num_threads(args.threads)
-    runs = [name.partition(":")[2] for name in args.repr if name.startswith(("encoder:", "wm:")) and name != "wm:default"]
+    runs = [name.partition(":")[2] for name in args.repr if name.startswith(("encoder:", "wm:")) and not is_shipped(name)]
     check_output(args.out, *runs, folder=True)  # never into a run it reads
     Path(args.out).mkdir(parents=True, exist_ok=True)  # refused now, not after minutes of search
     scores = score(
