@@ -86,9 +86,6 @@ class ObjectWorldModel(nn.Module):
         self.config = config
         self.dynamics = ObjectDynamics(config.width)
 
-    def normalize(self, z: torch.Tensor) -> torch.Tensor:
-        return z
-
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 frames ``[B, T, H, W, 3]`` -> ``[B, T, 1, 6]``: object xyz, TCP xyz (m)."""
         return self.encoder(frames)
@@ -99,7 +96,9 @@ class ObjectWorldModel(nn.Module):
             actions = z.new_zeros(z.shape[0], 0, proprio.shape[-1])
         return Context(z=z, proprio=proprio, actions=actions, cache=None)
 
-    def rollout(self, context: Context, actions: torch.Tensor, proprio: torch.Tensor | None = None, use_cache: bool = True) -> torch.Tensor:
+    def rollout(
+        self, context: Context, actions: torch.Tensor, proprio: torch.Tensor | None = None, use_cache: bool = True
+    ) -> torch.Tensor:
         """``actions [K, H, 7]`` -> ``[K, H, 1, 6]``: the object and the TCP after each action.
 
         The object starts where the reader sees it in the context's last frame; the TCP where
@@ -183,7 +182,8 @@ def train_reader(reader: PositionReader, data: Recording, config: ObjectTrainCon
     standardized = (targets - reader.position_mean) / reader.position_std
     optimizer, schedule = _optimizer(reader, config, config.reader_steps)
     reader.train()
-    for step in tqdm(range(config.reader_steps), desc="position reader", disable=not config.progress, dynamic_ncols=True):
+    steps = tqdm(range(config.reader_steps), desc="position reader", disable=not config.progress, dynamic_ncols=True)
+    for step in steps:
         rows = train_rows[torch.randint(len(train_rows), (config.batch_size,))]
         loss = (reader.standardized(frames[rows]) - standardized[rows]).pow(2).mean()
         _check_finite(loss, "position reader", step)
@@ -218,7 +218,7 @@ def _windows(data: Recording, split: bool, length: int) -> tuple[torch.Tensor, t
     return tuple(torch.from_numpy(np.stack(x)) for x in (proprio, objects, actions))
 
 
-def _rolled_out(dynamics: ObjectDynamics, proprio: torch.Tensor, objects: torch.Tensor, actions: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+def _rolled_out(dynamics: ObjectDynamics, proprio: torch.Tensor, actions: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
     """The object ``[M, L, 3]`` after each of the recorded actions, from ``start [M, 3]``."""
     obj, out = start, []
     for h in range(actions.shape[1]):
@@ -241,10 +241,12 @@ def train_dynamics(dynamics: ObjectDynamics, data: Recording, config: ObjectTrai
     optimizer, schedule = _optimizer(dynamics, config, config.dynamics_steps)
     half = config.dynamics_batch_size // 2
     dynamics.train()
-    for step in tqdm(range(config.dynamics_steps), desc="object dynamics", disable=not config.progress, dynamic_ncols=True):
-        rows = torch.cat([moving[torch.randint(len(moving), (half,))], every[torch.randint(len(every), (config.dynamics_batch_size - half,))]])
+    steps = tqdm(range(config.dynamics_steps), desc="object dynamics", disable=not config.progress, dynamic_ncols=True)
+    for step in steps:
+        rest = config.dynamics_batch_size - half
+        rows = torch.cat([moving[torch.randint(len(moving), (half,))], every[torch.randint(len(every), (rest,))]])
         start = objects[rows, 0] + config.position_noise * torch.randn(len(rows), 3)
-        predicted = _rolled_out(dynamics, proprio[rows], objects[rows], actions[rows], start)
+        predicted = _rolled_out(dynamics, proprio[rows], actions[rows], start)
         loss = ((predicted - objects[rows, 1:]) / SCALE).pow(2).sum(-1).mean()
         _check_finite(loss, "object dynamics", step)
         optimizer.zero_grad()
@@ -257,7 +259,7 @@ def train_dynamics(dynamics: ObjectDynamics, data: Recording, config: ObjectTrai
     if not moves.any():
         return {}
     with torch.no_grad():
-        end = _rolled_out(dynamics, proprio[moves], objects[moves], actions[moves], objects[moves, 0])[:, -1]
+        end = _rolled_out(dynamics, proprio[moves], actions[moves], objects[moves, 0])[:, -1]
     truth = objects[moves, -1]
     return {
         "moving_windows": int(moves.sum()),
@@ -277,7 +279,8 @@ def train_object_model(data: list[str], out: str | Path, config: ObjectTrainConf
     start = time.perf_counter()
     recording = read_recording(list(data), config.camera)
     image_size = recording.frames.shape[1]
-    model = ObjectWorldModel(PositionReader(PositionReaderConfig(image_size=image_size)), ObjectModelConfig(reach_weight=config.reach_weight))
+    reader = PositionReader(PositionReaderConfig(image_size=image_size))
+    model = ObjectWorldModel(reader, ObjectModelConfig(reach_weight=config.reach_weight))
     metrics = {"reader": train_reader(model.encoder, recording, config)}
     metrics["dynamics"] = train_dynamics(model.dynamics, recording, config)
     checkpoint_config = {

@@ -19,7 +19,9 @@ class ObjectTrainConfig:
     dynamics_steps: int = option(4000, "optimizer steps of the object dynamics", positive_int)
     dynamics_batch_size: int = option(512, "windows per dynamics step, half of them with the object moving", positive_int)
     rollout_steps: int = option(3, "steps each dynamics window is rolled out and scored over", positive_int)
-    position_noise: float = option(0.01, "std (m) of the noise added to the object's starting position while training the dynamics", non_negative_float)
+    position_noise: float = option(
+        0.01, "std (m) of the noise added to the object's starting position while training the dynamics", non_negative_float
+    )
     reach_weight: float = option(0.5, "weight of the hand's distance to the object in the planning energy", non_negative_float)
     lr: float = option(2e-3, "peak learning rate (one-cycle schedule) of both parts", positive_float)
     seed: int = option(0, "seeds the initial weights and the batches", seed)
