@@ -121,16 +121,30 @@ def model_path(spec: str) -> Path:
     return shipped_model_path(spec[3:]) if is_shipped(spec) else Path(spec[3:])
 
 
-def model_settings(path: str | Path) -> tuple[str, int]:
-    """The camera a world model was trained on and its encoder's image size."""
+def _model_config(path: str | Path) -> dict[str, Any]:
     from armworld.worldmodel.checkpoint import CONFIG, CheckpointError, resolve
 
     checkpoint = resolve(path)
     try:
         config = json.loads((checkpoint / CONFIG).read_text())
-        return str(config.get("train", {}).get("camera", "front")), int(config["encoder"]["image_size"])
-    except (OSError, ValueError, KeyError) as error:
+        if not isinstance(config, dict) or "image_size" not in (config.get("encoder") or {}):
+            raise ValueError("no 'encoder' with an 'image_size'")
+        return config
+    except (OSError, ValueError) as error:
         raise CheckpointError(f"{checkpoint} has no readable world-model config ({error})") from None
+
+
+def model_settings(path: str | Path) -> tuple[str, int]:
+    """The camera a world model was trained on and its encoder's image size."""
+    config = _model_config(path)
+    return str(config.get("train", {}).get("camera", "front")), int(config["encoder"]["image_size"])
+
+
+def planner_settings(spec: str) -> dict[str, int]:
+    """The planner settings a ``wm:`` model's config recommends (its ``planner``: an object
+    world model's ``{"horizon": 10, "samples": 256}``), for the fields nobody set; ``{}`` for
+    other agents and for models that recommend none (the planner's defaults then)."""
+    return dict(_model_config(model_path(spec)).get("planner", {})) if spec.startswith("wm:") else {}
 
 
 def released_image_size(image_size: int | None) -> int:
@@ -202,14 +216,16 @@ def load_world_model_agent(
     ``wm:default``, ``vjepa2-ac:FILE.pt``), it and its planner on ``device``
     (:func:`resolve_device`: CUDA when available, else the CPU). ``config`` overrides
     :class:`WorldModelAgentConfig` fields (the camera defaults to the model's). ``planner``:
-    which planner, and how (default: ``PlannerOptions()``, iCEM over three steps).
+    which planner, and how (default: iCEM, over three steps unless the model recommends other
+    settings, :func:`planner_settings`).
     ``retrieve_from``: trajectory files to retrieve sub-goals from on the way to the env's
     goal image (``goal="retrieve"``, :mod:`armworld.agents.retrieval`). ``image_size``,
     ``encoder``: see :func:`load_world_model_for`."""
-    from armworld.agents.planners import PlannerOptions
+    from armworld.agents.planners import PlannerOptions, planner_kind
     from armworld.agents.world_model_agent import WorldModelAgent, WorldModelAgentConfig
+    from armworld.agents.world_model_agent_config import DEFAULT_PLANNER
 
-    planner = planner or PlannerOptions()
+    planner = planner or PlannerOptions(config=planner_kind(DEFAULT_PLANNER).config(**planner_settings(spec)))
     target = resolve_device(device)
     world_model, camera = load_world_model_for(spec, target, image_size, encoder)
     agent_config = WorldModelAgentConfig(**{"camera": camera, **config})

@@ -223,18 +223,18 @@ def test_registered_and_set_from_the_command_line():
     parse = build_parser().parse_args
     base = ["eval", "--agent", "wm:default", "--env", "armworld/FrankaReach-v0", "--out", "unused", "--planner", "icem"]
     options = _planner_options(parse(base + ["--planner-option", "beta=2.5", "--planner-option", "keep_elites=0.5",
-                                             "--samples", "64", "--top-k", "8", "--horizon", "5"]))
+                                             "--samples", "64", "--top-k", "8", "--horizon", "5"]), "wm:default")
     assert options.name == "icem"
     assert options.config == ICEMConfig(samples=64, elites=8, horizon=5, beta=2.5, keep_elites=0.5)
-    assert _planner_options(parse(base + ["--planner-option", "beta=2.0"])).config == ICEMConfig()
+    assert _planner_options(parse(base + ["--planner-option", "beta=2.0"]), "wm:default").config == ICEMConfig()
     assert PLANNERS["icem"].max_elites(20) == 10 and PLANNERS["cem"].max_elites(20) == 20
-    capped = _planner_options(parse(base + ["--samples", "20"])).config  # the default 16 elites need 32 samples
+    capped = _planner_options(parse(base + ["--samples", "20"]), "wm:default").config  # the default 16 elites need 32 samples
     assert (capped.samples, capped.elites) == (20, 10)
     with pytest.raises(ValueError, match=r"^icem planner settings: elites must lie in \[1, samples / 2 = 10\] .*, "
                                          r"got 16 \(elites is --top-k\)$"):
-        _planner_options(parse(base + ["--samples", "20", "--top-k", "16"]))
+        _planner_options(parse(base + ["--samples", "20", "--top-k", "16"]), "wm:default")
     with pytest.raises(ValueError, match="the icem planner has no option 'temperature'"):
-        _planner_options(parse(base + ["--planner-option", "temperature=0.5"]))
+        _planner_options(parse(base + ["--planner-option", "temperature=0.5"]), "wm:default")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

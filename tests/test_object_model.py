@@ -136,11 +136,15 @@ def test_train_objects_writes_a_model_that_loads_exports_and_plans(push_data, tm
     agent.reset()
     action = agent.act(obs)
     assert action.shape == (7,) and np.all(np.abs(action) <= 1) and np.all(action[3:6] == 0)
-    assert main([
-        "eval", "--agent", f"wm:{out}", "--env", "armworld/FrankaPush-v0", "--episodes", "1", "--seeds", "0",
-        "--max-steps", "2", "--out", str(tmp_path / "eval"),
-    ]) == 0
-    assert json.loads((tmp_path / "eval" / "results.json").read_text())["episodes"] == 1
+    for flags, horizon in (([], 10), (["--horizon", "3"], 3)):  # the model's recommended horizon, or the flag's
+        assert main([
+            "eval", "--agent", f"wm:{out}", "--env", "armworld/FrankaPush-v0", "--episodes", "1", "--seeds", "0",
+            "--max-steps", "2", *flags, "--out", str(tmp_path / f"eval{horizon}"),
+        ]) == 0
+        results = json.loads((tmp_path / f"eval{horizon}" / "results.json").read_text())
+        assert results["episodes"] == 1
+        assert results["agent_options"]["planner"]["config"]["horizon"] == horizon
+        assert results["agent_options"]["planner"]["config"]["samples"] == 256
 
 
 def test_train_objects_refuses_data_without_the_camera(push_data, tmp_path, capsys):
@@ -160,14 +164,13 @@ def test_train_refuses_to_start_a_predictor_from_an_object_model(push_data, tmp_
 
 def test_the_shipped_object_model_pushes_the_cube_toward_the_goal_image():
     from armworld.agents.evaluate import eval_seed, run_episode
-    from armworld.agents.planners import ICEMConfig, PlannerOptions
 
     kwargs = env_kwargs_for("wm:objects")  # read from its config: the front camera at 64 px
     assert kwargs == {"obs_mode": "pixels_state", "cameras": ("front",), "image_size": 64}
     env = gymnasium.make("armworld/FrankaPush-v0", **kwargs)
     obs, _ = env.reset(seed=eval_seed(0, 0))
     start = np.linalg.norm(obs["achieved_goal"] - obs["desired_goal"])  # 0.20 m
-    planner = PlannerOptions("icem", ICEMConfig(horizon=10, samples=256))  # its card's settings
-    agent = load_agent("wm:objects", env, seed=0, planner=planner)  # from the goal image alone
+    agent = load_agent("wm:objects", env, seed=0)  # from the goal image alone, iCEM as the model recommends:
+    assert (agent.planner.config.horizon, agent.planner.config.samples) == (10, 256)
     result = run_episode(env, agent, eval_seed(0, 0), max_steps=60)
     assert result.final_distance < start - 0.1  # pushed at least 10 cm nearer (to 0.049 m in the evaluation)

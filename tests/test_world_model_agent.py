@@ -421,22 +421,25 @@ def test_planner_flags_build_the_chosen_planner_and_name_the_flags_in_errors(cap
 
     parse = build_parser().parse_args
     base = ["eval", "--agent", "wm:default", "--env", "armworld/FrankaReach-v0", "--out", "unused"]
-    assert _planner_options(parse(base)) == PlannerOptions()  # the agent's default: iCEM, three steps
+    assert _planner_options(parse(base), "wm:default") == PlannerOptions()  # the agent's default: iCEM, three steps
     measured = {  # the planner of reports/goal_image/wm-sigreg-15k-reach-icem-h3 (149 / 150), as its results.json records it
         "samples": 128, "iterations": 4, "elites": 16, "horizon": 3, "beta": 2.0, "keep_elites": 0.3, "decay": 1.25,
         "momentum": 0.1, "init_std": 1.0, "warm_start": True,
     }
     assert dataclasses.asdict(PlannerOptions().config) == measured and WorldModelAgentConfig().energy == "path"
-    cem = _planner_options(parse(base + ["--planner", "cem", "--samples", "12"]))  # fewer samples than 16 elites
+    cem = _planner_options(parse(base + ["--planner", "cem", "--samples", "12"]), "wm:default")  # fewer samples than 16 elites
     assert (cem.name, cem.config.samples, cem.config.top_k) == ("cem", 12, 12)
-    mppi = _planner_options(parse(base + ["--planner", "mppi", "--samples", "64", "--top-k", "8"]))
+    mppi = _planner_options(parse(base + ["--planner", "mppi", "--samples", "64", "--top-k", "8"]), "wm:default")
     assert (mppi.name, mppi.config.samples, mppi.config.elites) == ("mppi", 64, 8)
     with pytest.raises(ValueError, match=r"top_k must lie in \[1, samples = 20\], got 40 \(top_k is --top-k\)"):
-        _planner_options(parse(base + ["--planner", "cem", "--samples", "20", "--top-k", "40"]))
+        _planner_options(parse(base + ["--planner", "cem", "--samples", "20", "--top-k", "40"]), "wm:default")
 
+    objects = _planner_options(parse(base), "wm:objects")  # an object model recommends 10 steps of 256 samples
+    assert (objects.name, objects.config.horizon, objects.config.samples, objects.config.elites) == ("icem", 10, 256, 16)
+    assert _planner_options(parse(base + ["--horizon", "4"]), "wm:objects").config.horizon == 4  # the flag wins
     held = parse(["demo", "--no-gripper"])  # the demo's default --gripper goal gives way
-    assert _agent_options(held)["gripper"] == "plan" and held.no_gripper
-    assert not _planner_options(held).bounds.scale[-1]  # nor is it planned
+    assert _agent_options(held, "wm:default")["gripper"] == "plan" and held.no_gripper
+    assert not _planner_options(held, "wm:default").bounds.scale[-1]  # nor is it planned
     with pytest.raises(UsageError, match="not allowed with argument --no-gripper"):
         parse(base + ["--no-gripper", "--gripper", "goal"])
     assert main(["demo", "--envs", ",", "--out", "x.mp4"]) == 1
@@ -450,10 +453,10 @@ def test_planner_option_sets_any_other_field_of_the_chosen_planners_config(capsy
 
     parse = build_parser().parse_args
     base = ["eval", "--agent", "wm:default", "--env", "armworld/FrankaReach-v0", "--out", "unused", "--planner", "cem"]
-    cem = _planner_options(parse(base + ["--planner-option", "momentum=0.3", "--planner-option", "warm_start=false"]))
+    cem = _planner_options(parse(base + ["--planner-option", "momentum=0.3", "--planner-option", "warm_start=false"]), "wm:default")
     assert (cem.config.momentum, cem.config.warm_start, cem.config.init_std) == (0.3, False, 1.0)
     mppi = _planner_options(parse(base + ["--planner", "mppi", "--planner-option", "temperature=0.5",
-                                          "--planner-option", "min_std=0.1", "--top-k", "8"]))
+                                          "--planner-option", "min_std=0.1", "--top-k", "8"]), "wm:default")
     assert (mppi.config.temperature, mppi.config.min_std, mppi.config.elites) == (0.5, 0.1, 8)
 
     refusals = {
@@ -468,7 +471,7 @@ def test_planner_option_sets_any_other_field_of_the_chosen_planners_config(capsy
     }
     for flags, message in refusals.items():
         with pytest.raises(ValueError) as refused:
-            _planner_options(parse(base + list(flags)))
+            _planner_options(parse(base + list(flags)), "wm:default")
         assert message in str(refused.value)
         assert "is --top-k" not in str(refused.value)  # named only where the elite count is refused
     with pytest.raises(UsageError, match="argument --planner-option: expected KEY=VALUE"):

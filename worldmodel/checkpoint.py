@@ -8,7 +8,8 @@ A run directory looks like::
             model.safetensors   weights
             config.json         {"kind": "world_model" | "encoder", "encoder": {"kind": "vjepa2", ...}, "predictor": {...},
                                 "train": {...}}; an object world model (object_model.py): {"kind": "object_model",
-                                "encoder": {"kind": "positions", ...}, "object_model": {...},
+                                "encoder": {"kind": "positions", ...}, "object_model": {...}, "planner": {...} (the
+                                settings it recommends),
                                 "train": {...}}
             metadata.json       step, metrics, data files with sha256, weights size and sha256,
                                 trainer.pt's sha256, versions, lineage (``init``, ``encoder``)

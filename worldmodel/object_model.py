@@ -50,6 +50,10 @@ from armworld.worldmodel.world_model import Context, apply_delta, integrate_prop
 
 SCALE = 0.05  # m: the dynamics' input positions and moves in units of one planner step's largest move
 MOTION = 0.01  # m: the unit of the displacement the dynamics predict (the object moves little per step)
+PLANNER = {"horizon": 10, "samples": 256}
+"""The planner settings an object world model's checkpoint recommends (``config.json``'s ``planner``,
+:func:`armworld.agents.loading.planner_settings`): a push needs the steps to reach the object and
+move it (three do not), and rollouts of an MLP cost little (reports/goal_image, section 10)."""
 
 
 @dataclass(frozen=True)
@@ -287,6 +291,7 @@ def train_object_model(data: list[str], out: str | Path, config: ObjectTrainConf
         "kind": "object_model",
         "encoder": encoder_config_to_dict(model.encoder.config),
         "object_model": dataclasses.asdict(model.config),
+        "planner": PLANNER,
         "train": dataclasses.asdict(config),
     }
     metadata = {

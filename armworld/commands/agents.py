@@ -59,14 +59,14 @@ def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--planner", default=DEFAULT_PLANNER, metavar="NAME",
                        help="a registered planner (see agents/README.md; default %(default)s)")
     group.add_argument("--samples", type=positive_int, default=None,
-                       help="candidates per iteration (iCEM: of the first, later ones shrink; default: the planner's, "
-                       "icem 128, cem and mppi 256)")
+                       help="candidates per iteration (iCEM: of the first, later ones shrink; default: what the model "
+                       "recommends, else the planner's: icem 128, cem and mppi 256)")
     group.add_argument("--iterations", type=positive_int, default=None, help="planner iterations per action")
     group.add_argument("--top-k", type=positive_int, default=None,
                        help="the planner's elite count (e.g. CEM's top_k; default: the planner's, at most what "
                        "--samples allows)")
     group.add_argument("--horizon", type=positive_int, default=None,
-                       help="planned steps (default: the planner's, icem 3, cem and mppi 1)")
+                       help="planned steps (default: what the model recommends, else the planner's: icem 3, cem and mppi 1)")
     group.add_argument(
         "--planner-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
         help="set another field of the planner's config (agents/planners.py), e.g. momentum=0.3 or init_std=0.5 "
@@ -103,11 +103,14 @@ def _add_planner_arguments(parser: argparse.ArgumentParser) -> None:
                        "(refused otherwise, where the model's metadata names the robots)")
 
 
-def _planner_options(args: argparse.Namespace):
+def _planner_options(args: argparse.Namespace, spec: str):
     """The chosen planner's config from the flags: ``--samples``, ``--iterations``,
     ``--horizon``, ``--top-k`` (its elite count) and ``--planner-option KEY=VALUE`` for any
-    other field; without ``--top-k``, its default elites, at most what ``--samples`` allows
-    (``max_elites`` of the planner's kind)."""
+    other field; where a flag is not given, the setting the model ``spec`` recommends
+    (:func:`armworld.agents.loading.planner_settings`), else the planner's default; without
+    ``--top-k``, its default elites, at most what the samples allow (``max_elites`` of the
+    planner's kind)."""
+    from armworld.agents.loading import planner_settings
     from armworld.agents.planners import ActionBounds, PlannerOptions, planner_kind
 
     try:
@@ -116,9 +119,9 @@ def _planner_options(args: argparse.Namespace):
         raise ValueError(f"argument --planner: {error}") from None
     flags = {"samples": "--samples", "iterations": "--iterations", "horizon": "--horizon", kind.elites: "--top-k"}
     given = {"samples": args.samples, "iterations": args.iterations, "horizon": args.horizon, kind.elites: args.top_k}
-    overrides = {name: value for name, value in given.items() if value is not None}
-    if args.top_k is None and args.samples is not None:
-        overrides[kind.elites] = min(getattr(kind.config(), kind.elites), kind.max_elites(args.samples))
+    overrides = planner_settings(spec) | {name: value for name, value in given.items() if value is not None}
+    if args.top_k is None and "samples" in overrides:
+        overrides[kind.elites] = min(getattr(kind.config(), kind.elites), kind.max_elites(overrides["samples"]))
     overrides |= _planner_option_values(kind, args.planner_option, flags)
     try:
         config = kind.config(**overrides)
@@ -165,12 +168,12 @@ def _field_value(key: str, field_type: type, text: str) -> int | float | bool | 
     return value
 
 
-def _agent_options(args: argparse.Namespace) -> dict:
-    """World-model agent options from the planner arguments."""
+def _agent_options(args: argparse.Namespace, spec: str) -> dict:
+    """Options of the world-model agent ``spec`` from the planner arguments."""
     from armworld.agents.loading import resolve_device
 
     return option_values(WorldModelAgentConfig, args) | dict(
-        planner=_planner_options(args), device=resolve_device(args.device), image_size=args.image_size, encoder=args.encoder,
+        planner=_planner_options(args, spec), device=resolve_device(args.device), image_size=args.image_size, encoder=args.encoder,
         goal="subgoals" if args.subgoals and not args.retrieve else "env", retrieve_from=tuple(args.retrieve or ()),
         gripper="plan" if args.no_gripper else args.gripper or WorldModelAgentConfig.gripper,  # --no-gripper: held, not planned
     )
@@ -301,7 +304,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     gymnasium.make(config.env_id, **budget, **config.env_kwargs).close()
     options = {}
     if is_wm:
-        options = _agent_options(args)
+        options = _agent_options(args, args.agent)
         options["subgoal_steps"] = args.subgoal_steps
         if args.goal:
             options["goal"] = args.goal if len(args.goal) > 1 else args.goal[0]
@@ -344,7 +347,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     env_kwargs = env_kwargs_for(spec, args.image_size)
     for name in () if args.other_robot else args.envs:  # refused before any planning
         check_robot(spec, name, env_kwargs)
-    options = _agent_options(args)
+    options = _agent_options(args, spec)
     goals = (
         "sub-goals retrieved from the recorded episodes, then the sim's goal image" if args.retrieve
         else "the sim's sub-goal images, then the goal image" if args.subgoals else "the sim's goal image"
