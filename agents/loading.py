@@ -97,7 +97,7 @@ SHIPPED_MODELS = ("default", "objects")
 worldmodel/object_model.py; MODEL_CARD.md, "The object world model")."""
 
 
-def shipped_model_path(name: str = "default") -> Path:
+def shipped_model_path(name: str) -> Path:
     """Where the shipped world model ``name`` (one of :data:`SHIPPED_MODELS`) lives."""
     path = Path(str(resources.files("armworld.worldmodel") / "weights" / name))
     if name not in SHIPPED_MODELS or not ((path / "latest").is_file() or (path / "config.json").is_file()):

@@ -80,6 +80,15 @@ class ObjectDynamics(nn.Module):
         inputs = [(obj - proprio[..., :3]) / SCALE, proprio[..., 6:7], action[..., :3] / SCALE, action[..., 6:7]]
         return self.net(torch.cat(inputs, dim=-1)) * MOTION
 
+    def rollout(self, start: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The object ``[K, H, 3]`` after each of ``actions [K, H, 7]``, applied at ``proprio
+        [K, H, 7]``, from ``start [K, 3]``; each prediction fed back."""
+        obj, out = start, []
+        for h in range(actions.shape[1]):
+            obj = obj + self(obj, proprio[:, h], actions[:, h])
+            out.append(obj)
+        return torch.stack(out, dim=1)
+
 
 class ObjectWorldModel(nn.Module):
     """Position reader + object dynamics behind the planning API of ``WorldModel`` (module docstring)."""
@@ -114,13 +123,9 @@ class ObjectWorldModel(nn.Module):
             raise ValueError(f"context batch {context.batch_size} must be 1 or match the {K} action sequences")
         if proprio is None:
             proprio = integrate_proprio(context.proprio[:, -1].expand(K, -1), actions)
-        obj = context.z[:, -1, 0, :3].expand(K, 3)
-        out = []
-        for h in range(H):
-            obj = obj + self.dynamics(obj, proprio[:, h], actions[:, h])
-            tcp = apply_delta(proprio[:, h], actions[:, h])[:, :3]
-            out.append(torch.cat([obj, tcp], dim=-1))
-        return torch.stack(out, dim=1)[:, :, None]
+        obj = self.dynamics.rollout(context.z[:, -1, 0, :3].expand(K, 3), proprio, actions)
+        tcp = apply_delta(proprio, actions)[..., :3]
+        return torch.cat([obj, tcp], dim=-1)[:, :, None]
 
     def step_energy(self, imagined: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """``imagined [K, H, 1, 6]``, ``goal [1, 6]`` -> ``[K, H]`` (m): the object's distance to
@@ -222,15 +227,6 @@ def _windows(data: Recording, split: bool, length: int) -> tuple[torch.Tensor, t
     return tuple(torch.from_numpy(np.stack(x)) for x in (proprio, objects, actions))
 
 
-def _rolled_out(dynamics: ObjectDynamics, proprio: torch.Tensor, actions: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
-    """The object ``[M, L, 3]`` after each of the recorded actions, from ``start [M, 3]``."""
-    obj, out = start, []
-    for h in range(actions.shape[1]):
-        obj = obj + dynamics(obj, proprio[:, h], actions[:, h])
-        out.append(obj)
-    return torch.stack(out, dim=1)
-
-
 def train_dynamics(dynamics: ObjectDynamics, data: Recording, config: ObjectTrainConfig) -> dict[str, float]:
     """Fit ``dynamics`` to the recorded object motion over ``rollout_steps``; validation errors (m)
     of the last step on the windows where the object moves, and of leaving the object where it is."""
@@ -250,7 +246,7 @@ def train_dynamics(dynamics: ObjectDynamics, data: Recording, config: ObjectTrai
         rest = config.dynamics_batch_size - half
         rows = torch.cat([moving[torch.randint(len(moving), (half,))], every[torch.randint(len(every), (rest,))]])
         start = objects[rows, 0] + config.position_noise * torch.randn(len(rows), 3)
-        predicted = _rolled_out(dynamics, proprio[rows], actions[rows], start)
+        predicted = dynamics.rollout(start, proprio[rows], actions[rows])
         loss = ((predicted - objects[rows, 1:]) / SCALE).pow(2).sum(-1).mean()
         _check_finite(loss, "object dynamics", step)
         optimizer.zero_grad()
@@ -263,7 +259,7 @@ def train_dynamics(dynamics: ObjectDynamics, data: Recording, config: ObjectTrai
     if not moves.any():
         return {}
     with torch.no_grad():
-        end = _rolled_out(dynamics, proprio[moves], actions[moves], objects[moves, 0])[:, -1]
+        end = dynamics.rollout(objects[moves, 0], proprio[moves], actions[moves])[:, -1]
     truth = objects[moves, -1]
     return {
         "moving_windows": int(moves.sum()),
