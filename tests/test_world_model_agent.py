@@ -381,13 +381,38 @@ def test_demo_runs_end_to_end_on_a_reduced_setting(tiny_checkpoint, tmp_path, ca
     ])
     out = capsys.readouterr().out
     assert code == 0
-    assert "FrankaReach-v0: success" in out and "FrankaPush-v0: success" in out and "s per action" in out
+    assert f"FrankaReach-v0 (wm:{tiny_checkpoint}): success" in out and f"FrankaPush-v0 (wm:{tiny_checkpoint}): success" in out
+    assert "s per action" in out and "the sim's goal image alone, gripper: planned" in out
     import imageio.v2 as imageio
 
     frames = imageio.mimread(video)
     # two episodes of 2 actions, the last observation and it held for a second with the outcome;
     # front view | what the model sees | goal image over the caption band
     assert len(frames) == 2 * (3 + 10) and frames[0].shape == (64 + band_height(64), 3 * 64, 3)
+
+
+def test_demo_plans_each_env_with_the_shipped_model_that_heads_for_its_goal_image_alone():
+    from armworld.cli import build_parser
+    from armworld.commands.agents import DEMO_ENVS, _agent_options, _planner_options, demo_model
+
+    parse = build_parser().parse_args
+    plain = parse(["demo"])
+    assert [demo_model(plain, name) for name in DEMO_ENVS] == ["wm:default", "wm:objects"]
+    assert demo_model(plain, "armworld/FrankaPickPlace-v0") == "wm:default"
+    assert [demo_model(parse(["demo", "--subgoals"]), name) for name in DEMO_ENVS] == ["wm:default"] * 2  # objects: no sub-goals measured
+    assert [demo_model(parse(["demo", "--model", "objects"]), name) for name in DEMO_ENVS] == ["wm:objects"] * 2
+    assert _agent_options(plain, "wm:objects")["goal"] == "env" and _agent_options(plain, "wm:objects")["gripper"] == "plan"
+    assert _planner_options(plain, "wm:objects").config.horizon == 10  # as the model recommends
+
+
+def test_demo_through_sub_goals_commands_the_gripper_from_them(tiny_checkpoint, tmp_path, capsys):
+    code = main([
+        "demo", "--model", str(tiny_checkpoint), "--subgoals", "--episodes", "1", "--max-steps", "1", "--seed", "5",
+        "--envs", "armworld/FrankaReach-v0", "--samples", "8", "--iterations", "1", "--top-k", "2",
+        "--out", str(tmp_path / "demo.mp4"),
+    ])
+    assert code == 0, capsys.readouterr().err
+    assert "heading for the sim's sub-goal images, then the goal image, gripper: goal" in capsys.readouterr().out
 
 
 def test_demo_max_steps_beyond_the_env_budget_is_honoured(tiny_checkpoint, tmp_path, capsys):
@@ -437,7 +462,7 @@ def test_planner_flags_build_the_chosen_planner_and_name_the_flags_in_errors(cap
     objects = _planner_options(parse(base), "wm:objects")  # an object model recommends 10 steps of 256 samples
     assert (objects.name, objects.config.horizon, objects.config.samples, objects.config.elites) == ("icem", 10, 256, 16)
     assert _planner_options(parse(base + ["--horizon", "4"]), "wm:objects").config.horizon == 4  # the flag wins
-    held = parse(["demo", "--no-gripper"])  # the demo's default --gripper goal gives way
+    held = parse(["demo", "--no-gripper"])  # the hand held: neither commanded nor planned
     assert _agent_options(held, "wm:default")["gripper"] == "plan" and held.no_gripper
     assert not _planner_options(held, "wm:default").bounds.scale[-1]  # nor is it planned
     with pytest.raises(UsageError, match="not allowed with argument --no-gripper"):

@@ -1,7 +1,7 @@
 """CLI verbs for agents: ``armworld eval`` (the evaluation harness) and ``armworld demo``.
 
     armworld eval --agent wm:runs/wm --env armworld/FrankaReach-v0 --episodes 50 --seeds 0,1,2 --out results/ --videos 2
-    armworld demo                     # the shipped model plans through sub-goal images in Reach and Push
+    armworld demo                     # the shipped models plan toward the goal image alone in Reach and Push
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from armworld.agents.planners import PlannerKind
 
 DEMO_ENVS = ("armworld/FrankaReach-v0", "armworld/FrankaPush-v0")
+DEMO_MODELS = {"armworld/FrankaPush-v0": "objects"}
+"""The shipped model the demo plans with toward the goal image alone, where it is not ``default``:
+``wm:default`` pushes only through the sim's sub-goal images, ``wm:objects`` from the goal image
+(README, results table)."""
 
 
 def _json_object(text: str) -> dict:
@@ -210,15 +214,16 @@ def register(subparsers) -> None:
 
     demo = subparsers.add_parser(
         "demo",
-        help="the shipped world model plans toward goal images in FrankaReach and FrankaPush",
-        description="Load a world model (the shipped one by default), plan toward the sim's goal images from "
-        "fresh evaluation seeds, write an MP4 and print success and planning time per action. By default it "
-        "heads for the task's sub-goal images in turn with the gripper commanded from them "
-        "(--subgoals --gripper goal; --no-subgoals --gripper plan for the goal image alone).",
+        help="the shipped world models plan toward goal images in FrankaReach and FrankaPush",
+        description="Load world models (the shipped ones by default), plan toward the sim's goal images from "
+        "fresh evaluation seeds, write an MP4 and print success and planning time per action. By default each env "
+        "heads for its goal image alone, with the gripper planned, using the shipped model that does it best "
+        f"({', '.join(f'{name}: wm:{model}' for name, model in DEMO_MODELS.items())}; elsewhere wm:default); "
+        "--subgoals heads for the task's sub-goal images in turn with wm:default, the gripper commanded from them.",
     )
-    demo.add_argument("--model", default="default",
-                      help=f"world-model run or checkpoint, or a world-model agent: {agent_specs(world_models=True)} "
-                      "(default: the shipped model)")
+    demo.add_argument("--model", default=None,
+                      help=f"world-model run or checkpoint, or a world-model agent: {agent_specs(world_models=True)}, "
+                      "for every env (default: the shipped model chosen per env, see above)")
     demo.add_argument("--episodes", type=positive_int, default=2, help="episodes per env")
     demo.add_argument("--max-steps", type=positive_int, default=None, help="step budget per episode (default: the env's)")
     demo.add_argument("--seed", type=seed, default=None, help="evaluation seed (default: a fresh random one)")
@@ -226,7 +231,18 @@ def register(subparsers) -> None:
     demo.add_argument("--out", default="armworld-demo.mp4", help="the video written (.mp4 or .gif)")
     demo.add_argument("--video-height", type=film_height, default=FILM_HEIGHT, help=with_default(VIDEO_HEIGHT_HELP, FILM_HEIGHT))
     _add_planner_arguments(demo)
-    demo.set_defaults(func=run_demo, subgoals=True, gripper="goal")
+    demo.set_defaults(func=run_demo)
+
+
+def demo_model(args: argparse.Namespace, env_name: str) -> str:
+    """The world-model agent the demo plans with in ``env_name``: ``--model``'s, else the shipped
+    model of :data:`DEMO_MODELS` toward the goal image alone, else ``wm:default``."""
+    from armworld.agents.loading import is_world_model
+
+    if args.model is not None:
+        return args.model if is_world_model(args.model) else f"wm:{args.model}"
+    alone = not args.subgoals and not args.retrieve
+    return f"wm:{DEMO_MODELS.get(env_name, 'default') if alone else 'default'}"
 
 
 def _errors() -> tuple[type[BaseException], ...]:
@@ -337,36 +353,39 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     from armworld.agents.evaluate import evaluate, write_episode_video
     from armworld.agents.film import FilmConfig
-    from armworld.agents.loading import check_robot, env_kwargs_for, is_world_model, load_agent
+    from armworld.agents.loading import check_robot, env_kwargs_for, load_agent
     check_video_output(args.out)  # before minutes of planning, not after
-    film = FilmConfig(height=args.video_height, caption=f"world model {args.model}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    spec = args.model if is_world_model(args.model) else f"wm:{args.model}"
+    if args.subgoals and args.gripper is None and not args.no_gripper:
+        args.gripper = "goal"  # the sub-goal images say when to close the hand
+    specs = {name: demo_model(args, name) for name in args.envs}
+    for name, spec in specs.items():  # refused before any planning
+        if not args.other_robot:
+            check_robot(spec, name, env_kwargs_for(spec, args.image_size))
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(1000, 100_000))
-    env_kwargs = env_kwargs_for(spec, args.image_size)
-    for name in () if args.other_robot else args.envs:  # refused before any planning
-        check_robot(spec, name, env_kwargs)
-    options = _agent_options(args, spec)
     goals = (
         "sub-goals retrieved from the recorded episodes, then the sim's goal image" if args.retrieve
-        else "the sim's sub-goal images, then the goal image" if args.subgoals else "the sim's goal image"
+        else "the sim's sub-goal images, then the goal image" if args.subgoals else "the sim's goal image alone"
     )
-    print(f"armworld demo: world model {args.model}, evaluation seed {seed} (repeat with --seed {seed}); "
-          f"heading for {goals}, gripper: {'held' if args.no_gripper else args.gripper}")
+    print(f"armworld demo: evaluation seed {seed} (repeat with --seed {seed}); "
+          f"heading for {goals}, gripper: {'held' if args.no_gripper else args.gripper or 'planned'}")
     videos = []
     start = time.perf_counter()
-    for name in args.envs:
+    for name, spec in specs.items():
+        options = _agent_options(args, spec)
+        film = FilmConfig(height=args.video_height, caption=f"world model {spec.removeprefix('wm:')}")
         config = EvalConfig(env_id=name, seeds=(seed,), episodes=args.episodes, max_steps=args.max_steps,
-                            env_kwargs=env_kwargs, videos=args.episodes, video_height=args.video_height)
+                            env_kwargs=env_kwargs_for(spec, args.image_size), videos=args.episodes,
+                            video_height=args.video_height)
         result = evaluate(lambda env, seed: load_agent(spec, env, seed=seed, **options), config, film.caption)
         videos += [episode.frames for episode in result.episodes]
         s = result.overall
         print(
-            f"{name}: success {s.successes}/{s.episodes}, final distance {s.mean_final_distance:.3f} m, "
+            f"{name} ({spec}): success {s.successes}/{s.episodes}, final distance {s.mean_final_distance:.3f} m, "
             f"planning {s.plan_time_per_action_s:.3f} s per action (median, {s.mean_episode_length:.0f} actions per episode)"
         )
-    write_episode_video(args.out, np.concatenate(videos), film.fps)
+    write_episode_video(args.out, np.concatenate(videos), FilmConfig().fps)
     print(f"wrote {args.out} ({sum(len(v) for v in videos)} frames: front view | what the model sees | goal image), "
           f"{time.perf_counter() - start:.0f} s in all")
     return 0
