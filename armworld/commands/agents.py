@@ -360,9 +360,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     if args.subgoals and args.gripper is None and not args.no_gripper:
         args.gripper = "goal"  # the sub-goal images say when to close the hand
     specs = {name: demo_model(args, name) for name in args.envs}
-    for name, spec in specs.items():  # refused before any planning
-        if not args.other_robot:
-            check_robot(spec, name, env_kwargs_for(spec, args.image_size))
+    for name, spec in () if args.other_robot else specs.items():  # refused before any planning
+        check_robot(spec, name, env_kwargs_for(spec, args.image_size))
     seed = args.seed if args.seed is not None else int(np.random.default_rng().integers(1000, 100_000))
     goals = (
         "sub-goals retrieved from the recorded episodes, then the sim's goal image" if args.retrieve
