@@ -66,6 +66,15 @@ def test_the_reader_learns_to_read_where_the_object_and_the_hand_are():
     assert read.shape == (1, 3, 1, 6) and torch.isfinite(read).all()
 
 
+def test_frames_after_the_object_falls_off_the_table_are_left_out():
+    data = pushed_recording(4)  # 13 frames per episode, the object on the table (z = 0)
+    data.objects[10:13, 2] = [-0.5, -3.0, -40.0]  # episode 0 ends with the object falling
+    kept = data.on_the_table()
+    assert len(kept.frames) == len(data.frames) - 3 and len(kept.proprio) == len(kept.valid) == len(kept.frames)
+    assert (kept.objects[:, 2] >= 0).all()
+    assert (kept.episode == 0).sum() == 10 and (kept.episode == 1).sum() == 13  # the fall's frames only
+
+
 def test_the_dynamics_learn_to_carry_the_object_along():
     torch.manual_seed(0)
     data = pushed_recording(60)

@@ -145,6 +145,14 @@ class Recording:
     episode: np.ndarray
     valid: np.ndarray
 
+    def on_the_table(self) -> Recording:
+        """The frames whose object is not below the table top (``z >= 0`` m): one pushed off the
+        table falls without end (the scene has no floor), and a position tens of metres away
+        would swamp the reader's standardisation and teach the dynamics a fall. An episode
+        loses only its frames from the fall on, so its remaining frames stay consecutive."""
+        keep = self.objects[:, 2] >= 0.0
+        return Recording(*(column[keep] for column in (self.frames, self.proprio, self.objects, self.episode, self.valid)))
+
 
 def read_recording(paths: list[str], camera: str) -> Recording:
     """Frames of ``camera`` with their recorded positions from armworld HDF5 files (every episode;
@@ -277,7 +285,8 @@ def train_object_model(data: list[str], out: str | Path, config: ObjectTrainConf
 
     seed_everything(config.seed)
     start = time.perf_counter()
-    recording = read_recording(list(data), config.camera)
+    read = read_recording(list(data), config.camera)
+    recording = read.on_the_table()
     image_size = recording.frames.shape[1]
     reader = PositionReader(PositionReaderConfig(image_size=image_size))
     model = ObjectWorldModel(reader, ObjectModelConfig(reach_weight=config.reach_weight))
@@ -295,6 +304,7 @@ def train_object_model(data: list[str], out: str | Path, config: ObjectTrainConf
         "armworld_version": version("armworld"),
         "torch_version": torch.__version__,
         "frames": len(recording.frames),
+        "frames_off_the_table": len(read.frames) - len(recording.frames),
         "valid_metrics": metrics,
         "train_seconds": round(time.perf_counter() - start, 1),
     }
