@@ -71,7 +71,6 @@ def _run_score(args: argparse.Namespace) -> int:
     import torch
 
     from armworld.agents.loading import is_shipped
-
     from armworld.agents.representation import score, write_scores
 
     torch.set_num_threads(args.threads)
